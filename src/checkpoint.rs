@@ -1,0 +1,91 @@
+//! Small checkpoint files holding one offset, replaced atomically.
+//!
+//! Layout (16 bytes): magic `b"SLCK"`, value u64 LE, CRC-32 of the first 12 bytes u32 LE.
+//! Written to `NAME.tmp`, fsynced, renamed over `NAME`, then the directory is fsynced, so a
+//! crash leaves either the old or the new value, never a torn one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{CorruptKind, IoContext};
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 4] = b"SLCK";
+const LEN: usize = 16;
+
+/// Read the checkpoint at `path`: `Ok(None)` when it does not exist.
+pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let corrupt = || Error::Corrupt {
+        path: path.to_owned(),
+        position: 0,
+        reason: CorruptKind::BadCheckpoint,
+    };
+    if bytes.len() != LEN || &bytes[..4] != MAGIC {
+        return Err(corrupt());
+    }
+    let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[..12]) != crc {
+        return Err(corrupt());
+    }
+    Ok(Some(u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"))))
+}
+
+/// Atomically replace the checkpoint at `path` with `value`.
+pub(crate) fn write(path: &Path, value: u64) -> Result<()> {
+    let mut buf = [0u8; LEN];
+    buf[..4].copy_from_slice(MAGIC);
+    buf[4..12].copy_from_slice(&value.to_le_bytes());
+    let crc = crc32fast::hash(&buf[..12]);
+    buf[12..].copy_from_slice(&crc.to_le_bytes());
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .at(&tmp)?;
+    f.write_all(&buf).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    fs::rename(&tmp, path).at(path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// fsync a directory so that file creations, renames and deletions in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.checkpoint");
+        assert_eq!(read(&p).unwrap(), None);
+        write(&p, 42).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(42));
+        write(&p, 7).unwrap();
+        assert_eq!(read(&p).unwrap(), Some(7));
+    }
+
+    #[test]
+    fn damage_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.checkpoint");
+        write(&p, 42).unwrap();
+        let mut b = fs::read(&p).unwrap();
+        b[5] ^= 1;
+        fs::write(&p, &b).unwrap();
+        assert!(matches!(read(&p), Err(Error::Corrupt { .. })));
+        fs::write(&p, b"short").unwrap();
+        assert!(matches!(read(&p), Err(Error::Corrupt { .. })));
+    }
+}

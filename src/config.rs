@@ -1,0 +1,275 @@
+//! Partition configuration: documented defaults, validated in [`Partition::open`](crate::Partition::open).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fault::FaultInjector;
+use crate::{Error, Result};
+
+/// When an acknowledged append is on disk.
+///
+/// Every policy makes an appended batch visible to readers of this process as soon as it is
+/// written (for [`Durability::SyncEachAppend`], as soon as it is synced); they differ in what a
+/// crash of the machine (power loss) may take away. A crash of the *process* loses nothing
+/// that `append` acknowledged under any policy: written data lives in the OS page cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Never fsync on append; the OS writes back when it likes (Kafka's default).
+    /// When `append` returns, the batch is in the OS page cache, not necessarily on disk.
+    /// [`Partition::flush`](crate::Partition::flush) and a clean close make it durable.
+    NoSync,
+    /// When `append` returns, the batch and everything before it is on disk (`fdatasync`).
+    /// Concurrent appenders share fsyncs (group commit), and the high watermark only covers
+    /// synced batches.
+    SyncEachAppend,
+    /// fsync once the unsynced data reaches any of the thresholds (`None` = no threshold).
+    /// When `append` returns, everything except at most the last `records - 1` records,
+    /// `bytes - 1` bytes or `interval` of appends is on disk. Checked on every append and by
+    /// [`Partition::flush_if_due`](crate::Partition::flush_if_due); no background thread is
+    /// needed, but the interval is only enforced when one of them runs.
+    SyncThreshold {
+        /// Sync once this many records are unsynced.
+        records: Option<u64>,
+        /// Sync once this many bytes are unsynced.
+        bytes: Option<u64>,
+        /// Sync once the oldest unsynced append is this old.
+        interval: Option<Duration>,
+    },
+}
+
+/// Configuration of one partition. Build it from [`PartitionConfig::default`] and the
+/// `with_*` methods; [`Partition::open`](crate::Partition::open) validates it.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PartitionConfig {
+    /// Roll to a new segment before the active one would exceed this size. A batch larger
+    /// than this gets a segment of its own. Default 1 GiB; between 1 KiB and 2 GiB.
+    pub segment_bytes: u64,
+    /// Roll when the incoming batch's newest timestamp is this many milliseconds past the
+    /// active segment's first timestamp. Default 7 days; `None` disables.
+    pub segment_ms: Option<u64>,
+    /// Add an offset-index entry after about this many bytes of log. Default 4096.
+    pub index_interval_bytes: u32,
+    /// Preallocated size of each index file; a full index rolls the segment.
+    /// Default 10 MiB; at least 64 bytes.
+    pub index_bytes_max: u32,
+    /// Largest record (key + value + headers). Default 1 MiB.
+    pub record_bytes_max: usize,
+    /// Largest encoded batch. Default 8 MiB; at most 64 MiB.
+    pub batch_bytes_max: usize,
+    /// When appended data reaches the disk. Default [`Durability::SyncEachAppend`].
+    pub durability: Durability,
+    /// Delete sealed segments whose newest record is older than this. Default 7 days;
+    /// `None` keeps data forever.
+    pub retention_ms: Option<u64>,
+    /// Delete the oldest sealed segments while the log is larger than this. Default `None`.
+    pub retention_bytes: Option<u64>,
+    /// On open, truncate at corruption found below the recovery point instead of failing
+    /// with [`Error::CorruptBelowRecoveryPoint`]. Default `false`.
+    pub truncate_corrupt: bool,
+    /// Test-only fault seam: makes writes or fsyncs fail on demand.
+    #[doc(hidden)]
+    pub fault_injector: Option<Arc<FaultInjector>>,
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        PartitionConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(7 * DAY_MS),
+            index_interval_bytes: 4096,
+            index_bytes_max: 10 << 20,
+            record_bytes_max: 1 << 20,
+            batch_bytes_max: 8 << 20,
+            durability: Durability::SyncEachAppend,
+            retention_ms: Some(7 * DAY_MS),
+            retention_bytes: None,
+            truncate_corrupt: false,
+            fault_injector: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for PartitionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionConfig")
+            .field("segment_bytes", &self.segment_bytes)
+            .field("segment_ms", &self.segment_ms)
+            .field("index_interval_bytes", &self.index_interval_bytes)
+            .field("index_bytes_max", &self.index_bytes_max)
+            .field("record_bytes_max", &self.record_bytes_max)
+            .field("batch_bytes_max", &self.batch_bytes_max)
+            .field("durability", &self.durability)
+            .field("retention_ms", &self.retention_ms)
+            .field("retention_bytes", &self.retention_bytes)
+            .field("truncate_corrupt", &self.truncate_corrupt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Smallest allowed `segment_bytes`.
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+/// Largest allowed `segment_bytes`: file positions in the index are `u32`.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+
+impl PartitionConfig {
+    /// Sets `segment_bytes`.
+    pub fn with_segment_bytes(mut self, v: u64) -> Self {
+        self.segment_bytes = v;
+        self
+    }
+    /// Sets `segment_ms`.
+    pub fn with_segment_ms(mut self, v: Option<u64>) -> Self {
+        self.segment_ms = v;
+        self
+    }
+    /// Sets `index_interval_bytes`.
+    pub fn with_index_interval_bytes(mut self, v: u32) -> Self {
+        self.index_interval_bytes = v;
+        self
+    }
+    /// Sets `index_bytes_max`.
+    pub fn with_index_bytes_max(mut self, v: u32) -> Self {
+        self.index_bytes_max = v;
+        self
+    }
+    /// Sets `record_bytes_max`.
+    pub fn with_record_bytes_max(mut self, v: usize) -> Self {
+        self.record_bytes_max = v;
+        self
+    }
+    /// Sets `batch_bytes_max`.
+    pub fn with_batch_bytes_max(mut self, v: usize) -> Self {
+        self.batch_bytes_max = v;
+        self
+    }
+    /// Sets `durability`.
+    pub fn with_durability(mut self, v: Durability) -> Self {
+        self.durability = v;
+        self
+    }
+    /// Sets `retention_ms`.
+    pub fn with_retention_ms(mut self, v: Option<u64>) -> Self {
+        self.retention_ms = v;
+        self
+    }
+    /// Sets `retention_bytes`.
+    pub fn with_retention_bytes(mut self, v: Option<u64>) -> Self {
+        self.retention_bytes = v;
+        self
+    }
+    /// Sets `truncate_corrupt`.
+    pub fn with_truncate_corrupt(mut self, v: bool) -> Self {
+        self.truncate_corrupt = v;
+        self
+    }
+    /// Installs a fault injector (tests only).
+    #[doc(hidden)]
+    pub fn with_fault_injector(mut self, f: Arc<FaultInjector>) -> Self {
+        self.fault_injector = Some(f);
+        self
+    }
+
+    /// Check every field; the first bad one is returned as [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<()> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(Error::config(
+                "segment_bytes",
+                self.segment_bytes,
+                "must be between 1 KiB and 2 GiB",
+            ));
+        }
+        if self.segment_ms == Some(0) {
+            return Err(Error::config("segment_ms", 0, "must be positive"));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(Error::config("index_interval_bytes", 0, "must be positive"));
+        }
+        if self.index_bytes_max < 64 {
+            return Err(Error::config(
+                "index_bytes_max",
+                self.index_bytes_max,
+                "must be at least 64 bytes",
+            ));
+        }
+        if self.batch_bytes_max > crate::batch::BATCH_BYTES_LIMIT
+            || self.batch_bytes_max < crate::batch::BATCH_HEADER_LEN + 8
+        {
+            return Err(Error::config(
+                "batch_bytes_max",
+                self.batch_bytes_max,
+                "must be between 69 bytes and 64 MiB",
+            ));
+        }
+        if self.record_bytes_max == 0 || self.record_bytes_max > self.batch_bytes_max {
+            return Err(Error::config(
+                "record_bytes_max",
+                self.record_bytes_max,
+                "must be positive and at most batch_bytes_max",
+            ));
+        }
+        if let Durability::SyncThreshold {
+            records,
+            bytes,
+            interval,
+        } = &self.durability
+        {
+            if records.is_none() && bytes.is_none() && interval.is_none() {
+                return Err(Error::config(
+                    "durability",
+                    "SyncThreshold { None, None, None }",
+                    "needs at least one threshold (use NoSync for none)",
+                ));
+            }
+            if *records == Some(0) || *bytes == Some(0) {
+                return Err(Error::config(
+                    "durability",
+                    format!("{:?}", self.durability),
+                    "thresholds must be positive (use SyncEachAppend)",
+                ));
+            }
+        }
+        if self.retention_bytes == Some(0) {
+            return Err(Error::config("retention_bytes", 0, "must be positive or None"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        PartitionConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        let bad = [
+            PartitionConfig::default().with_segment_bytes(10),
+            PartitionConfig::default().with_segment_bytes(SEGMENT_BYTES_MAX + 1),
+            PartitionConfig::default().with_segment_ms(Some(0)),
+            PartitionConfig::default().with_index_interval_bytes(0),
+            PartitionConfig::default().with_index_bytes_max(8),
+            PartitionConfig::default().with_batch_bytes_max(65 << 20),
+            PartitionConfig::default().with_record_bytes_max(0),
+            PartitionConfig::default().with_retention_bytes(Some(0)),
+            PartitionConfig::default().with_durability(Durability::SyncThreshold {
+                records: None,
+                bytes: None,
+                interval: None,
+            }),
+        ];
+        for c in bad {
+            assert!(
+                matches!(c.validate(), Err(Error::InvalidConfig { .. })),
+                "{c:?} accepted"
+            );
+        }
+    }
+}

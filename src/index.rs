@@ -1,0 +1,452 @@
+//! Sparse offset index and time index: fixed-size entries in a memory-mapped file.
+//!
+//! This is the only module with `unsafe` code, all of it mapping index files. An index file
+//! belongs to exactly one segment of one open [`Partition`](crate::Partition) (the partition
+//! holds an exclusive lock on its directory), so no other handle in this or another
+//! cooperating process writes it. While a segment is active its index files are preallocated
+//! to `index_bytes_max` and mapped writable; when the segment is sealed they are trimmed to
+//! their entries and mapped read-only. Entries are only read below the published entry count,
+//! and a file is only resized after its map is dropped.
+//!
+//! Indexes are caches: [`OffsetIndex::validate`] and [`TimeIndex::validate`] check an index
+//! against the log it describes and the caller rebuilds it from the log on any doubt.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::error::IoContext;
+use crate::Result;
+
+/// Bytes of one offset-index entry: relative offset u32 + file position u32.
+pub const OFFSET_ENTRY_LEN: usize = 8;
+/// Bytes of one time-index entry: timestamp i64 + relative offset u32.
+pub const TIME_ENTRY_LEN: usize = 12;
+
+enum Map {
+    /// Zero-length file: nothing to map.
+    Empty,
+    Writable(MmapMut),
+    ReadOnly(Mmap),
+}
+
+impl Map {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Map::Empty => &[],
+            Map::Writable(m) => m,
+            Map::ReadOnly(m) => m,
+        }
+    }
+}
+
+/// A file of fixed-size entries, mapped into memory.
+struct IndexFile<const ENTRY: usize> {
+    path: PathBuf,
+    file: File,
+    map: Map,
+    entries: usize,
+}
+
+impl<const ENTRY: usize> IndexFile<ENTRY> {
+    /// Open (creating if needed) for appending: preallocate to `capacity_bytes` and map
+    /// writable. The first `entries` entries are kept; the caller has checked them.
+    fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
+        let capacity = capacity_bytes / ENTRY * ENTRY;
+        assert!(entries * ENTRY <= capacity, "index entries beyond capacity");
+        // Zero everything past the kept entries: stale bytes there must never look like data.
+        file.set_len((entries * ENTRY) as u64).at(path)?;
+        file.set_len(capacity as u64).at(path)?;
+        let map = if capacity == 0 {
+            Map::Empty
+        } else {
+            // SAFETY: the file is exclusively ours (see the module docs); it keeps this length
+            // until `seal` drops the map before trimming it.
+            Map::Writable(unsafe { MmapOptions::new().len(capacity).map_mut(&file) }.at(path)?)
+        };
+        Ok(IndexFile {
+            path: path.to_owned(),
+            file,
+            map,
+            entries,
+        })
+    }
+
+    /// Open a sealed index read-only. Trailing bytes that do not form a whole entry are
+    /// ignored (validation will reject the index if they matter).
+    fn open_read_only(path: &Path) -> Result<Self> {
+        let file = File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len() as usize;
+        let entries = len / ENTRY;
+        let map = if entries == 0 {
+            Map::Empty
+        } else {
+            // SAFETY: sealed index files are never written or resized while mapped; the
+            // partition's directory lock keeps other handles out.
+            Map::ReadOnly(unsafe { MmapOptions::new().len(entries * ENTRY).map(&file) }.at(path)?)
+        };
+        Ok(IndexFile {
+            path: path.to_owned(),
+            file,
+            map,
+            entries,
+        })
+    }
+
+    fn capacity(&self) -> usize {
+        match &self.map {
+            Map::Writable(m) => m.len() / ENTRY,
+            _ => self.entries,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries >= self.capacity()
+    }
+
+    fn entry(&self, i: usize) -> &[u8] {
+        assert!(i < self.entries);
+        &self.map.bytes()[i * ENTRY..(i + 1) * ENTRY]
+    }
+
+    fn push(&mut self, bytes: [u8; ENTRY]) {
+        let i = self.entries;
+        match &mut self.map {
+            Map::Writable(m) => m[i * ENTRY..(i + 1) * ENTRY].copy_from_slice(&bytes),
+            _ => panic!("push to a sealed or full index"),
+        }
+        self.entries += 1;
+    }
+
+    /// Trim the file to its entries and remap read-only.
+    fn seal(&mut self) -> Result<()> {
+        self.map = Map::Empty;
+        let len = (self.entries * ENTRY) as u64;
+        self.file.set_len(len).at(&self.path)?;
+        *self = Self::open_read_only(&self.path)?;
+        Ok(())
+    }
+
+    /// First index `i` for which `pred(entry i)` is false, assuming `pred` is true on a prefix.
+    fn partition_point(&self, pred: impl Fn(&[u8]) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(self.entry(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// One offset-index entry: a batch starting at `relative_offset` (from the segment's base
+/// offset) begins at byte `position` of the segment's log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Offset of the batch's first record minus the segment's base offset.
+    pub relative_offset: u32,
+    /// Byte position of the batch in the `.log` file.
+    pub position: u32,
+}
+
+/// The sparse offset index: one entry about every `index_interval_bytes` of log.
+pub struct OffsetIndex {
+    file: IndexFile<OFFSET_ENTRY_LEN>,
+}
+
+impl OffsetIndex {
+    /// Open for appending, keeping the first `entries` entries.
+    pub(crate) fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+        Ok(OffsetIndex {
+            file: IndexFile::open_writable(path, entries, capacity_bytes)?,
+        })
+    }
+
+    /// Open a sealed index read-only.
+    pub(crate) fn open_read_only(path: &Path) -> Result<Self> {
+        Ok(OffsetIndex {
+            file: IndexFile::open_read_only(path)?,
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.file.entries
+    }
+
+    /// True when the index holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.file.entries == 0
+    }
+
+    /// True when no more entries fit: the segment must roll.
+    pub fn is_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> IndexEntry {
+        let b = self.file.entry(i);
+        IndexEntry {
+            relative_offset: u32_at(b, 0),
+            position: u32_at(b, 4),
+        }
+    }
+
+    /// The last entry, if any.
+    pub fn last(&self) -> Option<IndexEntry> {
+        self.len().checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// Append an entry. Entries must grow strictly in both fields.
+    pub(crate) fn push(&mut self, entry: IndexEntry) {
+        if let Some(last) = self.last() {
+            assert!(
+                entry.relative_offset > last.relative_offset && entry.position > last.position,
+                "offset index entries must increase"
+            );
+        }
+        let mut b = [0u8; OFFSET_ENTRY_LEN];
+        b[..4].copy_from_slice(&entry.relative_offset.to_le_bytes());
+        b[4..].copy_from_slice(&entry.position.to_le_bytes());
+        self.file.push(b);
+    }
+
+    /// Floor lookup: the last entry whose relative offset is `<= relative_offset`.
+    pub fn lookup(&self, relative_offset: u32) -> Option<IndexEntry> {
+        let n = self
+            .file
+            .partition_point(|e| u32_at(e, 0) <= relative_offset);
+        n.checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// Check the entries against a log of `log_len` bytes: both fields strictly increasing,
+    /// positions inside the log. Entries are caches; a failed check means "rebuild".
+    pub fn validate(&self, log_len: u64) -> bool {
+        let mut prev: Option<IndexEntry> = None;
+        for i in 0..self.len() {
+            let e = self.get(i);
+            if u64::from(e.position) >= log_len
+                || prev.is_some_and(|p| {
+                    e.relative_offset <= p.relative_offset || e.position <= p.position
+                })
+            {
+                return false;
+            }
+            prev = Some(e);
+        }
+        true
+    }
+
+    /// Trim to the entries and remap read-only.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.file.seal()
+    }
+}
+
+/// One time-index entry: every record before `relative_offset` in the segment has a timestamp
+/// `<= timestamp`, and `timestamp` is the largest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    /// Largest timestamp of the records before `relative_offset`.
+    pub timestamp: i64,
+    /// A batch boundary, relative to the segment's base offset.
+    pub relative_offset: u32,
+}
+
+/// The time index: maps "largest timestamp so far" to the offset where it was reached.
+pub struct TimeIndex {
+    file: IndexFile<TIME_ENTRY_LEN>,
+}
+
+impl TimeIndex {
+    /// Open for appending, keeping the first `entries` entries.
+    pub(crate) fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+        Ok(TimeIndex {
+            file: IndexFile::open_writable(path, entries, capacity_bytes)?,
+        })
+    }
+
+    /// Open a sealed time index read-only.
+    pub(crate) fn open_read_only(path: &Path) -> Result<Self> {
+        Ok(TimeIndex {
+            file: IndexFile::open_read_only(path)?,
+        })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.file.entries
+    }
+
+    /// True when the index holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.file.entries == 0
+    }
+
+    /// True when no more entries fit.
+    pub fn is_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    /// Entry `i`.
+    pub fn get(&self, i: usize) -> TimeEntry {
+        let b = self.file.entry(i);
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&b[..8]);
+        TimeEntry {
+            timestamp: i64::from_le_bytes(ts),
+            relative_offset: u32_at(b, 8),
+        }
+    }
+
+    /// The last entry, if any.
+    pub fn last(&self) -> Option<TimeEntry> {
+        self.len().checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// Append an entry unless it adds nothing (timestamp not above the last entry's).
+    /// Returns whether it was added.
+    pub(crate) fn push(&mut self, entry: TimeEntry) -> bool {
+        if let Some(last) = self.last() {
+            if entry.timestamp <= last.timestamp {
+                return false;
+            }
+            assert!(entry.relative_offset > last.relative_offset, "time index offsets must increase");
+        }
+        if self.is_full() {
+            return false;
+        }
+        let mut b = [0u8; TIME_ENTRY_LEN];
+        b[..8].copy_from_slice(&entry.timestamp.to_le_bytes());
+        b[8..].copy_from_slice(&entry.relative_offset.to_le_bytes());
+        self.file.push(b);
+        true
+    }
+
+    /// The relative offset where a search for the first record with timestamp `>= target`
+    /// may start: the last entry whose timestamp is `< target` (every record before it is older
+    /// than `target`), or 0.
+    pub fn lookup(&self, target: i64) -> u32 {
+        let n = self.file.partition_point(|e| {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&e[..8]);
+            i64::from_le_bytes(ts) < target
+        });
+        n.checked_sub(1).map_or(0, |i| self.get(i).relative_offset)
+    }
+
+    /// Check the entries: both fields strictly increasing, offsets within `relative_end`.
+    pub fn validate(&self, relative_end: u64) -> bool {
+        let mut prev: Option<TimeEntry> = None;
+        for i in 0..self.len() {
+            let e = self.get(i);
+            if u64::from(e.relative_offset) > relative_end
+                || prev.is_some_and(|p| {
+                    e.timestamp <= p.timestamp || e.relative_offset <= p.relative_offset
+                })
+            {
+                return false;
+            }
+            prev = Some(e);
+        }
+        true
+    }
+
+    /// Trim to the entries and remap read-only.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.file.seal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(r: u32, p: u32) -> IndexEntry {
+        IndexEntry {
+            relative_offset: r,
+            position: p,
+        }
+    }
+
+    #[test]
+    fn floor_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = OffsetIndex::open_writable(&dir.path().join("a.index"), 0, 80).unwrap();
+        assert_eq!(idx.lookup(5), None);
+        for i in 1..=5u32 {
+            idx.push(entry(i * 10, i * 100));
+        }
+        assert_eq!(idx.lookup(9), None);
+        assert_eq!(idx.lookup(10), Some(entry(10, 100)));
+        assert_eq!(idx.lookup(29), Some(entry(20, 200)));
+        assert_eq!(idx.lookup(u32::MAX), Some(entry(50, 500)));
+        assert!(idx.validate(501));
+        assert!(!idx.validate(500));
+    }
+
+    #[test]
+    fn fills_up_seals_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.index");
+        let mut idx = OffsetIndex::open_writable(&path, 0, 3 * OFFSET_ENTRY_LEN + 5).unwrap();
+        for i in 0..3u32 {
+            assert!(!idx.is_full());
+            idx.push(entry(i, i * 7));
+        }
+        assert!(idx.is_full());
+        idx.seal().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 24);
+        let again = OffsetIndex::open_read_only(&path).unwrap();
+        assert_eq!(again.len(), 3);
+        assert_eq!(again.last(), Some(entry(2, 14)));
+    }
+
+    #[test]
+    fn reopening_writable_zeroes_the_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.index");
+        {
+            let mut idx = OffsetIndex::open_writable(&path, 0, 80).unwrap();
+            for i in 0..4u32 {
+                idx.push(entry(i, i));
+            }
+        }
+        let idx = OffsetIndex::open_writable(&path, 2, 80).unwrap();
+        assert_eq!(idx.len(), 2);
+        let raw = std::fs::read(&path).unwrap();
+        assert!(raw[16..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn time_index_lookup_and_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = TimeIndex::open_writable(&dir.path().join("e.timeindex"), 0, 120).unwrap();
+        assert_eq!(t.lookup(100), 0);
+        assert!(t.push(TimeEntry { timestamp: 10, relative_offset: 5 }));
+        assert!(!t.push(TimeEntry { timestamp: 10, relative_offset: 6 }), "no growth, no entry");
+        assert!(t.push(TimeEntry { timestamp: 20, relative_offset: 9 }));
+        assert_eq!(t.lookup(10), 0);
+        assert_eq!(t.lookup(11), 5);
+        assert_eq!(t.lookup(21), 9);
+        assert!(t.validate(9));
+        assert!(!t.validate(8));
+    }
+}

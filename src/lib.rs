@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod fault;
+mod index;
+mod offset;
+mod partition;
+mod record;
+pub mod retention;
+mod segment;
+mod varint;
+
+pub use batch::{check_batch, Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN, FORMAT_VERSION};
+pub use config::{Durability, PartitionConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+pub use error::{CorruptKind, Error, Result};
+#[doc(hidden)]
+pub use fault::FaultInjector;
+pub use index::{IndexEntry, OffsetIndex, TimeEntry, TimeIndex};
+pub use offset::Offset;
+pub use partition::{AppendInfo, Partition, ReadBatches, RecoveryReport};
+pub use record::{now_ms, Header, LogRecord, Record};
+pub use segment::{segment_path, Segment};

@@ -1,0 +1,680 @@
+//! The partition: an ordered sequence of segments with dense offsets, the heart of seglog.
+//!
+//! Locks, from outermost to innermost, and what each guards:
+//! - `retention`: serialises retention and `delete_records_before`;
+//! - `writer`: the append lock — active segment, next offset, unsynced bookkeeping;
+//! - `sync`: group-commit state; taken without `writer` held while fsyncing;
+//! - `view`: what readers see (segment list, log start, high watermark). Readers hold it only
+//!   to clone an `Arc`; appends hold it only to store a few integers.
+//!
+//! No fsync ever runs with `writer` held, except in `close`, which ends all appends anyway.
+
+mod open;
+mod read;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
+use crate::checkpoint;
+use crate::config::{Durability, PartitionConfig};
+use crate::error::IoContext;
+use crate::record::{now_ms, Record};
+use crate::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
+use crate::segment::{IndexCursor, Segment, SegmentFiles};
+use crate::{Error, Offset, Result};
+
+pub use read::ReadBatches;
+
+/// File holding the recovery point: every offset below it had been fsynced.
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+/// File holding the log start offset set by `delete_records_before`.
+pub(crate) const LOG_START_FILE: &str = "log-start-offset.checkpoint";
+/// Written after a fully flushed close; deleted at open.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+/// Held locked (flock) while a `Partition` has the directory open.
+pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// Offsets assigned to an appended batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: Offset,
+    /// Offset of the batch's last record.
+    pub last_offset: Offset,
+}
+
+/// What `open` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// A clean-shutdown marker was present and trusted: no scan was needed.
+    pub clean_shutdown: bool,
+    /// Segments scanned and checked batch by batch.
+    pub segments_scanned: usize,
+    /// Bytes cut from the end of the log (a torn tail, or data after corruption).
+    pub truncated_bytes: u64,
+    /// Whole segments removed because they came after the truncation point.
+    pub segments_removed: usize,
+    /// Where the first invalid batch was found: file and byte position.
+    pub damage_at: Option<(PathBuf, u64)>,
+    /// The log end offset after recovery.
+    pub log_end_offset: Offset,
+}
+
+/// Where the visible (or synced) log ends: an offset and the byte position it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub offset: u64,
+    pub segment_base: u64,
+    pub bytes: u64,
+}
+
+/// The readers' snapshot.
+#[derive(Clone)]
+pub(crate) struct View {
+    pub segments: Arc<Vec<Arc<Segment>>>,
+    pub log_start: u64,
+    pub high_watermark: Position,
+    pub log_end: Position,
+}
+
+/// State owned by the append lock.
+pub(crate) struct Writer {
+    pub segments: Arc<Vec<Arc<Segment>>>,
+    pub active: Arc<Segment>,
+    pub files: Arc<SegmentFiles>,
+    pub cursor: IndexCursor,
+    pub next_offset: u64,
+    pub size: u64,
+    /// First timestamp in the active segment, for time-based rolling.
+    pub first_timestamp: Option<i64>,
+    /// Sealed segments written but not yet fsynced.
+    pub unsynced_sealed: Vec<Arc<SegmentFiles>>,
+    /// A segment file was created since the last directory fsync.
+    pub dir_dirty: bool,
+    pub unsynced_records: u64,
+    pub unsynced_bytes: u64,
+    pub unsynced_since: Option<Instant>,
+}
+
+impl Writer {
+    fn position(&self) -> Position {
+        Position {
+            offset: self.next_offset,
+            segment_base: self.active.base_offset().0,
+            bytes: self.size,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Every offset below this is on disk.
+    durable: u64,
+    /// A thread is fsyncing right now; others wait for it rather than sync themselves.
+    syncing: bool,
+}
+
+/// One partition: an append-only, offset-addressed log in its own directory.
+///
+/// `Partition` is `Send + Sync`: share it with an `Arc` and append and read from any thread.
+/// See the crate docs for the durability and recovery contracts.
+pub struct Partition {
+    dir: PathBuf,
+    config: PartitionConfig,
+    _lock: File,
+    writer: Mutex<Writer>,
+    view: RwLock<View>,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    retention: Mutex<()>,
+    failed: AtomicBool,
+    closed: AtomicBool,
+    /// Set by `simulate_crash`: drop without closing.
+    skip_close: AtomicBool,
+    waiters: AtomicUsize,
+    notify: Mutex<()>,
+    notify_cond: Condvar,
+    recovery: RecoveryReport,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.view.read();
+        f.debug_struct("Partition")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &v.log_start)
+            .field("high_watermark", &v.high_watermark.offset)
+            .field("log_end_offset", &v.log_end.offset)
+            .field("segments", &v.segments.len())
+            .finish()
+    }
+}
+
+impl Partition {
+    /// Open (creating if needed) the partition in `dir`, recovering after a crash.
+    ///
+    /// After a clean [`close`](Partition::close) this lists the directory and touches only the
+    /// last segment. Otherwise it scans from the recovery point: every batch is CRC-checked, a
+    /// torn tail is truncated to the last whole valid batch, indexes are rebuilt, segments past
+    /// the truncation point are removed. Damage below the recovery point (data that had been
+    /// flushed) fails with [`Error::CorruptBelowRecoveryPoint`] unless
+    /// [`PartitionConfig::truncate_corrupt`] is set. [`Partition::recovery_report`] tells what
+    /// was done.
+    pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+        open::open(dir.as_ref(), config)
+    }
+
+    /// The directory this partition lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configuration it was opened with.
+    pub fn config(&self) -> &PartitionConfig {
+        &self.config
+    }
+
+    /// What `open` found and did.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The first readable offset.
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.view.read().log_start)
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.view.read().log_end.offset)
+    }
+
+    /// One past the last offset readers may see. Under [`Durability::SyncEachAppend`] it covers
+    /// only synced batches; under the other policies every written batch. Replication will move
+    /// it by acknowledgements instead.
+    pub fn high_watermark(&self) -> Offset {
+        Offset(self.view.read().high_watermark.offset)
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.view.read().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        self.view.read().segments.iter().map(|s| s.base_offset()).collect()
+    }
+
+    pub(crate) fn view(&self) -> View {
+        self.view.read().clone()
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::PreviousIoFailed);
+        }
+        Ok(())
+    }
+
+    fn fail<T>(&self, e: Error) -> Result<T> {
+        self.failed.store(true, Ordering::Release);
+        Err(e)
+    }
+
+    /// Append `records` as one batch and return the offsets it got.
+    ///
+    /// When this returns `Ok`, the batch is readable at once (under `SyncEachAppend`, once
+    /// synced) and is on disk as far as the configured [`Durability`] says. An `Err` from the
+    /// write or the fsync makes the partition refuse further appends until it is reopened.
+    pub fn append(&self, records: &[Record]) -> Result<AppendInfo> {
+        self.append_with_meta(records, &BatchMeta::default())
+    }
+
+    /// [`append`](Partition::append) with leader-epoch and producer metadata for the header.
+    pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
+        let limits = EncodeLimits {
+            record_bytes_max: self.config.record_bytes_max,
+            batch_bytes_max: self.config.batch_bytes_max,
+        };
+        // Encoding and checksumming happen before taking the append lock.
+        let mut buf = batch::encode_batch(records, meta, limits)?;
+        let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
+        let sync_each = self.config.durability == Durability::SyncEachAppend;
+
+        let (info, end, need_sync) = {
+            let mut w = self.writer.lock();
+            self.check_writable()?;
+            if self.should_roll(&w, &header) {
+                if let Err(e) = self.roll_locked(&mut w) {
+                    return self.fail(e);
+                }
+            }
+            let base = w.next_offset;
+            batch::set_base_offset(&mut buf, base);
+            let header = BatchHeader { base_offset: base, ..header };
+            let position = w.size;
+            if let Err(e) = self.write_at(&w.files, &buf, position) {
+                return self.fail(e);
+            }
+            let w = &mut *w;
+            w.cursor.on_batch(&w.active, &w.files, &header, position);
+            w.first_timestamp.get_or_insert(header.first_timestamp);
+            w.next_offset = header.last_offset() + 1;
+            w.size += buf.len() as u64;
+            w.unsynced_records += u64::from(header.record_count);
+            w.unsynced_bytes += buf.len() as u64;
+            w.unsynced_since.get_or_insert_with(Instant::now);
+            let end = w.position();
+            {
+                let mut v = self.view.write();
+                v.log_end = end;
+                if !sync_each {
+                    v.high_watermark = end;
+                }
+            }
+            let need_sync = sync_each || self.threshold_reached(w);
+            let info = AppendInfo {
+                base_offset: Offset(base),
+                last_offset: Offset(header.last_offset()),
+            };
+            (info, end, need_sync)
+        };
+        if !sync_each {
+            self.notify_waiters();
+        }
+        if need_sync {
+            self.sync_to(end.offset)?;
+        }
+        Ok(info)
+    }
+
+    fn write_at(&self, files: &SegmentFiles, buf: &[u8], position: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let path = || self.dir.join("<active segment>");
+        if let Some(f) = &self.config.fault_injector {
+            f.check_write().map_err(|e| Error::io(path(), e))?;
+        }
+        files.log.write_all_at(buf, position).map_err(|e| Error::io(path(), e))
+    }
+
+    fn should_roll(&self, w: &Writer, h: &BatchHeader) -> bool {
+        if w.size == 0 {
+            return false;
+        }
+        let len = h.total_len() as u64;
+        let too_big = w.size + len > self.config.segment_bytes;
+        let too_old = match (self.config.segment_ms, w.first_timestamp) {
+            (Some(ms), Some(first)) => {
+                h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
+            }
+            _ => false,
+        };
+        // Relative offsets are u32; keep one spare for the time index's end entry.
+        let offsets_full = w.next_offset + u64::from(h.last_offset_delta)
+            - w.active.base_offset().0
+            >= u64::from(u32::MAX) - 1;
+        let index_full = w.files.index.read().is_full() || {
+            let t = w.files.time_index.read();
+            t.is_full() || t.len() + 2 > t_capacity(&self.config)
+        };
+        too_big || too_old || offsets_full || index_full
+    }
+
+    /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
+    fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+        let end = w.next_offset;
+        w.active.seal(&w.files, &w.cursor, end, w.size)?;
+        let new = Arc::new(Segment::create_active(
+            &self.dir,
+            Offset(end),
+            self.config.index_bytes_max,
+        )?);
+        let files = new.loaded_files().expect("a new active segment is loaded");
+        w.unsynced_sealed.push(std::mem::replace(&mut w.files, files));
+        w.dir_dirty = true;
+        let mut segments = Vec::clone(&w.segments);
+        segments.push(new.clone());
+        w.segments = Arc::new(segments);
+        w.active = new;
+        w.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        w.size = 0;
+        w.first_timestamp = None;
+        let mut v = self.view.write();
+        v.segments = w.segments.clone();
+        v.log_end = w.position();
+        if self.config.durability != Durability::SyncEachAppend {
+            v.high_watermark = v.log_end;
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment now if it holds any data (a no-op on an empty one).
+    pub fn roll(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        if w.size == 0 {
+            return Ok(());
+        }
+        if let Err(e) = self.roll_locked(&mut w) {
+            return self.fail(e);
+        }
+        Ok(())
+    }
+
+    fn threshold_reached(&self, w: &Writer) -> bool {
+        match &self.config.durability {
+            Durability::SyncThreshold {
+                records,
+                bytes,
+                interval,
+            } => {
+                records.is_some_and(|n| w.unsynced_records >= n)
+                    || bytes.is_some_and(|n| w.unsynced_bytes >= n)
+                    || interval.is_some_and(|d| w.unsynced_since.is_some_and(|t| t.elapsed() >= d))
+            }
+            _ => false,
+        }
+    }
+
+    /// Make every appended batch durable (fsync), whatever the policy.
+    pub fn flush(&self) -> Result<()> {
+        let end = self.writer.lock().next_offset;
+        self.sync_to(end)
+    }
+
+    /// Under [`Durability::SyncThreshold`], fsync if a threshold (including the interval) has
+    /// been reached. Returns whether it synced. Call it from a timer if appends may pause for
+    /// longer than the interval.
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let (due, end) = {
+            let w = self.writer.lock();
+            (self.threshold_reached(&w), w.next_offset)
+        };
+        if due {
+            self.sync_to(end)?;
+        }
+        Ok(due)
+    }
+
+    /// Group commit: return once every offset below `target` is on disk. One thread fsyncs
+    /// on behalf of all waiting ones; the others wait on a condition variable.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut s = self.sync.lock();
+        loop {
+            if s.durable >= target {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(Error::PreviousIoFailed);
+            }
+            if !s.syncing {
+                break;
+            }
+            self.sync_done.wait(&mut s);
+        }
+        s.syncing = true;
+        drop(s);
+        let result = self.sync_now();
+        let mut s = self.sync.lock();
+        s.syncing = false;
+        let out = match result {
+            Ok(end) => {
+                s.durable = s.durable.max(end.offset);
+                if self.config.durability == Durability::SyncEachAppend {
+                    self.publish_high_watermark(end);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed.store(true, Ordering::Release);
+                Err(e)
+            }
+        };
+        self.sync_done.notify_all();
+        drop(s);
+        self.notify_waiters();
+        out
+    }
+
+    /// fsync everything written so far; returns the position it covers.
+    fn sync_now(&self) -> Result<Position> {
+        let (end, sealed, dir_dirty, files) = {
+            let mut w = self.writer.lock();
+            w.unsynced_records = 0;
+            w.unsynced_bytes = 0;
+            w.unsynced_since = None;
+            (
+                w.position(),
+                std::mem::take(&mut w.unsynced_sealed),
+                std::mem::take(&mut w.dir_dirty),
+                w.files.clone(),
+            )
+        };
+        let sync = |f: &SegmentFiles| -> Result<()> {
+            if let Some(fi) = &self.config.fault_injector {
+                fi.check_sync().at(&self.dir)?;
+            }
+            f.log.sync_data().at(&self.dir)
+        };
+        for f in &sealed {
+            sync(f)?;
+        }
+        sync(&files)?;
+        if dir_dirty {
+            checkpoint::sync_dir(&self.dir)?;
+        }
+        if !sealed.is_empty() {
+            // Everything before the active segment is now on disk.
+            checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), end.segment_base)?;
+        }
+        Ok(end)
+    }
+
+    fn publish_high_watermark(&self, end: Position) {
+        let mut v = self.view.write();
+        if end.offset > v.high_watermark.offset {
+            v.high_watermark = end;
+        }
+    }
+
+    fn notify_waiters(&self) {
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            let _g = self.notify.lock();
+            self.notify_cond.notify_all();
+        }
+    }
+
+    /// Block until the high watermark passes `offset` (a record at `offset` is readable) or
+    /// `timeout` elapses. Returns whether it did. Wakes on appends, not by polling.
+    pub fn wait_for(&self, offset: Offset, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        self.waiters.fetch_add(1, Ordering::AcqRel);
+        let mut g = self.notify.lock();
+        let ok = loop {
+            if self.view.read().high_watermark.offset > offset.0 {
+                break true;
+            }
+            if self.closed.load(Ordering::Acquire)
+                || self.notify_cond.wait_until(&mut g, deadline).timed_out()
+            {
+                break self.view.read().high_watermark.offset > offset.0;
+            }
+        };
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::AcqRel);
+        ok
+    }
+
+    /// Make `offset` the new log start: records below it are no longer readable, and whole
+    /// segments below it are deleted. The new start is persisted (checkpoint written via temp
+    /// file, fsync and rename) before this returns, so the records never come back after a
+    /// reopen. `offset` may not exceed the high watermark; a lower one than the current start
+    /// is a no-op.
+    pub fn delete_records_before(&self, offset: Offset) -> Result<Offset> {
+        let _r = self.retention.lock();
+        let v = self.view();
+        if offset.0 > v.high_watermark.offset {
+            return Err(Error::InvalidOffset {
+                offset,
+                reason: "beyond the high watermark",
+            });
+        }
+        if offset.0 <= v.log_start {
+            return Ok(Offset(v.log_start));
+        }
+        checkpoint::write(&self.dir.join(LOG_START_FILE), offset.0)?;
+        self.view.write().log_start = offset.0;
+        self.retain_locked(now_ms())?;
+        Ok(offset)
+    }
+
+    /// Apply `retention_ms` and `retention_bytes` against the current time.
+    pub fn apply_retention(&self) -> Result<RetentionPlan> {
+        self.apply_retention_at(now_ms())
+    }
+
+    /// Apply retention as if the time were `now_ms`: plan with [`retention::plan`], then delete.
+    pub fn apply_retention_at(&self, now_ms: i64) -> Result<RetentionPlan> {
+        let _r = self.retention.lock();
+        self.retain_locked(now_ms)
+    }
+
+    /// What retention needs to know about every segment (loads sealed segments).
+    pub fn segment_infos(&self) -> Result<Vec<SegmentInfo>> {
+        let v = self.view();
+        let n = v.segments.len();
+        v.segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i + 1 == n || s.base_offset().0 == v.log_end.segment_base {
+                    let w = self.writer.lock();
+                    if Arc::ptr_eq(&w.active, s) {
+                        return Ok(SegmentInfo {
+                            base_offset: s.base_offset(),
+                            end_offset: Offset(w.next_offset),
+                            size_bytes: w.size,
+                            max_timestamp: w.cursor.max_timestamp(),
+                        });
+                    }
+                }
+                let files = s.files()?;
+                Ok(SegmentInfo {
+                    base_offset: s.base_offset(),
+                    end_offset: s.end_offset().expect("sealed"),
+                    size_bytes: files.sealed_size().expect("sealed"),
+                    max_timestamp: files.sealed_max_timestamp(),
+                })
+            })
+            .collect()
+    }
+
+    fn retain_locked(&self, now_ms: i64) -> Result<RetentionPlan> {
+        let v = self.view();
+        let infos = self.segment_infos()?;
+        let policy = RetentionPolicy {
+            retention_ms: self.config.retention_ms,
+            retention_bytes: self.config.retention_bytes,
+        };
+        let plan = retention::plan(
+            &infos,
+            Offset(v.log_start),
+            Offset(v.high_watermark.offset),
+            now_ms,
+            policy,
+        );
+        if plan.delete_count == 0 {
+            return Ok(plan);
+        }
+        let doomed: Vec<Arc<Segment>> = {
+            let mut w = self.writer.lock();
+            let keep = w.segments[plan.delete_count..].to_vec();
+            let doomed = w.segments[..plan.delete_count].to_vec();
+            assert!(
+                doomed.iter().zip(v.segments.iter()).all(|(a, b)| Arc::ptr_eq(a, b)),
+                "only retention removes segments, and it is serialised"
+            );
+            w.segments = Arc::new(keep);
+            let mut view = self.view.write();
+            view.segments = w.segments.clone();
+            view.log_start = view.log_start.max(plan.log_start_offset.0);
+            doomed
+        };
+        // Readers that still hold these segments keep their open file handles.
+        for s in &doomed {
+            s.delete_files()?;
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        Ok(plan)
+    }
+
+    /// Flush everything, write the clean-shutdown marker and refuse further appends. Reads keep
+    /// working. The next `open` skips recovery. Dropping a partition closes it the same way,
+    /// ignoring errors; call `close` to see them.
+    pub fn close(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.notify_waiters();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::PreviousIoFailed);
+        }
+        let result = (|| {
+            for f in std::mem::take(&mut w.unsynced_sealed) {
+                f.log.sync_data().at(&self.dir)?;
+            }
+            w.files.log.sync_data().at(&self.dir)?;
+            w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
+            checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), w.next_offset)?;
+            let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+            File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
+            checkpoint::sync_dir(&self.dir)
+        })();
+        if result.is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Drop without closing, as if the process had died: no flush, no marker. For tests.
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        self.skip_close.store(true, Ordering::Release);
+    }
+}
+
+fn t_capacity(config: &PartitionConfig) -> usize {
+    config.index_bytes_max as usize / crate::index::TIME_ENTRY_LEN
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if !self.skip_close.load(Ordering::Acquire) && !self.failed.load(Ordering::Acquire) {
+            let _ = self.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn partition_is_send_and_sync() {
+        assert_send_sync::<Partition>();
+    }
+}

@@ -1,0 +1,357 @@
+//! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::{
+    Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE,
+    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+};
+use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::checkpoint;
+use crate::config::PartitionConfig;
+use crate::error::IoContext;
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::error::CorruptKind;
+use crate::segment::{
+    parse_log_name, scan_log_from, segment_path, IndexCursor, ScanOutcome, Segment, SegmentFiles,
+    INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+};
+use crate::{Error, Offset, Result};
+
+/// The log as `open` leaves it, before the handle is assembled.
+struct Opened {
+    segments: Vec<Arc<Segment>>,
+    files: Arc<SegmentFiles>,
+    cursor: IndexCursor,
+    next_offset: u64,
+    size: u64,
+    first_timestamp: Option<i64>,
+    report: RecoveryReport,
+}
+
+pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
+    config.validate()?;
+    fs::create_dir_all(dir).at(dir)?;
+    let lock = lock_dir(dir)?;
+    let bases = list_segments(dir)?;
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = marker.exists();
+    if clean {
+        // Deleted before anything is written, so a crash from here on is seen as unclean.
+        fs::remove_file(&marker).at(&marker)?;
+        checkpoint::sync_dir(dir)?;
+    }
+    let log_start_ckpt = checkpoint::read(&dir.join(LOG_START_FILE))?.unwrap_or(0);
+    // A damaged recovery point only costs a longer scan: start from the beginning.
+    let recovery_point = checkpoint::read(&dir.join(RECOVERY_POINT_FILE))
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+
+    let opened = if bases.is_empty() {
+        create_first(dir, &config, log_start_ckpt)?
+    } else {
+        let fast = if clean {
+            open_clean(dir, &config, &bases)?
+        } else {
+            None
+        };
+        match fast {
+            Some(o) => o,
+            None => recover(dir, &config, &bases, recovery_point)?,
+        }
+    };
+    Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyOpen {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
+}
+
+/// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
+/// checkpoint temp files and index files without a log.
+fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
+    let mut bases = Vec::new();
+    let mut index_files = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = parse_log_name(name) {
+            bases.push(base);
+        } else if name.ends_with(".tmp") {
+            let p = entry.path();
+            fs::remove_file(&p).at(&p)?;
+        } else if name.ends_with(".index") || name.ends_with(".timeindex") {
+            index_files.push(entry.path());
+        }
+    }
+    bases.sort();
+    for p in index_files {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let has_log = parse_log_name(&format!("{stem}.log")).is_some_and(|b| bases.binary_search(&b).is_ok());
+        if !has_log {
+            fs::remove_file(&p).at(&p)?;
+        }
+    }
+    Ok(bases)
+}
+
+fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opened> {
+    let seg = Arc::new(Segment::create_active(dir, Offset(base), config.index_bytes_max)?);
+    checkpoint::sync_dir(dir)?;
+    let files = seg.loaded_files().expect("new active segment is loaded");
+    Ok(Opened {
+        segments: vec![seg],
+        files,
+        cursor: IndexCursor::new(config.index_interval_bytes),
+        next_offset: base,
+        size: 0,
+        first_timestamp: None,
+        report: RecoveryReport {
+            clean_shutdown: true,
+            log_end_offset: Offset(base),
+            ..Default::default()
+        },
+    })
+}
+
+fn sealed_prefix(dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<Segment>> {
+    (0..upto)
+        .map(|i| Arc::new(Segment::sealed_lazy(dir, bases[i], bases[i + 1])))
+        .collect()
+}
+
+/// After a clean close: trust everything, touch only the last segment. Returns `None` if the
+/// last segment does not look the way a clean close leaves it (then the caller recovers).
+fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<Option<Opened>> {
+    let last = *bases.last().expect("non-empty");
+    let log_path = segment_path(dir, last, LOG_EXT);
+    let log = File::open(&log_path).at(&log_path)?;
+    let size = log.metadata().at(&log_path)?.len();
+    let (Ok(index), Ok(time_index)) = (
+        OffsetIndex::open_read_only(&segment_path(dir, last, INDEX_EXT)),
+        TimeIndex::open_read_only(&segment_path(dir, last, TIME_INDEX_EXT)),
+    ) else {
+        return Ok(None);
+    };
+    if !index.validate(size.max(1)) {
+        return Ok(None);
+    }
+    // Find the log end: scan from the last index entry (at most an interval plus a batch).
+    let from = index.last();
+    let start = from.map_or(0, |e| u64::from(e.position));
+    let expected = last.0 + from.map_or(0, |e| u64::from(e.relative_offset));
+    let scan = scan_log_from(&log, &log_path, last.0, start, Some(expected), size, false, &mut |_, _| {})?;
+    if scan.damage.is_some() || !time_index.validate(scan.next_offset - last.0) {
+        return Ok(None);
+    }
+    let first_timestamp = first_timestamp(&log, &log_path, size)?;
+    let max_ts = time_index.last().map(|e| e.timestamp);
+    if size > 0 && max_ts.is_none() {
+        return Ok(None);
+    }
+    let cursor = IndexCursor::resume(config.index_interval_bytes, index.last(), size, max_ts);
+    let (index_entries, time_entries) = (index.len(), time_index.len());
+    drop((index, time_index, log));
+    let (seg, files) = Segment::open_active(dir, last, index_entries, time_entries, config.index_bytes_max)?;
+    let mut segments = sealed_prefix(dir, bases, bases.len() - 1);
+    segments.push(Arc::new(seg));
+    Ok(Some(Opened {
+        segments,
+        files,
+        cursor,
+        next_offset: scan.next_offset,
+        size,
+        first_timestamp,
+        report: RecoveryReport {
+            clean_shutdown: true,
+            log_end_offset: Offset(scan.next_offset),
+            ..Default::default()
+        },
+    }))
+}
+
+fn first_timestamp(log: &File, path: &Path, size: u64) -> Result<Option<i64>> {
+    use std::os::unix::fs::FileExt;
+    if size < BATCH_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    log.read_exact_at(&mut head, 0).at(path)?;
+    Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp))
+}
+
+/// After a crash: scan every segment from the one holding the recovery point.
+fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_point: u64) -> Result<Opened> {
+    // The first segment to scan: the last one starting at or below the recovery point.
+    let first_scan = bases.partition_point(|b| b.0 <= recovery_point).saturating_sub(1);
+    let mut segments = sealed_prefix(dir, bases, first_scan);
+    let mut report = RecoveryReport::default();
+    let mut expected = bases[first_scan].0;
+    let mut i = first_scan;
+    let (active, files, cursor, size, next_offset) = loop {
+        let base = bases[i];
+        let (seg, files) = Segment::open_active(dir, base, 0, 0, config.index_bytes_max)?;
+        let log_path = seg.path(LOG_EXT);
+        let file_len = files.log.metadata().at(&log_path)?.len();
+        let mut cursor = IndexCursor::new(config.index_interval_bytes);
+        report.segments_scanned += 1;
+        // A segment must start exactly where the previous one ended.
+        let scan = if base.0 == expected {
+            scan_log_from(&files.log, &log_path, base.0, 0, Some(base.0), file_len, true, &mut |h, pos| {
+                cursor.on_batch(&seg, &files, h, pos)
+            })?
+        } else {
+            ScanOutcome {
+                end_position: 0,
+                next_offset: expected,
+                damage: Some(CorruptKind::BadOffset),
+            }
+        };
+        expected = scan.next_offset;
+        let is_last = i + 1 == bases.len();
+        if scan.damage.is_none() && !is_last {
+            seg.seal(&files, &cursor, scan.next_offset, scan.end_position)?;
+            segments.push(Arc::new(seg));
+            i += 1;
+            continue;
+        }
+        if scan.next_offset < recovery_point && !config.truncate_corrupt {
+            return Err(Error::CorruptBelowRecoveryPoint {
+                path: log_path,
+                offset: Offset(scan.next_offset),
+                recovery_point: Offset(recovery_point),
+            });
+        }
+        if scan.damage.is_none() {
+            break (seg, files, cursor, scan.end_position, scan.next_offset);
+        }
+        // Truncate at the first invalid batch; everything after it goes.
+        report.damage_at = Some((log_path.clone(), scan.end_position));
+        report.truncated_bytes += file_len - scan.end_position;
+        files.log.set_len(scan.end_position).at(&log_path)?;
+        for later in &bases[i + 1..] {
+            let p = segment_path(dir, *later, LOG_EXT);
+            report.truncated_bytes += fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            Segment::sealed_lazy(dir, *later, Offset(u64::MAX - 1)).delete_files()?;
+            report.segments_removed += 1;
+        }
+        if scan.end_position != 0 || segments.is_empty() {
+            break (seg, files, cursor, scan.end_position, scan.next_offset);
+        }
+        let prev = segments.pop().expect("checked non-empty");
+        // Nothing valid is left in this segment: remove it, the previous one is active again.
+        drop(files);
+        seg.delete_files()?;
+        report.segments_removed += 1;
+        let (entries, time_entries, size, max_ts) = {
+            let f = prev.files()?;
+            let (index, time_index) = (f.index.read(), f.time_index.read());
+            (index.len(), time_index.len(), f.sealed_size().expect("sealed"), time_index.last().map(|e| e.timestamp))
+        };
+        let end = prev.end_offset().expect("sealed").0;
+        let base = prev.base_offset();
+        drop(prev);
+        let (seg, files) = Segment::open_active(dir, base, entries, time_entries, config.index_bytes_max)?;
+        let last_entry = files.index.read().last();
+        let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
+        break (seg, files, cursor, size, end);
+    };
+    let first_timestamp = first_timestamp(&files.log, &active.path(LOG_EXT), size)?;
+    // Make what recovery kept durable, then move the recovery point to the end.
+    for s in &segments[first_scan.min(segments.len())..] {
+        if let Some(f) = s.loaded_files() {
+            f.log.sync_data().at(&s.path(LOG_EXT))?;
+        }
+    }
+    files.log.sync_data().at(&active.path(LOG_EXT))?;
+    checkpoint::sync_dir(dir)?;
+    checkpoint::write(&dir.join(RECOVERY_POINT_FILE), next_offset)?;
+    report.log_end_offset = Offset(next_offset);
+    segments.push(Arc::new(active));
+    Ok(Opened {
+        segments,
+        files,
+        cursor,
+        next_offset,
+        size,
+        first_timestamp,
+        report,
+    })
+}
+
+fn assemble(dir: &Path, config: PartitionConfig, lock: File, o: Opened, log_start_ckpt: u64) -> Partition {
+    let segments = Arc::new(o.segments);
+    let first_base = segments.first().expect("at least the active segment").base_offset().0;
+    let log_start = log_start_ckpt.max(first_base).min(o.next_offset);
+    let active = segments.last().expect("non-empty").clone();
+    let end = Position {
+        offset: o.next_offset,
+        segment_base: active.base_offset().0,
+        bytes: o.size,
+    };
+    let writer = Writer {
+        segments: segments.clone(),
+        active,
+        files: o.files,
+        cursor: o.cursor,
+        next_offset: o.next_offset,
+        size: o.size,
+        first_timestamp: o.first_timestamp,
+        unsynced_sealed: Vec::new(),
+        dir_dirty: false,
+        unsynced_records: 0,
+        unsynced_bytes: 0,
+        unsynced_since: None,
+    };
+    let view = View {
+        segments,
+        log_start,
+        high_watermark: end,
+        log_end: end,
+    };
+    Partition {
+        dir: dir.to_owned(),
+        config,
+        _lock: lock,
+        writer: Mutex::new(writer),
+        view: RwLock::new(view),
+        sync: Mutex::new(SyncState {
+            durable: if o.report.clean_shutdown || o.report.segments_scanned > 0 {
+                o.next_offset
+            } else {
+                0
+            },
+            syncing: false,
+        }),
+        sync_done: Condvar::new(),
+        retention: Mutex::new(()),
+        failed: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        skip_close: AtomicBool::new(false),
+        waiters: AtomicUsize::new(0),
+        notify: Mutex::new(()),
+        notify_cond: Condvar::new(),
+        recovery: o.report,
+    }
+}

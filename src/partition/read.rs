@@ -1,0 +1,237 @@
+//! The read path: offset lookup through the sparse index, positioned reads of whole batches.
+
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Partition, View};
+use crate::batch::{self, Batch, BatchHeader, BATCH_HEADER_LEN};
+use crate::error::{CorruptKind, IoContext};
+use crate::record::LogRecord;
+use crate::segment::{Segment, SegmentFiles, LOG_EXT};
+use crate::{Error, Offset, Result};
+
+/// The result of [`Partition::read`]: whole, CRC-checked batches, the first of which holds the
+/// requested offset.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatches {
+    start: Offset,
+    batches: Vec<Batch>,
+}
+
+impl ReadBatches {
+    /// The batches read, in offset order.
+    pub fn batches(&self) -> &[Batch] {
+        &self.batches
+    }
+
+    /// True when nothing was read (the offset was at the high watermark).
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Total encoded size of the batches.
+    pub fn size_bytes(&self) -> usize {
+        self.batches.iter().map(Batch::encoded_len).sum()
+    }
+
+    /// The offset to read next: one past the last batch, or the requested offset when empty.
+    pub fn next_offset(&self) -> Offset {
+        self.batches.last().map_or(self.start, |b| b.last_offset().next())
+    }
+
+    /// The records at or after the requested offset, in order. Keys, values and headers are
+    /// slices of the read buffers. An item is an error only for a malformed record inside a
+    /// batch whose CRC matched.
+    pub fn records(&self) -> impl Iterator<Item = Result<LogRecord>> + '_ {
+        let start = self.start;
+        self.batches
+            .iter()
+            .flat_map(Batch::records)
+            .filter(move |r| r.as_ref().map_or(true, |r| r.offset >= start))
+    }
+}
+
+impl Partition {
+    /// Read whole batches starting with the one that holds `offset`, up to about `max_bytes`:
+    /// at least one whole batch even when it is larger, and then only batches that fit.
+    ///
+    /// Reading at the high watermark returns an empty result; below the log start or past the
+    /// high watermark is [`Error::OffsetOutOfRange`]. A batch failing its CRC is
+    /// [`Error::Corrupt`]. Reads never block appends.
+    pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadBatches> {
+        let view = self.view();
+        let hw = view.high_watermark.offset;
+        if offset.0 < view.log_start || offset.0 > hw {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: Offset(view.log_start),
+                high_watermark: Offset(hw),
+            });
+        }
+        let mut out = ReadBatches {
+            start: offset,
+            batches: Vec::new(),
+        };
+        if offset.0 == hw {
+            return Ok(out);
+        }
+        let first = view
+            .segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        for seg in &view.segments[first..] {
+            let Some(limit) = visible_bytes(&view, seg)? else {
+                break;
+            };
+            let files = seg.files()?;
+            self.read_segment(seg, &files, offset, max_bytes, limit, &mut out.batches)?;
+            if !out.batches.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_segment(
+        &self,
+        seg: &Segment,
+        files: &SegmentFiles,
+        offset: Offset,
+        max_bytes: usize,
+        limit: u64,
+        out: &mut Vec<Batch>,
+    ) -> Result<()> {
+        let path = || seg.path(LOG_EXT);
+        let corrupt = |position: u64, reason| Error::Corrupt {
+            path: path(),
+            position,
+            reason,
+        };
+        let rel = u32::try_from(offset.0.saturating_sub(seg.base_offset().0)).unwrap_or(u32::MAX);
+        let mut pos = files.index.read().lookup(rel).map_or(0, |e| u64::from(e.position));
+        let slack = self.config.index_interval_bytes as usize + BATCH_HEADER_LEN;
+        let mut taken = 0usize;
+        let mut need = 0usize;
+        while pos < limit {
+            let want = max_bytes.saturating_sub(taken).max(need) + slack;
+            let len = (limit - pos).min(want as u64) as usize;
+            let chunk = read_chunk(&files.log, pos, len).at(&path())?;
+            let mut off = 0usize;
+            need = 0;
+            while off < chunk.len() {
+                let rest = &chunk[off..];
+                if rest.len() < BATCH_HEADER_LEN {
+                    need = BATCH_HEADER_LEN;
+                    break;
+                }
+                let at = pos + off as u64;
+                let header = BatchHeader::parse(rest).map_err(|k| corrupt(at, k))?;
+                let total = header.total_len();
+                if at + total as u64 > limit {
+                    return Err(corrupt(at, CorruptKind::Truncated));
+                }
+                if rest.len() < total {
+                    need = total;
+                    break;
+                }
+                if header.base_offset < seg.base_offset().0 {
+                    return Err(corrupt(at, CorruptKind::BadOffset));
+                }
+                if header.last_offset() >= offset.0 {
+                    if !out.is_empty() && taken + total > max_bytes {
+                        return Ok(());
+                    }
+                    batch::check_crc(&rest[..total]).map_err(|k| corrupt(at, k))?;
+                    out.push(Batch::from_checked(header, chunk.slice(off..off + total)));
+                    taken += total;
+                    if taken >= max_bytes {
+                        return Ok(());
+                    }
+                }
+                off += total;
+            }
+            pos += off as u64;
+        }
+        Ok(())
+    }
+
+    /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
+    /// record is that new. Uses the time index to skip segments and to start the scan.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>> {
+        let view = self.view();
+        let mut start = None;
+        for seg in view.segments.iter() {
+            let Some(_) = visible_bytes(&view, seg)? else {
+                break;
+            };
+            let files = seg.files()?;
+            if files.sealed_size().is_some()
+                && files.sealed_max_timestamp().is_none_or(|t| t < timestamp_ms)
+            {
+                continue;
+            }
+            let rel = files.time_index.read().lookup(timestamp_ms);
+            start = Some(seg.base_offset().0 + u64::from(rel));
+            break;
+        }
+        let Some(start) = start else { return Ok(None) };
+        let mut next = Offset(start.max(view.log_start));
+        loop {
+            let read = match self.read(next, 256 << 10) {
+                Ok(r) => r,
+                // Retention moved the log start past us: continue from there.
+                Err(Error::OffsetOutOfRange {
+                    log_start_offset, ..
+                }) if log_start_offset > next => {
+                    next = log_start_offset;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if read.is_empty() {
+                return Ok(None);
+            }
+            for b in read.batches() {
+                if b.max_timestamp() < timestamp_ms {
+                    continue;
+                }
+                for r in b.records() {
+                    let r = r?;
+                    if r.offset >= next && r.timestamp_ms >= timestamp_ms {
+                        return Ok(Some(r.offset));
+                    }
+                }
+            }
+            next = read.next_offset();
+        }
+    }
+}
+
+/// How many bytes of `seg` readers may see, or `None` if none (it starts past the watermark).
+fn visible_bytes(view: &View, seg: &Arc<Segment>) -> Result<Option<u64>> {
+    let hw = &view.high_watermark;
+    let base = seg.base_offset().0;
+    Ok(match base.cmp(&hw.segment_base) {
+        std::cmp::Ordering::Less => Some(seg.files()?.sealed_size().expect("segments below the watermark's are sealed")),
+        std::cmp::Ordering::Equal => Some(hw.bytes),
+        std::cmp::Ordering::Greater => None,
+    })
+}
+
+/// A positioned read of exactly `len` bytes (fewer only if the file is shorter).
+fn read_chunk(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    let mut filled = 0;
+    while filled < len {
+        match file.read_at(&mut buf[filled..], pos + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf.freeze())
+}

@@ -1,0 +1,490 @@
+//! A segment: one `.log` file of batches plus its `.index` and `.timeindex`.
+//!
+//! Files are named by the segment's base offset, zero-padded to 20 digits, so `ls` sorts them.
+//! Sealed segments are opened lazily, on first use, so opening a partition of many segments
+//! costs one directory listing; a sealed segment's indexes are checked against its log when
+//! loaded and rebuilt from the log if they are missing or inconsistent.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use crate::error::{CorruptKind, IoContext};
+use crate::index::{IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::{Error, Offset, Result};
+
+/// Extension of segment data files.
+pub const LOG_EXT: &str = "log";
+/// Extension of offset-index files.
+pub const INDEX_EXT: &str = "index";
+/// Extension of time-index files.
+pub const TIME_INDEX_EXT: &str = "timeindex";
+
+const UNKNOWN: u64 = u64::MAX;
+/// Bytes read at a time when scanning a log file.
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// `dir/<base offset, 20 digits>.<ext>`.
+pub fn segment_path(dir: &Path, base_offset: Offset, ext: &str) -> PathBuf {
+    dir.join(format!("{:020}.{ext}", base_offset.0))
+}
+
+/// Parse a segment log file name back into its base offset.
+pub(crate) fn parse_log_name(name: &str) -> Option<Offset> {
+    let stem = name.strip_suffix(".log")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().map(Offset)
+}
+
+/// The open files of a segment.
+pub(crate) struct SegmentFiles {
+    pub log: File,
+    pub index: RwLock<OffsetIndex>,
+    pub time_index: RwLock<TimeIndex>,
+    /// Size of the log once sealed; `UNKNOWN` while active.
+    sealed_size: AtomicU64,
+}
+
+impl SegmentFiles {
+    /// The sealed size, or `None` while the segment is active.
+    pub fn sealed_size(&self) -> Option<u64> {
+        match self.sealed_size.load(Ordering::Acquire) {
+            UNKNOWN => None,
+            n => Some(n),
+        }
+    }
+
+    /// Newest timestamp of a sealed segment: the last time-index entry.
+    pub fn sealed_max_timestamp(&self) -> Option<i64> {
+        self.time_index.read().last().map(|e| e.timestamp)
+    }
+}
+
+/// One segment of a partition.
+pub struct Segment {
+    base_offset: Offset,
+    dir: PathBuf,
+    /// One past the last offset once sealed (the next segment's base); `UNKNOWN` while active.
+    end_offset: AtomicU64,
+    files: Mutex<Option<Arc<SegmentFiles>>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("base_offset", &self.base_offset)
+            .field("end_offset", &self.end_offset())
+            .finish()
+    }
+}
+
+/// Index-building state carried across the batches of one segment, shared by append,
+/// recovery and rebuild so all three place entries by the same rule.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexCursor {
+    interval: u64,
+    bytes_since_entry: u64,
+    max_timestamp: Option<i64>,
+}
+
+impl IndexCursor {
+    pub fn new(interval_bytes: u32) -> Self {
+        IndexCursor {
+            interval: u64::from(interval_bytes),
+            bytes_since_entry: 0,
+            max_timestamp: None,
+        }
+    }
+
+    /// State for a segment reopened for appending, from its indexes and size.
+    pub fn resume(
+        interval_bytes: u32,
+        last_entry: Option<IndexEntry>,
+        size: u64,
+        max_ts: Option<i64>,
+    ) -> Self {
+        IndexCursor {
+            interval: u64::from(interval_bytes),
+            bytes_since_entry: size - last_entry.map_or(0, |e| u64::from(e.position)),
+            max_timestamp: max_ts,
+        }
+    }
+
+    pub fn max_timestamp(&self) -> Option<i64> {
+        self.max_timestamp
+    }
+
+    /// Account for a batch written at `position`; adds index entries when due.
+    pub fn on_batch(&mut self, seg: &Segment, files: &SegmentFiles, h: &BatchHeader, position: u64) {
+        if self.bytes_since_entry >= self.interval {
+            let rel = seg.relative(h.base_offset);
+            let position = u32::try_from(position).expect("segment size is bounded by u32");
+            files.index.write().push(IndexEntry {
+                relative_offset: rel,
+                position,
+            });
+            if let Some(t) = self.max_timestamp {
+                files.time_index.write().push(TimeEntry {
+                    timestamp: t,
+                    relative_offset: rel,
+                });
+            }
+            self.bytes_since_entry = 0;
+        }
+        self.bytes_since_entry += h.total_len() as u64;
+        self.max_timestamp = Some(self.max_timestamp.map_or(h.max_timestamp, |t| t.max(h.max_timestamp)));
+    }
+}
+
+/// How a scan of a log file ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ScanOutcome {
+    /// Byte position after the last valid batch.
+    pub end_position: u64,
+    /// Offset after the last valid batch.
+    pub next_offset: u64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub damage: Option<CorruptKind>,
+}
+
+impl Segment {
+    fn new(dir: &Path, base_offset: Offset, end_offset: u64, files: Option<Arc<SegmentFiles>>) -> Self {
+        Segment {
+            base_offset,
+            dir: dir.to_owned(),
+            end_offset: AtomicU64::new(end_offset),
+            files: Mutex::new(files),
+        }
+    }
+
+    /// A sealed segment ending before `end_offset`, loaded on first use.
+    pub(crate) fn sealed_lazy(dir: &Path, base_offset: Offset, end_offset: Offset) -> Self {
+        Segment::new(dir, base_offset, end_offset.0, None)
+    }
+
+    /// Create a new, empty active segment (fails if its log file exists).
+    pub(crate) fn create_active(dir: &Path, base_offset: Offset, index_bytes_max: u32) -> Result<Self> {
+        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let path = seg.path(LOG_EXT);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .at(&path)?;
+        let files = seg.writable_files(log, 0, 0, index_bytes_max)?;
+        *seg.files.lock() = Some(Arc::new(files));
+        Ok(seg)
+    }
+
+    /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
+    /// (already checked) indexes.
+    pub(crate) fn open_active(
+        dir: &Path,
+        base_offset: Offset,
+        index_entries: usize,
+        time_entries: usize,
+        index_bytes_max: u32,
+    ) -> Result<(Self, Arc<SegmentFiles>)> {
+        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let path = seg.path(LOG_EXT);
+        let log = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
+        let files = Arc::new(seg.writable_files(log, index_entries, time_entries, index_bytes_max)?);
+        *seg.files.lock() = Some(files.clone());
+        Ok((seg, files))
+    }
+
+    fn writable_files(
+        &self,
+        log: File,
+        index_entries: usize,
+        time_entries: usize,
+        index_bytes_max: u32,
+    ) -> Result<SegmentFiles> {
+        let cap = index_bytes_max as usize;
+        Ok(SegmentFiles {
+            log,
+            index: RwLock::new(OffsetIndex::open_writable(&self.path(INDEX_EXT), index_entries, cap)?),
+            time_index: RwLock::new(TimeIndex::open_writable(
+                &self.path(TIME_INDEX_EXT),
+                time_entries,
+                cap / TIME_ENTRY_LEN * TIME_ENTRY_LEN,
+            )?),
+            sealed_size: AtomicU64::new(UNKNOWN),
+        })
+    }
+
+    /// The segment's base offset: no record in it is below this.
+    pub fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    /// One past the last offset of a sealed segment; `None` while active.
+    pub fn end_offset(&self) -> Option<Offset> {
+        match self.end_offset.load(Ordering::Acquire) {
+            UNKNOWN => None,
+            n => Some(Offset(n)),
+        }
+    }
+
+    /// Path of this segment's file with extension `ext`.
+    pub fn path(&self, ext: &str) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, ext)
+    }
+
+    /// `offset - base_offset` as the index's `u32`.
+    pub(crate) fn relative(&self, offset: u64) -> u32 {
+        u32::try_from(offset - self.base_offset.0).expect("segments roll before relative offsets overflow")
+    }
+
+    /// The segment's files, loading (and if needed repairing the indexes of) a sealed segment.
+    pub(crate) fn files(&self) -> Result<Arc<SegmentFiles>> {
+        let mut slot = self.files.lock();
+        if let Some(f) = &*slot {
+            return Ok(f.clone());
+        }
+        let end = self.end_offset().expect("only sealed segments are loaded lazily");
+        let files = Arc::new(self.load_sealed(end)?);
+        *slot = Some(files.clone());
+        Ok(files)
+    }
+
+    /// Files if already loaded (no I/O).
+    pub(crate) fn loaded_files(&self) -> Option<Arc<SegmentFiles>> {
+        self.files.lock().clone()
+    }
+
+    fn load_sealed(&self, end: Offset) -> Result<SegmentFiles> {
+        let log_path = self.path(LOG_EXT);
+        let log = File::open(&log_path).at(&log_path)?;
+        let size = log.metadata().at(&log_path)?.len();
+        let relative_end = end.0 - self.base_offset.0;
+        let indexes = OffsetIndex::open_read_only(&self.path(INDEX_EXT))
+            .and_then(|i| Ok((i, TimeIndex::open_read_only(&self.path(TIME_INDEX_EXT))?)));
+        let (index, time_index) = match indexes {
+            Ok((i, t))
+                if i.validate(size)
+                    && t.validate(relative_end)
+                    && index_files_whole(&self.path(INDEX_EXT), &self.path(TIME_INDEX_EXT))
+                    && (size == 0 || !t.is_empty()) =>
+            {
+                (i, t)
+            }
+            _ => self.rebuild_indexes(&log, size)?,
+        };
+        Ok(SegmentFiles {
+            log,
+            index: RwLock::new(index),
+            time_index: RwLock::new(time_index),
+            sealed_size: AtomicU64::new(size),
+        })
+    }
+
+    /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
+    /// invalid batch: reads past it will report the damage.
+    fn rebuild_indexes(&self, log: &File, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
+        // Capacity for the worst case of one entry per smallest batch, bounded by the file.
+        let max_entries = (size as usize / BATCH_HEADER_LEN + 2).min(u32::MAX as usize / 16);
+        let files = SegmentFiles {
+            log: log.try_clone().at(&self.path(LOG_EXT))?,
+            index: RwLock::new(OffsetIndex::open_writable(
+                &self.path(INDEX_EXT),
+                0,
+                max_entries * OFFSET_ENTRY_LEN,
+            )?),
+            time_index: RwLock::new(TimeIndex::open_writable(
+                &self.path(TIME_INDEX_EXT),
+                0,
+                max_entries * TIME_ENTRY_LEN,
+            )?),
+            sealed_size: AtomicU64::new(UNKNOWN),
+        };
+        // Any interval works for a rebuilt index; 4 KiB matches the default.
+        let mut cursor = IndexCursor::new(4096);
+        let outcome = scan_log(&files.log, &self.path(LOG_EXT), self.base_offset.0, 0, size, false, |h, pos| {
+            cursor.on_batch(self, &files, h, pos)
+        })?;
+        self.seal_files(&files, &cursor, outcome.next_offset)?;
+        let SegmentFiles { index, time_index, .. } = files;
+        Ok((index.into_inner(), time_index.into_inner()))
+    }
+
+    /// Seal: final time-index entry (the segment's newest timestamp), trim and remap indexes.
+    fn seal_files(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64) -> Result<()> {
+        if let Some(t) = cursor.max_timestamp() {
+            let rel_end = u32::try_from(end_offset - self.base_offset.0).unwrap_or(u32::MAX);
+            files.time_index.write().push(TimeEntry {
+                timestamp: t,
+                relative_offset: rel_end,
+            });
+        }
+        files.index.write().seal()?;
+        files.time_index.write().seal()?;
+        Ok(())
+    }
+
+    /// Seal the active segment at `end_offset` / `size` bytes.
+    pub(crate) fn seal(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64, size: u64) -> Result<()> {
+        self.seal_files(files, cursor, end_offset)?;
+        files.sealed_size.store(size, Ordering::Release);
+        self.end_offset.store(end_offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// Write out the final time-index entry and trim the indexes of the active segment at a
+    /// clean close, leaving it ready to be reopened active.
+    pub(crate) fn close_active(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64) -> Result<()> {
+        self.seal_files(files, cursor, end_offset)
+    }
+
+    /// Delete the segment's files. Open handles (readers) keep the data readable.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let p = self.path(ext);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn index_files_whole(index: &Path, time_index: &Path) -> bool {
+    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+    matches!(
+        (len(index), len(time_index)),
+        (Some(a), Some(b)) if a % OFFSET_ENTRY_LEN as u64 == 0 && b % TIME_ENTRY_LEN as u64 == 0
+    )
+}
+
+/// Scan a log file from `start` (a batch boundary holding offset `start_offset`... or the
+/// segment base) to `file_len`, checking each batch, and call `visit` with each valid one.
+/// `full_check` also walks every record. Stops at the first invalid batch.
+pub(crate) fn scan_log(
+    log: &File,
+    path: &Path,
+    base_offset: u64,
+    start: u64,
+    file_len: u64,
+    full_check: bool,
+    mut visit: impl FnMut(&BatchHeader, u64),
+) -> Result<ScanOutcome> {
+    scan_log_from(log, path, base_offset, start, None, file_len, full_check, &mut visit)
+}
+
+/// As [`scan_log`], with the offset expected at `start` when known.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_log_from(
+    log: &File,
+    path: &Path,
+    base_offset: u64,
+    start: u64,
+    expected_offset: Option<u64>,
+    file_len: u64,
+    full_check: bool,
+    visit: &mut dyn FnMut(&BatchHeader, u64),
+) -> Result<ScanOutcome> {
+    let mut window = Window::new(log, path, file_len);
+    let mut pos = start;
+    let mut expected = expected_offset;
+    let mut next_offset = expected_offset.unwrap_or(base_offset);
+    let damage = loop {
+        if pos >= file_len {
+            break None;
+        }
+        let head = window.get(pos, BATCH_HEADER_LEN)?;
+        if head.len() < BATCH_HEADER_LEN {
+            break Some(CorruptKind::Truncated);
+        }
+        let header = match BatchHeader::parse(head) {
+            Ok(h) => h,
+            Err(kind) => break Some(kind),
+        };
+        let total = header.total_len();
+        let bytes = window.get(pos, total)?;
+        if bytes.len() < total {
+            break Some(CorruptKind::Truncated);
+        }
+        let checked = if full_check {
+            batch::check_batch(bytes)
+        } else {
+            batch::check_crc(bytes)
+        };
+        if let Err(kind) = checked {
+            break Some(kind);
+        }
+        let offsets_ok = header.base_offset >= base_offset
+            && expected.is_none_or(|e| header.base_offset == e)
+            && header.last_offset() - base_offset < u64::from(u32::MAX);
+        if !offsets_ok {
+            break Some(CorruptKind::BadOffset);
+        }
+        visit(&header, pos);
+        pos += total as u64;
+        next_offset = header.last_offset() + 1;
+        expected = Some(next_offset);
+    };
+    Ok(ScanOutcome {
+        end_position: pos,
+        next_offset,
+        damage,
+    })
+}
+
+/// A sliding read buffer over a file, so scans issue large reads.
+struct Window<'a> {
+    file: &'a File,
+    path: &'a Path,
+    file_len: u64,
+    start: u64,
+    buf: Vec<u8>,
+}
+
+impl<'a> Window<'a> {
+    fn new(file: &'a File, path: &'a Path, file_len: u64) -> Self {
+        Window {
+            file,
+            path,
+            file_len,
+            start: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Up to `len` bytes at `pos` (fewer only at the end of the file).
+    fn get(&mut self, pos: u64, len: usize) -> Result<&[u8]> {
+        let end = (pos + len as u64).min(self.file_len);
+        if pos < self.start || end > self.start + self.buf.len() as u64 {
+            let want = (len.max(SCAN_CHUNK) as u64).min(self.file_len - pos) as usize;
+            self.buf.resize(want, 0);
+            self.file.read_exact_at(&mut self.buf, pos).at(self.path)?;
+            self.start = pos;
+        }
+        let from = (pos - self.start) as usize;
+        Ok(&self.buf[from..(end - self.start) as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_and_parse() {
+        let p = segment_path(Path::new("/d"), Offset(42), LOG_EXT);
+        assert_eq!(p, Path::new("/d/00000000000000000042.log"));
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(Offset(42)));
+        assert_eq!(parse_log_name("42.log"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+    }
+}
