@@ -60,6 +60,12 @@ pub struct PartitionConfig {
     pub batch_bytes_max: usize,
     /// When appended data reaches the disk. Default [`Durability::SyncEachAppend`].
     pub durability: Durability,
+    /// Under a policy that fsyncs, zero-fill the active segment's file this far ahead of the
+    /// write position, so that an fsync after an append writes data only, not a file-size
+    /// change (about twice as fast on ext4). The zeros are trimmed when the segment is sealed
+    /// or closed and ignored by recovery. `NoSync` never preallocates: zero-filling is a second
+    /// write of every byte. Default 4 MiB; 0 disables.
+    pub preallocate_bytes: u64,
     /// Delete sealed segments whose newest record is older than this. Default 7 days;
     /// `None` keeps data forever.
     pub retention_ms: Option<u64>,
@@ -85,6 +91,7 @@ impl Default for PartitionConfig {
             record_bytes_max: 1 << 20,
             batch_bytes_max: 8 << 20,
             durability: Durability::SyncEachAppend,
+            preallocate_bytes: 4 << 20,
             retention_ms: Some(7 * DAY_MS),
             retention_bytes: None,
             truncate_corrupt: false,
@@ -103,6 +110,7 @@ impl std::fmt::Debug for PartitionConfig {
             .field("record_bytes_max", &self.record_bytes_max)
             .field("batch_bytes_max", &self.batch_bytes_max)
             .field("durability", &self.durability)
+            .field("preallocate_bytes", &self.preallocate_bytes)
             .field("retention_ms", &self.retention_ms)
             .field("retention_bytes", &self.retention_bytes)
             .field("truncate_corrupt", &self.truncate_corrupt)
@@ -149,6 +157,11 @@ impl PartitionConfig {
     /// Sets `durability`.
     pub fn with_durability(mut self, v: Durability) -> Self {
         self.durability = v;
+        self
+    }
+    /// Sets `preallocate_bytes`.
+    pub fn with_preallocate_bytes(mut self, v: u64) -> Self {
+        self.preallocate_bytes = v;
         self
     }
     /// Sets `retention_ms`.

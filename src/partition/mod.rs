@@ -26,7 +26,7 @@ use crate::config::{Durability, PartitionConfig};
 use crate::error::IoContext;
 use crate::record::{now_ms, Record};
 use crate::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
-use crate::segment::{IndexCursor, Segment, SegmentFiles};
+use crate::segment::{IndexCursor, Segment, SegmentFiles, LOG_EXT};
 use crate::{Error, Offset, Result};
 
 pub use read::ReadBatches;
@@ -92,6 +92,8 @@ pub(crate) struct Writer {
     pub cursor: IndexCursor,
     pub next_offset: u64,
     pub size: u64,
+    /// The active log file is zero-filled up to here (at least `size`).
+    pub preallocated: u64,
     /// First timestamp in the active segment, for time-based rolling.
     pub first_timestamp: Option<i64>,
     /// Sealed segments written but not yet fsynced.
@@ -264,7 +266,10 @@ impl Partition {
             batch::set_base_offset(&mut buf, base);
             let header = BatchHeader { base_offset: base, ..header };
             let position = w.size;
-            if let Err(e) = self.write_at(&w.files, &buf, position) {
+            if let Err(e) = self
+                .preallocate(&mut w, position + buf.len() as u64)
+                .and_then(|()| self.write_at(&w.files, &buf, position))
+            {
                 return self.fail(e);
             }
             let w = &mut *w;
@@ -308,6 +313,24 @@ impl Partition {
         files.log.write_all_at(buf, position).map_err(|e| Error::io(path(), e))
     }
 
+    /// Zero-fill ahead of the write position (see [`PartitionConfig::preallocate_bytes`]).
+    fn preallocate(&self, w: &mut Writer, end: u64) -> Result<()> {
+        let chunk = self.config.preallocate_bytes;
+        if end <= w.preallocated || chunk == 0 || self.config.durability == Durability::NoSync {
+            return Ok(());
+        }
+        let target = end.max((w.preallocated + chunk).min(self.config.segment_bytes));
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = w.preallocated.max(w.size);
+        while at < target {
+            let n = (target - at).min(ZEROS.len() as u64) as usize;
+            self.write_at(&w.files, &ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        w.preallocated = target;
+        Ok(())
+    }
+
     fn should_roll(&self, w: &Writer, h: &BatchHeader) -> bool {
         if w.size == 0 {
             return false;
@@ -334,6 +357,9 @@ impl Partition {
     /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let end = w.next_offset;
+        if w.preallocated > w.size {
+            w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
+        }
         w.active.seal(&w.files, &w.cursor, end, w.size)?;
         let new = Arc::new(Segment::create_active(
             &self.dir,
@@ -349,6 +375,7 @@ impl Partition {
         w.active = new;
         w.cursor = IndexCursor::new(self.config.index_interval_bytes);
         w.size = 0;
+        w.preallocated = 0;
         w.first_timestamp = None;
         let mut v = self.view.write();
         v.segments = w.segments.clone();
@@ -634,6 +661,9 @@ impl Partition {
         let result = (|| {
             for f in std::mem::take(&mut w.unsynced_sealed) {
                 f.log.sync_data().at(&self.dir)?;
+            }
+            if w.preallocated > w.size {
+                w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
             }
             w.files.log.sync_data().at(&self.dir)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;

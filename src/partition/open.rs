@@ -228,9 +228,16 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
                 damage: Some(CorruptKind::BadOffset),
             }
         };
+        // A zero-filled tail is preallocation, not damage.
+        let scan = if scan.damage.is_some() && zeros_from(&files.log, &log_path, scan.end_position, file_len)? {
+            ScanOutcome { damage: None, ..scan }
+        } else {
+            scan
+        };
         expected = scan.next_offset;
         let is_last = i + 1 == bases.len();
         if scan.damage.is_none() && !is_last {
+            files.log.set_len(scan.end_position).at(&log_path)?;
             seg.seal(&files, &cursor, scan.next_offset, scan.end_position)?;
             segments.push(Arc::new(seg));
             i += 1;
@@ -244,6 +251,7 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
             });
         }
         if scan.damage.is_none() {
+            files.log.set_len(scan.end_position).at(&log_path)?;
             break (seg, files, cursor, scan.end_position, scan.next_offset);
         }
         // Truncate at the first invalid batch; everything after it goes.
@@ -300,6 +308,22 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
     })
 }
 
+/// Whether bytes `[from, to)` of `log` are all zero.
+fn zeros_from(log: &File, path: &Path, from: u64, to: u64) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(buf.len() as u64) as usize;
+        log.read_exact_at(&mut buf[..n], at).at(path)?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 fn assemble(dir: &Path, config: PartitionConfig, lock: File, o: Opened, log_start_ckpt: u64) -> Partition {
     let segments = Arc::new(o.segments);
     let first_base = segments.first().expect("at least the active segment").base_offset().0;
@@ -317,6 +341,7 @@ fn assemble(dir: &Path, config: PartitionConfig, lock: File, o: Opened, log_star
         cursor: o.cursor,
         next_offset: o.next_offset,
         size: o.size,
+        preallocated: o.size,
         first_timestamp: o.first_timestamp,
         unsynced_sealed: Vec::new(),
         dir_dirty: false,

@@ -115,7 +115,7 @@ impl Partition {
         let mut taken = 0usize;
         let mut need = 0usize;
         while pos < limit {
-            let want = max_bytes.saturating_sub(taken).max(need) + slack;
+            let want = max_bytes.saturating_sub(taken).max(need).saturating_add(slack);
             let len = (limit - pos).min(want as u64) as usize;
             let chunk = read_chunk(&files.log, pos, len).at(&path())?;
             let mut off = 0usize;
