@@ -19,9 +19,13 @@ fn main() -> seglog::Result<()> {
         Record::new("hello").with_key("greeting"),
         Record::new("world").with_key("greeting"),
     ])?;
-    println!("appended offsets {}..={}", first.base_offset, first.last_offset);
+    println!(
+        "appended offsets {}..={}",
+        first.base_offset, first.last_offset
+    );
     for i in 0..1_000 {
-        partition.append(&[Record::new(format!("event {i}")).with_header("source", "quickstart")])?;
+        partition
+            .append(&[Record::new(format!("event {i}")).with_header("source", "quickstart")])?;
     }
     println!(
         "log end offset {}, {} segments on disk",
@@ -42,7 +46,10 @@ fn main() -> seglog::Result<()> {
 
     // Tail-follow: wait for an offset that does not exist yet.
     let next = partition.log_end_offset();
-    println!("waiting 50 ms for offset {next}: {}", partition.wait_for(next, Duration::from_millis(50)));
+    println!(
+        "waiting 50 ms for offset {next}: {}",
+        partition.wait_for(next, Duration::from_millis(50))
+    );
 
     // Close cleanly and reopen: the clean-shutdown marker lets open skip recovery.
     partition.close()?;
@@ -53,7 +60,11 @@ fn main() -> seglog::Result<()> {
         reopened.recovery_report().clean_shutdown,
         reopened.log_end_offset()
     );
-    let first_record = reopened.read(Offset(0), 1)?.records().next().expect("one record")?;
+    let first_record = reopened
+        .read(Offset(0), 1)?
+        .records()
+        .next()
+        .expect("one record")?;
     println!("offset 0 after reopen: {:?}", first_record.value);
     Ok(())
 }

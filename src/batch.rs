@@ -152,7 +152,10 @@ impl BatchHeader {
             || count > room
             || u64::from(header.last_offset_delta) + 1 < count as u64
             || header.max_timestamp < header.first_timestamp
-            || header.base_offset.checked_add(u64::from(header.last_offset_delta)).is_none()
+            || header
+                .base_offset
+                .checked_add(u64::from(header.last_offset_delta))
+                .is_none()
         {
             return Err(CorruptKind::BadRecords);
         }
@@ -199,14 +202,26 @@ pub(crate) fn encode_batch(
         });
     }
     let first_timestamp = first.timestamp_ms;
-    let max_timestamp = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(first_timestamp);
+    let max_timestamp = records
+        .iter()
+        .map(|r| r.timestamp_ms)
+        .max()
+        .unwrap_or(first_timestamp);
     let batch_limit = limits.batch_bytes_max.min(BATCH_BYTES_LIMIT);
 
-    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + records.len() * 16);
+    // Payload plus the worst case of varint overhead per record: one allocation, no regrowth.
+    let capacity = BATCH_HEADER_LEN + estimate_rest(records) + records.len() * 24;
+    let mut out = Vec::with_capacity(capacity.min(batch_limit + 64));
     out.resize(BATCH_HEADER_LEN, 0);
     for (i, record) in records.iter().enumerate() {
         let before = out.len();
-        encode_record(&mut out, record, first_timestamp, i, limits.record_bytes_max)?;
+        encode_record(
+            &mut out,
+            record,
+            first_timestamp,
+            i,
+            limits.record_bytes_max,
+        )?;
         if out.len() > batch_limit {
             return Err(Error::BatchTooLarge {
                 size: out.len() + estimate_rest(&records[i + 1..]),
@@ -239,7 +254,14 @@ fn estimate_rest(records: &[Record]) -> usize {
     records
         .iter()
         .map(|r| {
-            r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + 8
+            let headers: usize = r
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+                .sum();
+            r.key.as_ref().map_or(0, |k| k.len())
+                + r.value.as_ref().map_or(0, |v| v.len())
+                + headers
         })
         .sum()
 }
@@ -330,7 +352,9 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
 /// Header plus CRC check of the batch at the front of `buf` (records are not walked).
 pub(crate) fn check_crc(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
     let header = BatchHeader::parse(buf)?;
-    let batch = buf.get(..header.total_len()).ok_or(CorruptKind::Truncated)?;
+    let batch = buf
+        .get(..header.total_len())
+        .ok_or(CorruptKind::Truncated)?;
     if batch_crc(batch) != header.crc {
         return Err(CorruptKind::Crc);
     }
@@ -425,11 +449,12 @@ impl Iterator for Records {
     fn next(&mut self) -> Option<Self::Item> {
         let bytes = &self.bytes;
         self.inner.next_record(bytes).map(|r| {
-            r.map(|raw| raw.into_record(bytes)).map_err(|reason| Error::Corrupt {
-                path: Default::default(),
-                position: 0,
-                reason,
-            })
+            r.map(|raw| raw.into_record(bytes))
+                .map_err(|reason| Error::Corrupt {
+                    path: Default::default(),
+                    position: 0,
+                    reason,
+                })
         })
     }
 
@@ -452,13 +477,16 @@ struct RecordCursor {
     failed: bool,
 }
 
+/// A byte range `[start, end)` into a batch.
+type Span = (usize, usize);
+
 /// One record's fields as byte ranges into the batch.
 struct RawRecord {
     offset: u64,
     timestamp: i64,
-    key: Option<(usize, usize)>,
-    value: Option<(usize, usize)>,
-    headers: Vec<((usize, usize), Option<(usize, usize)>)>,
+    key: Option<Span>,
+    value: Option<Span>,
+    headers: Vec<(Span, Option<Span>)>,
 }
 
 impl RawRecord {
@@ -469,14 +497,17 @@ impl RawRecord {
             timestamp_ms: self.timestamp,
             key: self.key.map(slice),
             value: self.value.map(slice),
-            headers: self
-                .headers
-                .into_iter()
-                .map(|(k, v)| Header {
-                    key: slice(k),
-                    value: v.map(slice),
-                })
-                .collect(),
+            headers: if self.headers.is_empty() {
+                Vec::new()
+            } else {
+                self.headers
+                    .into_iter()
+                    .map(|(k, v)| Header {
+                        key: slice(k),
+                        value: v.map(slice),
+                    })
+                    .collect()
+            },
         }
     }
 }
@@ -520,13 +551,17 @@ impl RecordCursor {
         let mut p = self.pos;
         let body_len = take_i32(buf, &mut p)?;
         let body_len = usize::try_from(body_len).map_err(|_| bad)?;
-        let record_end = p.checked_add(body_len).filter(|&e| e <= buf.len()).ok_or(bad)?;
+        let record_end = p
+            .checked_add(body_len)
+            .filter(|&e| e <= buf.len())
+            .ok_or(bad)?;
         let body = &buf[..record_end];
         let _attributes = *body.get(p).ok_or(bad)?;
         p += 1;
         let ts_delta = take_i64(body, &mut p)?;
         let offset_delta = u32::try_from(take_i32(body, &mut p)?).map_err(|_| bad)?;
-        if offset_delta > self.last_offset_delta || self.prev_delta.is_some_and(|d| offset_delta <= d)
+        if offset_delta > self.last_offset_delta
+            || self.prev_delta.is_some_and(|d| offset_delta <= d)
         {
             return Err(bad);
         }
@@ -646,7 +681,12 @@ mod tests {
         assert_eq!(h.first_timestamp, 1_000);
         assert_eq!(h.max_timestamp, 1_005);
         assert_eq!(
-            (h.leader_epoch, h.producer_id, h.producer_epoch, h.base_sequence),
+            (
+                h.leader_epoch,
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence
+            ),
             (7, 42, 3, 11)
         );
         let out: Vec<LogRecord> = batch.records().collect::<Result<_>>().unwrap();
@@ -674,7 +714,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = buf.clone();
                 b[i] ^= 1 << bit;
-                assert!(check_batch(&b).is_err(), "flip at byte {i} bit {bit} undetected");
+                assert!(
+                    check_batch(&b).is_err(),
+                    "flip at byte {i} bit {bit} undetected"
+                );
             }
         }
     }

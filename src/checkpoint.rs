@@ -33,7 +33,9 @@ pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
     if crc32fast::hash(&bytes[..12]) != crc {
         return Err(corrupt());
     }
-    Ok(Some(u64::from_le_bytes(bytes[4..12].try_into().expect("8 bytes"))))
+    Ok(Some(u64::from_le_bytes(
+        bytes[4..12].try_into().expect("8 bytes"),
+    )))
 }
 
 /// Atomically replace the checkpoint at `path` with `value`.

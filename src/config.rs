@@ -246,7 +246,11 @@ impl PartitionConfig {
             }
         }
         if self.retention_bytes == Some(0) {
-            return Err(Error::config("retention_bytes", 0, "must be positive or None"));
+            return Err(Error::config(
+                "retention_bytes",
+                0,
+                "must be positive or None",
+            ));
         }
         Ok(())
     }

@@ -172,7 +172,11 @@ pub struct OffsetIndex {
 
 impl OffsetIndex {
     /// Open for appending, keeping the first `entries` entries.
-    pub(crate) fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+    pub(crate) fn open_writable(
+        path: &Path,
+        entries: usize,
+        capacity_bytes: usize,
+    ) -> Result<Self> {
         Ok(OffsetIndex {
             file: IndexFile::open_writable(path, entries, capacity_bytes)?,
         })
@@ -277,7 +281,11 @@ pub struct TimeIndex {
 
 impl TimeIndex {
     /// Open for appending, keeping the first `entries` entries.
-    pub(crate) fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+    pub(crate) fn open_writable(
+        path: &Path,
+        entries: usize,
+        capacity_bytes: usize,
+    ) -> Result<Self> {
         Ok(TimeIndex {
             file: IndexFile::open_writable(path, entries, capacity_bytes)?,
         })
@@ -328,7 +336,10 @@ impl TimeIndex {
             if entry.timestamp <= last.timestamp {
                 return false;
             }
-            assert!(entry.relative_offset > last.relative_offset, "time index offsets must increase");
+            assert!(
+                entry.relative_offset > last.relative_offset,
+                "time index offsets must increase"
+            );
         }
         if self.is_full() {
             return false;
@@ -440,9 +451,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = TimeIndex::open_writable(&dir.path().join("e.timeindex"), 0, 120).unwrap();
         assert_eq!(t.lookup(100), 0);
-        assert!(t.push(TimeEntry { timestamp: 10, relative_offset: 5 }));
-        assert!(!t.push(TimeEntry { timestamp: 10, relative_offset: 6 }), "no growth, no entry");
-        assert!(t.push(TimeEntry { timestamp: 20, relative_offset: 9 }));
+        assert!(t.push(TimeEntry {
+            timestamp: 10,
+            relative_offset: 5
+        }));
+        assert!(
+            !t.push(TimeEntry {
+                timestamp: 10,
+                relative_offset: 6
+            }),
+            "no growth, no entry"
+        );
+        assert!(t.push(TimeEntry {
+            timestamp: 20,
+            relative_offset: 9
+        }));
         assert_eq!(t.lookup(10), 0);
         assert_eq!(t.lookup(11), 5);
         assert_eq!(t.lookup(21), 9);

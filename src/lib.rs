@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod fault;
 mod index;
+mod logmap;
 mod offset;
 mod partition;
 mod record;
@@ -15,7 +16,10 @@ pub mod retention;
 mod segment;
 mod varint;
 
-pub use batch::{check_batch, Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN, FORMAT_VERSION};
+pub use batch::{
+    check_batch, Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN,
+    FORMAT_VERSION,
+};
 pub use config::{Durability, PartitionConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 pub use error::{CorruptKind, Error, Result};
 #[doc(hidden)]

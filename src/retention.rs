@@ -181,12 +181,19 @@ mod tests {
     fn by_log_start_and_never_past_the_high_watermark() {
         let p = plan(&log(), Offset(25), Offset(35), 0, NONE);
         assert_eq!(p.delete_count, 2);
-        assert_eq!(p.log_start_offset, Offset(25), "explicit start is kept inside a segment");
+        assert_eq!(
+            p.log_start_offset,
+            Offset(25),
+            "explicit start is kept inside a segment"
+        );
         let policy = RetentionPolicy {
             retention_ms: Some(1),
             ..NONE
         };
         let p = plan(&log(), Offset(0), Offset(15), 1_000_000, policy);
-        assert_eq!(p.delete_count, 1, "segment [10, 20) holds offsets at the high watermark");
+        assert_eq!(
+            p.delete_count, 1,
+            "segment [10, 20) holds offsets at the high watermark"
+        );
     }
 }

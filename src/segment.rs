@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::error::{CorruptKind, IoContext};
-use crate::index::{IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN};
+use crate::index::{
+    IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+};
 use crate::{Error, Offset, Result};
 
 /// Extension of segment data files.
@@ -50,6 +53,8 @@ pub(crate) struct SegmentFiles {
     pub time_index: RwLock<TimeIndex>,
     /// Size of the log once sealed; `UNKNOWN` while active.
     sealed_size: AtomicU64,
+    /// A read-only map of the log, grown (replaced) when readers need more of it.
+    map: RwLock<Bytes>,
 }
 
 impl SegmentFiles {
@@ -59,6 +64,25 @@ impl SegmentFiles {
             UNKNOWN => None,
             n => Some(n),
         }
+    }
+
+    /// The log's bytes `[0, limit)` as one zero-copy buffer. `limit` must not exceed what has
+    /// been written; `map_len` (at least `limit`) is how much to map when a new map is needed,
+    /// so that a growing active segment is not remapped on every read.
+    pub fn mapped(&self, limit: u64, map_len: u64) -> std::io::Result<Bytes> {
+        let limit = usize::try_from(limit).expect("segment sizes fit in usize");
+        {
+            let m = self.map.read();
+            if m.len() >= limit {
+                return Ok(m.slice(..limit));
+            }
+        }
+        let mut m = self.map.write();
+        if m.len() < limit {
+            let len = usize::try_from(map_len).unwrap_or(usize::MAX).max(limit);
+            *m = crate::logmap::map(&self.log, len)?;
+        }
+        Ok(m.slice(..limit))
     }
 
     /// Newest timestamp of a sealed segment: the last time-index entry.
@@ -122,7 +146,13 @@ impl IndexCursor {
     }
 
     /// Account for a batch written at `position`; adds index entries when due.
-    pub fn on_batch(&mut self, seg: &Segment, files: &SegmentFiles, h: &BatchHeader, position: u64) {
+    pub fn on_batch(
+        &mut self,
+        seg: &Segment,
+        files: &SegmentFiles,
+        h: &BatchHeader,
+        position: u64,
+    ) {
         if self.bytes_since_entry >= self.interval {
             let rel = seg.relative(h.base_offset);
             let position = u32::try_from(position).expect("segment size is bounded by u32");
@@ -139,7 +169,10 @@ impl IndexCursor {
             self.bytes_since_entry = 0;
         }
         self.bytes_since_entry += h.total_len() as u64;
-        self.max_timestamp = Some(self.max_timestamp.map_or(h.max_timestamp, |t| t.max(h.max_timestamp)));
+        self.max_timestamp = Some(
+            self.max_timestamp
+                .map_or(h.max_timestamp, |t| t.max(h.max_timestamp)),
+        );
     }
 }
 
@@ -155,7 +188,12 @@ pub(crate) struct ScanOutcome {
 }
 
 impl Segment {
-    fn new(dir: &Path, base_offset: Offset, end_offset: u64, files: Option<Arc<SegmentFiles>>) -> Self {
+    fn new(
+        dir: &Path,
+        base_offset: Offset,
+        end_offset: u64,
+        files: Option<Arc<SegmentFiles>>,
+    ) -> Self {
         Segment {
             base_offset,
             dir: dir.to_owned(),
@@ -170,7 +208,11 @@ impl Segment {
     }
 
     /// Create a new, empty active segment (fails if its log file exists).
-    pub(crate) fn create_active(dir: &Path, base_offset: Offset, index_bytes_max: u32) -> Result<Self> {
+    pub(crate) fn create_active(
+        dir: &Path,
+        base_offset: Offset,
+        index_bytes_max: u32,
+    ) -> Result<Self> {
         let seg = Segment::new(dir, base_offset, UNKNOWN, None);
         let path = seg.path(LOG_EXT);
         let log = OpenOptions::new()
@@ -195,8 +237,13 @@ impl Segment {
     ) -> Result<(Self, Arc<SegmentFiles>)> {
         let seg = Segment::new(dir, base_offset, UNKNOWN, None);
         let path = seg.path(LOG_EXT);
-        let log = OpenOptions::new().read(true).write(true).open(&path).at(&path)?;
-        let files = Arc::new(seg.writable_files(log, index_entries, time_entries, index_bytes_max)?);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        let files =
+            Arc::new(seg.writable_files(log, index_entries, time_entries, index_bytes_max)?);
         *seg.files.lock() = Some(files.clone());
         Ok((seg, files))
     }
@@ -211,13 +258,18 @@ impl Segment {
         let cap = index_bytes_max as usize;
         Ok(SegmentFiles {
             log,
-            index: RwLock::new(OffsetIndex::open_writable(&self.path(INDEX_EXT), index_entries, cap)?),
+            index: RwLock::new(OffsetIndex::open_writable(
+                &self.path(INDEX_EXT),
+                index_entries,
+                cap,
+            )?),
             time_index: RwLock::new(TimeIndex::open_writable(
                 &self.path(TIME_INDEX_EXT),
                 time_entries,
                 cap / TIME_ENTRY_LEN * TIME_ENTRY_LEN,
             )?),
             sealed_size: AtomicU64::new(UNKNOWN),
+            map: RwLock::new(Bytes::new()),
         })
     }
 
@@ -241,7 +293,8 @@ impl Segment {
 
     /// `offset - base_offset` as the index's `u32`.
     pub(crate) fn relative(&self, offset: u64) -> u32 {
-        u32::try_from(offset - self.base_offset.0).expect("segments roll before relative offsets overflow")
+        u32::try_from(offset - self.base_offset.0)
+            .expect("segments roll before relative offsets overflow")
     }
 
     /// The segment's files, loading (and if needed repairing the indexes of) a sealed segment.
@@ -250,7 +303,9 @@ impl Segment {
         if let Some(f) = &*slot {
             return Ok(f.clone());
         }
-        let end = self.end_offset().expect("only sealed segments are loaded lazily");
+        let end = self
+            .end_offset()
+            .expect("only sealed segments are loaded lazily");
         let files = Arc::new(self.load_sealed(end)?);
         *slot = Some(files.clone());
         Ok(files)
@@ -284,6 +339,7 @@ impl Segment {
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
             sealed_size: AtomicU64::new(size),
+            map: RwLock::new(Bytes::new()),
         })
     }
 
@@ -305,19 +361,33 @@ impl Segment {
                 max_entries * TIME_ENTRY_LEN,
             )?),
             sealed_size: AtomicU64::new(UNKNOWN),
+            map: RwLock::new(Bytes::new()),
         };
         // Any interval works for a rebuilt index; 4 KiB matches the default.
         let mut cursor = IndexCursor::new(4096);
-        let outcome = scan_log(&files.log, &self.path(LOG_EXT), self.base_offset.0, 0, size, false, |h, pos| {
-            cursor.on_batch(self, &files, h, pos)
-        })?;
+        let outcome = scan_log(
+            &files.log,
+            &self.path(LOG_EXT),
+            self.base_offset.0,
+            0,
+            size,
+            false,
+            |h, pos| cursor.on_batch(self, &files, h, pos),
+        )?;
         self.seal_files(&files, &cursor, outcome.next_offset)?;
-        let SegmentFiles { index, time_index, .. } = files;
+        let SegmentFiles {
+            index, time_index, ..
+        } = files;
         Ok((index.into_inner(), time_index.into_inner()))
     }
 
     /// Seal: final time-index entry (the segment's newest timestamp), trim and remap indexes.
-    fn seal_files(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64) -> Result<()> {
+    fn seal_files(
+        &self,
+        files: &SegmentFiles,
+        cursor: &IndexCursor,
+        end_offset: u64,
+    ) -> Result<()> {
         if let Some(t) = cursor.max_timestamp() {
             let rel_end = u32::try_from(end_offset - self.base_offset.0).unwrap_or(u32::MAX);
             files.time_index.write().push(TimeEntry {
@@ -331,7 +401,13 @@ impl Segment {
     }
 
     /// Seal the active segment at `end_offset` / `size` bytes.
-    pub(crate) fn seal(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64, size: u64) -> Result<()> {
+    pub(crate) fn seal(
+        &self,
+        files: &SegmentFiles,
+        cursor: &IndexCursor,
+        end_offset: u64,
+        size: u64,
+    ) -> Result<()> {
         self.seal_files(files, cursor, end_offset)?;
         files.sealed_size.store(size, Ordering::Release);
         self.end_offset.store(end_offset, Ordering::Release);
@@ -340,7 +416,12 @@ impl Segment {
 
     /// Write out the final time-index entry and trim the indexes of the active segment at a
     /// clean close, leaving it ready to be reopened active.
-    pub(crate) fn close_active(&self, files: &SegmentFiles, cursor: &IndexCursor, end_offset: u64) -> Result<()> {
+    pub(crate) fn close_active(
+        &self,
+        files: &SegmentFiles,
+        cursor: &IndexCursor,
+        end_offset: u64,
+    ) -> Result<()> {
         self.seal_files(files, cursor, end_offset)
     }
 
@@ -378,7 +459,16 @@ pub(crate) fn scan_log(
     full_check: bool,
     mut visit: impl FnMut(&BatchHeader, u64),
 ) -> Result<ScanOutcome> {
-    scan_log_from(log, path, base_offset, start, None, file_len, full_check, &mut visit)
+    scan_log_from(
+        log,
+        path,
+        base_offset,
+        start,
+        None,
+        file_len,
+        full_check,
+        &mut visit,
+    )
 }
 
 /// As [`scan_log`], with the offset expected at `start` when known.

@@ -111,7 +111,16 @@ mod tests {
 
     #[test]
     fn roundtrips_extremes() {
-        for v in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX, i64::from(i32::MAX), 1 << 35] {
+        for v in [
+            i64::MIN,
+            i64::MIN + 1,
+            -1,
+            0,
+            1,
+            i64::MAX,
+            i64::from(i32::MAX),
+            1 << 35,
+        ] {
             roundtrip64(v);
         }
         assert_eq!(len_i64(i64::MIN), MAX_VARLONG_LEN);

@@ -212,7 +212,12 @@ impl Partition {
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<Offset> {
-        self.view.read().segments.iter().map(|s| s.base_offset()).collect()
+        self.view
+            .read()
+            .segments
+            .iter()
+            .map(|s| s.base_offset())
+            .collect()
     }
 
     pub(crate) fn view(&self) -> View {
@@ -264,7 +269,10 @@ impl Partition {
             }
             let base = w.next_offset;
             batch::set_base_offset(&mut buf, base);
-            let header = BatchHeader { base_offset: base, ..header };
+            let header = BatchHeader {
+                base_offset: base,
+                ..header
+            };
             let position = w.size;
             if let Err(e) = self
                 .preallocate(&mut w, position + buf.len() as u64)
@@ -310,7 +318,10 @@ impl Partition {
         if let Some(f) = &self.config.fault_injector {
             f.check_write().map_err(|e| Error::io(path(), e))?;
         }
-        files.log.write_all_at(buf, position).map_err(|e| Error::io(path(), e))
+        files
+            .log
+            .write_all_at(buf, position)
+            .map_err(|e| Error::io(path(), e))
     }
 
     /// Zero-fill ahead of the write position (see [`PartitionConfig::preallocate_bytes`]).
@@ -367,7 +378,8 @@ impl Partition {
             self.config.index_bytes_max,
         )?);
         let files = new.loaded_files().expect("a new active segment is loaded");
-        w.unsynced_sealed.push(std::mem::replace(&mut w.files, files));
+        w.unsynced_sealed
+            .push(std::mem::replace(&mut w.files, files));
         w.dir_dirty = true;
         let mut segments = Vec::clone(&w.segments);
         segments.push(new.clone());
@@ -629,7 +641,10 @@ impl Partition {
             let keep = w.segments[plan.delete_count..].to_vec();
             let doomed = w.segments[..plan.delete_count].to_vec();
             assert!(
-                doomed.iter().zip(v.segments.iter()).all(|(a, b)| Arc::ptr_eq(a, b)),
+                doomed
+                    .iter()
+                    .zip(v.segments.iter())
+                    .all(|(a, b)| Arc::ptr_eq(a, b)),
                 "only retention removes segments, and it is serialised"
             );
             w.segments = Arc::new(keep);
@@ -651,25 +666,34 @@ impl Partition {
     /// ignoring errors; call `close` to see them.
     pub fn close(&self) -> Result<()> {
         let mut w = self.writer.lock();
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
+        let already = self.closed.swap(true, Ordering::AcqRel);
         self.notify_waiters();
         if self.failed.load(Ordering::Acquire) {
             return Err(Error::PreviousIoFailed);
         }
+        if already {
+            return Ok(());
+        }
         let result = (|| {
+            let sync = |f: &SegmentFiles| -> Result<()> {
+                if let Some(fi) = &self.config.fault_injector {
+                    fi.check_sync().at(&self.dir)?;
+                }
+                f.log.sync_data().at(&self.dir)
+            };
             for f in std::mem::take(&mut w.unsynced_sealed) {
-                f.log.sync_data().at(&self.dir)?;
+                sync(&f)?;
             }
             if w.preallocated > w.size {
                 w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
             }
-            w.files.log.sync_data().at(&self.dir)?;
+            sync(&w.files)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
             checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), w.next_offset)?;
             let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-            File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
+            File::create(&marker)
+                .and_then(|f| f.sync_all())
+                .at(&marker)?;
             checkpoint::sync_dir(&self.dir)
         })();
         if result.is_err() {

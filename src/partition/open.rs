@@ -8,15 +8,15 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::{
-    Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE,
-    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+    Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
+    LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
 use crate::checkpoint;
 use crate::config::PartitionConfig;
+use crate::error::CorruptKind;
 use crate::error::IoContext;
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::error::CorruptKind;
 use crate::segment::{
     parse_log_name, scan_log_from, segment_path, IndexCursor, ScanOutcome, Segment, SegmentFiles,
     INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
@@ -108,7 +108,8 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
     bases.sort();
     for p in index_files {
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let has_log = parse_log_name(&format!("{stem}.log")).is_some_and(|b| bases.binary_search(&b).is_ok());
+        let has_log =
+            parse_log_name(&format!("{stem}.log")).is_some_and(|b| bases.binary_search(&b).is_ok());
         if !has_log {
             fs::remove_file(&p).at(&p)?;
         }
@@ -117,7 +118,11 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
 }
 
 fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opened> {
-    let seg = Arc::new(Segment::create_active(dir, Offset(base), config.index_bytes_max)?);
+    let seg = Arc::new(Segment::create_active(
+        dir,
+        Offset(base),
+        config.index_bytes_max,
+    )?);
     checkpoint::sync_dir(dir)?;
     let files = seg.loaded_files().expect("new active segment is loaded");
     Ok(Opened {
@@ -161,7 +166,16 @@ fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<
     let from = index.last();
     let start = from.map_or(0, |e| u64::from(e.position));
     let expected = last.0 + from.map_or(0, |e| u64::from(e.relative_offset));
-    let scan = scan_log_from(&log, &log_path, last.0, start, Some(expected), size, false, &mut |_, _| {})?;
+    let scan = scan_log_from(
+        &log,
+        &log_path,
+        last.0,
+        start,
+        Some(expected),
+        size,
+        false,
+        &mut |_, _| {},
+    )?;
     if scan.damage.is_some() || !time_index.validate(scan.next_offset - last.0) {
         return Ok(None);
     }
@@ -173,7 +187,13 @@ fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<
     let cursor = IndexCursor::resume(config.index_interval_bytes, index.last(), size, max_ts);
     let (index_entries, time_entries) = (index.len(), time_index.len());
     drop((index, time_index, log));
-    let (seg, files) = Segment::open_active(dir, last, index_entries, time_entries, config.index_bytes_max)?;
+    let (seg, files) = Segment::open_active(
+        dir,
+        last,
+        index_entries,
+        time_entries,
+        config.index_bytes_max,
+    )?;
     let mut segments = sealed_prefix(dir, bases, bases.len() - 1);
     segments.push(Arc::new(seg));
     Ok(Some(Opened {
@@ -202,9 +222,16 @@ fn first_timestamp(log: &File, path: &Path, size: u64) -> Result<Option<i64>> {
 }
 
 /// After a crash: scan every segment from the one holding the recovery point.
-fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_point: u64) -> Result<Opened> {
+fn recover(
+    dir: &Path,
+    config: &PartitionConfig,
+    bases: &[Offset],
+    recovery_point: u64,
+) -> Result<Opened> {
     // The first segment to scan: the last one starting at or below the recovery point.
-    let first_scan = bases.partition_point(|b| b.0 <= recovery_point).saturating_sub(1);
+    let first_scan = bases
+        .partition_point(|b| b.0 <= recovery_point)
+        .saturating_sub(1);
     let mut segments = sealed_prefix(dir, bases, first_scan);
     let mut report = RecoveryReport::default();
     let mut expected = bases[first_scan].0;
@@ -218,9 +245,16 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
         report.segments_scanned += 1;
         // A segment must start exactly where the previous one ended.
         let scan = if base.0 == expected {
-            scan_log_from(&files.log, &log_path, base.0, 0, Some(base.0), file_len, true, &mut |h, pos| {
-                cursor.on_batch(&seg, &files, h, pos)
-            })?
+            scan_log_from(
+                &files.log,
+                &log_path,
+                base.0,
+                0,
+                Some(base.0),
+                file_len,
+                true,
+                &mut |h, pos| cursor.on_batch(&seg, &files, h, pos),
+            )?
         } else {
             ScanOutcome {
                 end_position: 0,
@@ -229,8 +263,13 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
             }
         };
         // A zero-filled tail is preallocation, not damage.
-        let scan = if scan.damage.is_some() && zeros_from(&files.log, &log_path, scan.end_position, file_len)? {
-            ScanOutcome { damage: None, ..scan }
+        let scan = if scan.damage.is_some()
+            && zeros_from(&files.log, &log_path, scan.end_position, file_len)?
+        {
+            ScanOutcome {
+                damage: None,
+                ..scan
+            }
         } else {
             scan
         };
@@ -275,12 +314,18 @@ fn recover(dir: &Path, config: &PartitionConfig, bases: &[Offset], recovery_poin
         let (entries, time_entries, size, max_ts) = {
             let f = prev.files()?;
             let (index, time_index) = (f.index.read(), f.time_index.read());
-            (index.len(), time_index.len(), f.sealed_size().expect("sealed"), time_index.last().map(|e| e.timestamp))
+            (
+                index.len(),
+                time_index.len(),
+                f.sealed_size().expect("sealed"),
+                time_index.last().map(|e| e.timestamp),
+            )
         };
         let end = prev.end_offset().expect("sealed").0;
         let base = prev.base_offset();
         drop(prev);
-        let (seg, files) = Segment::open_active(dir, base, entries, time_entries, config.index_bytes_max)?;
+        let (seg, files) =
+            Segment::open_active(dir, base, entries, time_entries, config.index_bytes_max)?;
         let last_entry = files.index.read().last();
         let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
         break (seg, files, cursor, size, end);
@@ -324,9 +369,19 @@ fn zeros_from(log: &File, path: &Path, from: u64, to: u64) -> Result<bool> {
     Ok(true)
 }
 
-fn assemble(dir: &Path, config: PartitionConfig, lock: File, o: Opened, log_start_ckpt: u64) -> Partition {
+fn assemble(
+    dir: &Path,
+    config: PartitionConfig,
+    lock: File,
+    o: Opened,
+    log_start_ckpt: u64,
+) -> Partition {
     let segments = Arc::new(o.segments);
-    let first_base = segments.first().expect("at least the active segment").base_offset().0;
+    let first_base = segments
+        .first()
+        .expect("at least the active segment")
+        .base_offset()
+        .0;
     let log_start = log_start_ckpt.max(first_base).min(o.next_offset);
     let active = segments.last().expect("non-empty").clone();
     let end = Position {

@@ -1,12 +1,9 @@
 //! The read path: offset lookup through the sparse index, positioned reads of whole batches.
 
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-
 use super::{Partition, View};
-use crate::batch::{self, Batch, BatchHeader, BATCH_HEADER_LEN};
+use crate::batch::{self, Batch, BatchHeader};
 use crate::error::{CorruptKind, IoContext};
 use crate::record::LogRecord;
 use crate::segment::{Segment, SegmentFiles, LOG_EXT};
@@ -38,7 +35,9 @@ impl ReadBatches {
 
     /// The offset to read next: one past the last batch, or the requested offset when empty.
     pub fn next_offset(&self) -> Offset {
-        self.batches.last().map_or(self.start, |b| b.last_offset().next())
+        self.batches
+            .last()
+            .map_or(self.start, |b| b.last_offset().next())
     }
 
     /// The records at or after the requested offset, in order. Keys, values and headers are
@@ -104,55 +103,43 @@ impl Partition {
         out: &mut Vec<Batch>,
     ) -> Result<()> {
         let path = || seg.path(LOG_EXT);
-        let corrupt = |position: u64, reason| Error::Corrupt {
+        let corrupt = |position: usize, reason| Error::Corrupt {
             path: path(),
-            position,
+            position: position as u64,
             reason,
         };
+        // The active segment is mapped to its full configured size once, not on every read.
+        let map_len = files.sealed_size().unwrap_or(self.config.segment_bytes);
+        let data = files.mapped(limit, map_len).at(&path())?;
         let rel = u32::try_from(offset.0.saturating_sub(seg.base_offset().0)).unwrap_or(u32::MAX);
-        let mut pos = files.index.read().lookup(rel).map_or(0, |e| u64::from(e.position));
-        let slack = self.config.index_interval_bytes as usize + BATCH_HEADER_LEN;
+        let mut pos = files
+            .index
+            .read()
+            .lookup(rel)
+            .map_or(0, |e| e.position as usize);
         let mut taken = 0usize;
-        let mut need = 0usize;
-        while pos < limit {
-            let want = max_bytes.saturating_sub(taken).max(need).saturating_add(slack);
-            let len = (limit - pos).min(want as u64) as usize;
-            let chunk = read_chunk(&files.log, pos, len).at(&path())?;
-            let mut off = 0usize;
-            need = 0;
-            while off < chunk.len() {
-                let rest = &chunk[off..];
-                if rest.len() < BATCH_HEADER_LEN {
-                    need = BATCH_HEADER_LEN;
-                    break;
-                }
-                let at = pos + off as u64;
-                let header = BatchHeader::parse(rest).map_err(|k| corrupt(at, k))?;
-                let total = header.total_len();
-                if at + total as u64 > limit {
-                    return Err(corrupt(at, CorruptKind::Truncated));
-                }
-                if rest.len() < total {
-                    need = total;
-                    break;
-                }
-                if header.base_offset < seg.base_offset().0 {
-                    return Err(corrupt(at, CorruptKind::BadOffset));
-                }
-                if header.last_offset() >= offset.0 {
-                    if !out.is_empty() && taken + total > max_bytes {
-                        return Ok(());
-                    }
-                    batch::check_crc(&rest[..total]).map_err(|k| corrupt(at, k))?;
-                    out.push(Batch::from_checked(header, chunk.slice(off..off + total)));
-                    taken += total;
-                    if taken >= max_bytes {
-                        return Ok(());
-                    }
-                }
-                off += total;
+        while pos < data.len() {
+            let rest = &data[pos..];
+            let header = BatchHeader::parse(rest).map_err(|k| corrupt(pos, k))?;
+            let total = header.total_len();
+            if rest.len() < total {
+                return Err(corrupt(pos, CorruptKind::Truncated));
             }
-            pos += off as u64;
+            if header.base_offset < seg.base_offset().0 {
+                return Err(corrupt(pos, CorruptKind::BadOffset));
+            }
+            if header.last_offset() >= offset.0 {
+                if !out.is_empty() && taken + total > max_bytes {
+                    break;
+                }
+                batch::check_crc(&rest[..total]).map_err(|k| corrupt(pos, k))?;
+                out.push(Batch::from_checked(header, data.slice(pos..pos + total)));
+                taken += total;
+                if taken >= max_bytes {
+                    break;
+                }
+            }
+            pos += total;
         }
         Ok(())
     }
@@ -168,7 +155,9 @@ impl Partition {
             };
             let files = seg.files()?;
             if files.sealed_size().is_some()
-                && files.sealed_max_timestamp().is_none_or(|t| t < timestamp_ms)
+                && files
+                    .sealed_max_timestamp()
+                    .is_none_or(|t| t < timestamp_ms)
             {
                 continue;
             }
@@ -214,24 +203,12 @@ fn visible_bytes(view: &View, seg: &Arc<Segment>) -> Result<Option<u64>> {
     let hw = &view.high_watermark;
     let base = seg.base_offset().0;
     Ok(match base.cmp(&hw.segment_base) {
-        std::cmp::Ordering::Less => Some(seg.files()?.sealed_size().expect("segments below the watermark's are sealed")),
+        std::cmp::Ordering::Less => Some(
+            seg.files()?
+                .sealed_size()
+                .expect("segments below the watermark's are sealed"),
+        ),
         std::cmp::Ordering::Equal => Some(hw.bytes),
         std::cmp::Ordering::Greater => None,
     })
-}
-
-/// A positioned read of exactly `len` bytes (fewer only if the file is shorter).
-fn read_chunk(file: &std::fs::File, pos: u64, len: usize) -> std::io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len);
-    let mut filled = 0;
-    while filled < len {
-        match file.read_at(&mut buf[filled..], pos + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
-    Ok(buf.freeze())
 }
