@@ -365,15 +365,17 @@ impl Segment {
         };
         // Any interval works for a rebuilt index; 4 KiB matches the default.
         let mut cursor = IndexCursor::new(4096);
-        let outcome = scan_log(
-            &files.log,
-            &self.path(LOG_EXT),
-            self.base_offset.0,
-            0,
-            size,
-            false,
-            |h, pos| cursor.on_batch(self, &files, h, pos),
-        )?;
+        let log_path = self.path(LOG_EXT);
+        let scan = Scan {
+            log: &files.log,
+            path: &log_path,
+            base_offset: self.base_offset.0,
+            file_len: size,
+            full_check: false,
+        };
+        let outcome = scan.run(0, self.base_offset.0, &mut |h, pos| {
+            cursor.on_batch(self, &files, h, pos)
+        })?;
         self.seal_files(&files, &cursor, outcome.next_offset)?;
         let SegmentFiles {
             index, time_index, ..
@@ -447,46 +449,61 @@ fn index_files_whole(index: &Path, time_index: &Path) -> bool {
     )
 }
 
-/// Scan a log file from `start` (a batch boundary holding offset `start_offset`... or the
-/// segment base) to `file_len`, checking each batch, and call `visit` with each valid one.
-/// `full_check` also walks every record. Stops at the first invalid batch.
-pub(crate) fn scan_log(
-    log: &File,
-    path: &Path,
-    base_offset: u64,
-    start: u64,
-    file_len: u64,
-    full_check: bool,
-    mut visit: impl FnMut(&BatchHeader, u64),
-) -> Result<ScanOutcome> {
-    scan_log_from(
-        log,
-        path,
-        base_offset,
-        start,
-        None,
-        file_len,
-        full_check,
-        &mut visit,
-    )
+/// A scan of one log file: checks batch after batch and stops at the first invalid one.
+pub(crate) struct Scan<'a> {
+    pub log: &'a File,
+    pub path: &'a Path,
+    /// The segment's base offset: no batch may start below it.
+    pub base_offset: u64,
+    /// Bytes of the file to consider.
+    pub file_len: u64,
+    /// Also walk every record, not just the header and CRC.
+    pub full_check: bool,
 }
 
-/// As [`scan_log`], with the offset expected at `start` when known.
+impl Scan<'_> {
+    /// Scan from byte `start`, where a batch with base offset `expected_offset` must begin,
+    /// to the end, calling `visit` with each valid batch and its position.
+    pub(crate) fn run(
+        &self,
+        start: u64,
+        expected_offset: u64,
+        visit: &mut dyn FnMut(&BatchHeader, u64),
+    ) -> Result<ScanOutcome> {
+        let Scan {
+            log,
+            path,
+            base_offset,
+            file_len,
+            full_check,
+        } = *self;
+        scan(
+            log,
+            path,
+            base_offset,
+            file_len,
+            full_check,
+            start,
+            expected_offset,
+            visit,
+        )
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn scan_log_from(
+fn scan(
     log: &File,
     path: &Path,
     base_offset: u64,
-    start: u64,
-    expected_offset: Option<u64>,
     file_len: u64,
     full_check: bool,
+    start: u64,
+    expected_offset: u64,
     visit: &mut dyn FnMut(&BatchHeader, u64),
 ) -> Result<ScanOutcome> {
     let mut window = Window::new(log, path, file_len);
     let mut pos = start;
-    let mut expected = expected_offset;
-    let mut next_offset = expected_offset.unwrap_or(base_offset);
+    let mut next_offset = expected_offset;
     let damage = loop {
         if pos >= file_len {
             break None;
@@ -513,7 +530,7 @@ pub(crate) fn scan_log_from(
             break Some(kind);
         }
         let offsets_ok = header.base_offset >= base_offset
-            && expected.is_none_or(|e| header.base_offset == e)
+            && header.base_offset == next_offset
             && header.last_offset() - base_offset < u64::from(u32::MAX);
         if !offsets_ok {
             break Some(CorruptKind::BadOffset);
@@ -521,7 +538,6 @@ pub(crate) fn scan_log_from(
         visit(&header, pos);
         pos += total as u64;
         next_offset = header.last_offset() + 1;
-        expected = Some(next_offset);
     };
     Ok(ScanOutcome {
         end_position: pos,

@@ -18,8 +18,8 @@ use crate::error::CorruptKind;
 use crate::error::IoContext;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{
-    parse_log_name, scan_log_from, segment_path, IndexCursor, ScanOutcome, Segment, SegmentFiles,
-    INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+    parse_log_name, segment_path, IndexCursor, Scan, ScanOutcome, Segment, SegmentFiles, INDEX_EXT,
+    LOG_EXT, TIME_INDEX_EXT,
 };
 use crate::{Error, Offset, Result};
 
@@ -166,16 +166,14 @@ fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<
     let from = index.last();
     let start = from.map_or(0, |e| u64::from(e.position));
     let expected = last.0 + from.map_or(0, |e| u64::from(e.relative_offset));
-    let scan = scan_log_from(
-        &log,
-        &log_path,
-        last.0,
-        start,
-        Some(expected),
-        size,
-        false,
-        &mut |_, _| {},
-    )?;
+    let scan = Scan {
+        log: &log,
+        path: &log_path,
+        base_offset: last.0,
+        file_len: size,
+        full_check: false,
+    }
+    .run(start, expected, &mut |_, _| {})?;
     if scan.damage.is_some() || !time_index.validate(scan.next_offset - last.0) {
         return Ok(None);
     }
@@ -245,16 +243,16 @@ fn recover(
         report.segments_scanned += 1;
         // A segment must start exactly where the previous one ended.
         let scan = if base.0 == expected {
-            scan_log_from(
-                &files.log,
-                &log_path,
-                base.0,
-                0,
-                Some(base.0),
+            let scan = Scan {
+                log: &files.log,
+                path: &log_path,
+                base_offset: base.0,
                 file_len,
-                true,
-                &mut |h, pos| cursor.on_batch(&seg, &files, h, pos),
-            )?
+                full_check: true,
+            };
+            scan.run(0, base.0, &mut |h, pos| {
+                cursor.on_batch(&seg, &files, h, pos)
+            })?
         } else {
             ScanOutcome {
                 end_position: 0,
