@@ -57,7 +57,7 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
         create_first(dir, &config, log_start_ckpt)?
     } else {
         let fast = if clean {
-            open_clean(dir, &config, &bases)?
+            open_clean(dir, &config, &bases, recovery_point)?
         } else {
             None
         };
@@ -147,8 +147,15 @@ fn sealed_prefix(dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<Segment>>
 }
 
 /// After a clean close: trust everything, touch only the last segment. Returns `None` if the
-/// last segment does not look the way a clean close leaves it (then the caller recovers).
-fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<Option<Opened>> {
+/// last segment does not look the way a clean close leaves it (then the caller recovers). A
+/// clean close leaves the recovery point at the log end: a log ending elsewhere lost (or
+/// gained) data since, and recovery must decide.
+fn open_clean(
+    dir: &Path,
+    config: &PartitionConfig,
+    bases: &[Offset],
+    recovery_point: u64,
+) -> Result<Option<Opened>> {
     let last = *bases.last().expect("non-empty");
     let log_path = segment_path(dir, last, LOG_EXT);
     let log = File::open(&log_path).at(&log_path)?;
@@ -174,7 +181,10 @@ fn open_clean(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Result<
         full_check: false,
     }
     .run(start, expected, &mut |_, _| {})?;
-    if scan.damage.is_some() || !time_index.validate(scan.next_offset - last.0) {
+    if scan.damage.is_some()
+        || scan.next_offset != recovery_point
+        || !time_index.validate(scan.next_offset - last.0)
+    {
         return Ok(None);
     }
     let first_timestamp = first_timestamp(&log, &log_path, size)?;

@@ -111,12 +111,16 @@ impl Partition {
         // The active segment is mapped to its full configured size once, not on every read.
         let map_len = files.sealed_size().unwrap_or(self.config.segment_bytes);
         let data = files.mapped(limit, map_len).at(&path())?;
-        let rel = u32::try_from(offset.0.saturating_sub(seg.base_offset().0)).unwrap_or(u32::MAX);
-        let mut pos = files
-            .index
-            .read()
-            .lookup(rel)
-            .map_or(0, |e| e.position as usize);
+        let base = seg.base_offset().0;
+        let rel = u32::try_from(offset.0.saturating_sub(base)).unwrap_or(u32::MAX);
+        // The index is a cache, never trusted over the log: the batch an entry points at must
+        // start at the entry's offset, or the read starts from the beginning of the segment.
+        let entry = files.index.read().lookup(rel);
+        let entry = entry.map(|e| (e.position as usize, base + u64::from(e.relative_offset)));
+        let (mut pos, mut expected) = match entry {
+            Some((pos, at)) if entry_matches_log(&data, pos, at) => (pos, at),
+            _ => (0, base),
+        };
         let mut taken = 0usize;
         while pos < data.len() {
             let rest = &data[pos..];
@@ -125,9 +129,11 @@ impl Partition {
             if rest.len() < total {
                 return Err(corrupt(pos, CorruptKind::Truncated));
             }
-            if header.base_offset < seg.base_offset().0 {
+            // Offsets are dense: the base offset (outside the CRC) must follow the previous batch.
+            if header.base_offset != expected {
                 return Err(corrupt(pos, CorruptKind::BadOffset));
             }
+            expected = header.last_offset() + 1;
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -196,6 +202,12 @@ impl Partition {
             next = read.next_offset();
         }
     }
+}
+
+/// Whether the log bytes at `position` start a batch with base offset `base_offset`.
+fn entry_matches_log(data: &[u8], position: usize, base_offset: u64) -> bool {
+    data.get(position..position + 8)
+        .is_some_and(|b| b == base_offset.to_le_bytes().as_slice())
 }
 
 /// How many bytes of `seg` readers may see, or `None` if none (it starts past the watermark).

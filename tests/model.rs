@@ -1,0 +1,533 @@
+//! Model test: random sequences of append / read / offset_for_timestamp / roll / retention /
+//! delete_records_before / close+reopen / crash+reopen on a real `Partition` with tiny segments
+//! and indexes, each result checked against a plain `Vec` of records (offset = index) and a
+//! log-start number. Durability is `NoSync`; a simulated crash keeps the page cache, so the
+//! model keeps every record across it.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use seglog::{
+    segment_path, Durability, Error, Header, LogRecord, Offset, Partition, PartitionConfig, Record,
+};
+
+/// 2100-01-01. Record times lie far past the wall clock, so the age rule that
+/// `delete_records_before` applies with `now_ms()` never deletes anything.
+const BASE_TS: i64 = 4_102_444_800_000;
+
+#[derive(Debug, Clone)]
+struct Setup {
+    segment_bytes: u64,
+    index_interval_bytes: u32,
+    index_bytes_max: u32,
+    segment_ms: Option<u64>,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+}
+
+impl Setup {
+    fn config(&self) -> PartitionConfig {
+        PartitionConfig::default()
+            .with_segment_bytes(self.segment_bytes)
+            .with_index_interval_bytes(self.index_interval_bytes)
+            .with_index_bytes_max(self.index_bytes_max)
+            .with_segment_ms(self.segment_ms)
+            .with_retention_ms(self.retention_ms)
+            .with_retention_bytes(self.retention_bytes)
+            .with_durability(Durability::NoSync)
+    }
+}
+
+/// Sizes and a content seed for one record; the bytes are derived from the seed.
+#[derive(Debug, Clone)]
+struct RecSpec {
+    key_len: Option<usize>,
+    /// `None` makes a tombstone.
+    value_len: Option<usize>,
+    headers: Vec<(usize, Option<usize>)>,
+    /// Offset from the model clock: non-zero makes timestamps non-monotonic.
+    jitter_ms: i64,
+    seed: u64,
+}
+
+/// An offset chosen relative to the state at the time the operation runs.
+#[derive(Debug, Clone)]
+struct Pick {
+    sel: u8,
+    raw: u64,
+}
+
+impl Pick {
+    fn resolve(&self, start: u64, end: u64) -> u64 {
+        match self.sel % 8 {
+            0 => self.raw % (end + 3),
+            1 => start,
+            2 => end,
+            3 => end + 1 + self.raw % 4,
+            4 => start.saturating_sub(1 + self.raw % 4),
+            _ => start + self.raw % (end - start + 1),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        advance_ms: i64,
+        records: Vec<RecSpec>,
+    },
+    Read {
+        at: Pick,
+        max_bytes: usize,
+    },
+    OffsetForTimestamp {
+        rel_ms: i64,
+    },
+    Roll,
+    Retention {
+        rel_now_ms: i64,
+    },
+    DeleteBefore {
+        at: Pick,
+    },
+    Reopen,
+    Crash,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct ModelRecord {
+    timestamp_ms: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: Vec<Header>,
+}
+
+/// Every record ever appended (none is lost: NoSync and process crashes keep the page cache),
+/// the first readable offset, and the clock timestamps are drawn around.
+struct Model {
+    records: Vec<ModelRecord>,
+    start: u64,
+    clock_ms: i64,
+}
+
+impl Model {
+    fn end(&self) -> u64 {
+        self.records.len() as u64
+    }
+
+    fn log_record(&self, offset: u64) -> LogRecord {
+        let m = &self.records[offset as usize];
+        LogRecord {
+            offset: Offset(offset),
+            timestamp_ms: m.timestamp_ms,
+            key: m.key.clone(),
+            value: m.value.clone(),
+            headers: m.headers.clone(),
+        }
+    }
+}
+
+fn fill(seed: u64, salt: u64, len: usize) -> Bytes {
+    let mut x = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn build(spec: &RecSpec, clock_ms: i64) -> Record {
+    let s = spec.seed;
+    Record {
+        key: spec.key_len.map(|n| fill(s, 1, n)),
+        value: spec.value_len.map(|n| fill(s, 2, n)),
+        headers: spec
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, &(k, v))| Header {
+                key: fill(s, 10 + 2 * i as u64, k),
+                value: v.map(|n| fill(s, 11 + 2 * i as u64, n)),
+            })
+            .collect(),
+        timestamp_ms: clock_ms + spec.jitter_ms,
+    }
+}
+
+fn out_of_range(r: seglog::Result<impl std::fmt::Debug>, offset: u64, start: u64, end: u64) {
+    match r {
+        Err(Error::OffsetOutOfRange {
+            offset: o,
+            log_start_offset,
+            high_watermark,
+        }) => {
+            assert_eq!(o, Offset(offset));
+            assert_eq!(log_start_offset, Offset(start));
+            assert_eq!(high_watermark, Offset(end));
+        }
+        other => panic!(
+            "read at {offset} outside [{start}, {end}]: expected OffsetOutOfRange, got {other:?}"
+        ),
+    }
+}
+
+/// One read checked in full: range errors, the empty read at the end, the first record at the
+/// requested offset, contiguity, equality with the model, the byte budget.
+fn check_read(p: &Partition, m: &Model, at: u64, max_bytes: usize) -> u64 {
+    let (start, end) = (m.start, m.end());
+    let r = p.read(Offset(at), max_bytes);
+    if at < start || at > end {
+        out_of_range(r, at, start, end);
+        return at;
+    }
+    let r = r.unwrap_or_else(|e| panic!("read at {at} in [{start}, {end}]: {e}"));
+    if at == end {
+        assert!(r.is_empty(), "read at the end returned data");
+        assert_eq!(r.next_offset(), Offset(at));
+        return at;
+    }
+    let batches = r.batches();
+    assert!(
+        !batches.is_empty(),
+        "read at {at} < end {end} returned no batch"
+    );
+    let first = &batches[0];
+    assert!(first.base_offset() <= Offset(at) && Offset(at) <= first.last_offset());
+    for w in batches.windows(2) {
+        assert_eq!(
+            w[1].base_offset(),
+            w[0].last_offset().next(),
+            "batches not contiguous"
+        );
+    }
+    if batches.len() > 1 {
+        assert!(
+            r.size_bytes() <= max_bytes,
+            "{} bytes read for a budget of {max_bytes}",
+            r.size_bytes()
+        );
+    }
+    let mut expected = at;
+    for rec in r.records() {
+        let rec = rec.unwrap_or_else(|e| panic!("bad record read at {at}: {e}"));
+        assert_eq!(rec, m.log_record(expected), "record {expected}");
+        expected += 1;
+    }
+    let next = r.next_offset();
+    assert_eq!(next, Offset(expected), "next_offset after the last record");
+    assert!(expected <= end);
+    expected
+}
+
+/// Read the whole visible log in budget-limited steps and compare with the model; check the
+/// bounds just outside it.
+fn check_all(p: &Partition, m: &Model, max_bytes: usize) {
+    assert_eq!(p.log_start_offset(), Offset(m.start), "log start");
+    assert_eq!(p.log_end_offset(), Offset(m.end()), "log end");
+    assert_eq!(p.high_watermark(), Offset(m.end()), "high watermark");
+    let mut at = m.start;
+    while at < m.end() {
+        let next = check_read(p, m, at, max_bytes);
+        assert!(next > at, "no progress at {at}");
+        at = next;
+    }
+    check_read(p, m, m.end(), max_bytes);
+    check_read(p, m, m.end() + 1, max_bytes);
+    if m.start > 0 {
+        check_read(p, m, m.start - 1, max_bytes);
+    }
+}
+
+/// What retention must do, computed from the model's timestamps and the `.log` file sizes:
+/// (segments deleted, log start after).
+fn expected_retention(
+    p: &Partition,
+    m: &Model,
+    setup: &Setup,
+    start: u64,
+    now_ms: Option<i64>,
+) -> (usize, u64) {
+    let bases: Vec<u64> = p.segment_base_offsets().iter().map(|o| o.0).collect();
+    let end = m.end();
+    let segs: Vec<(u64, u64, Option<i64>)> = bases
+        .iter()
+        .enumerate()
+        .map(|(i, &base)| {
+            let seg_end = bases.get(i + 1).copied().unwrap_or(end);
+            let size = std::fs::metadata(segment_path(p.dir(), Offset(base), "log"))
+                .expect("segment file exists")
+                .len();
+            let max_ts = m.records[base as usize..seg_end as usize]
+                .iter()
+                .map(|r| r.timestamp_ms)
+                .max();
+            (seg_end, size, max_ts)
+        })
+        .collect();
+    // The active (last) segment is never deleted; under NoSync every sealed one is below the
+    // high watermark.
+    let sealed = &segs[..segs.len() - 1];
+    let by_start = sealed.iter().take_while(|s| s.0 <= start).count();
+    let by_age = match (setup.retention_ms, now_ms) {
+        (Some(ms), Some(now)) => {
+            let cutoff = now - ms as i64;
+            sealed
+                .iter()
+                .take_while(|s| s.2.is_none_or(|t| t < cutoff))
+                .count()
+        }
+        _ => 0,
+    };
+    let by_size = setup.retention_bytes.map_or(0, |limit| {
+        let mut excess = segs.iter().map(|s| s.1).sum::<u64>().saturating_sub(limit);
+        sealed
+            .iter()
+            .take_while(|s| {
+                let fits = s.1 <= excess;
+                if fits {
+                    excess -= s.1;
+                }
+                fits
+            })
+            .count()
+    });
+    let count = by_start.max(by_age).max(by_size);
+    let new_start = if count == 0 {
+        start
+    } else {
+        start.max(bases[count])
+    };
+    (count, new_start)
+}
+
+/// After a deletion of `count` segments: the survivors are the old suffix and the deleted
+/// files are gone.
+fn check_deleted(p: &Partition, before: &[Offset], count: usize) {
+    assert_eq!(
+        p.segment_base_offsets(),
+        before[count..].to_vec(),
+        "surviving segments"
+    );
+    for &b in &before[..count] {
+        assert!(
+            !segment_path(p.dir(), b, "log").exists(),
+            "deleted segment {b} still on disk"
+        );
+    }
+}
+
+fn reopen_checks(p: &Partition, m: &Model, bases: &[Offset], clean: bool) {
+    let report = p.recovery_report();
+    assert_eq!(report.clean_shutdown, clean, "{report:?}");
+    assert_eq!(
+        report.truncated_bytes, 0,
+        "nothing may be truncated: {report:?}"
+    );
+    assert_eq!(report.segments_removed, 0, "{report:?}");
+    assert_eq!(report.damage_at, None);
+    assert_eq!(report.log_end_offset, Offset(m.end()));
+    assert_eq!(
+        p.segment_base_offsets(),
+        bases,
+        "segments survive a reopen unchanged"
+    );
+}
+
+fn run(setup: Setup, ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path: &Path = dir.path();
+    let mut p = Some(Partition::open(path, setup.config()).unwrap());
+    let mut m = Model {
+        records: Vec::new(),
+        start: 0,
+        clock_ms: BASE_TS,
+    };
+    for op in ops {
+        let part = p.as_ref().unwrap();
+        match op {
+            Op::Append {
+                advance_ms,
+                records,
+            } => {
+                m.clock_ms += advance_ms;
+                let recs: Vec<Record> = records.iter().map(|s| build(s, m.clock_ms)).collect();
+                let info = part.append(&recs).unwrap();
+                assert_eq!(info.base_offset, Offset(m.end()));
+                assert_eq!(info.last_offset, Offset(m.end() + recs.len() as u64 - 1));
+                m.records.extend(recs.into_iter().map(|r| ModelRecord {
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                }));
+            }
+            Op::Read { at, max_bytes } => {
+                check_read(part, &m, at.resolve(m.start, m.end()), max_bytes);
+            }
+            Op::OffsetForTimestamp { rel_ms } => {
+                let ts = m.clock_ms + rel_ms;
+                let want = (m.start..m.end()).find(|&o| m.records[o as usize].timestamp_ms >= ts);
+                let got = part.offset_for_timestamp(ts).unwrap();
+                assert_eq!(got, want.map(Offset), "offset_for_timestamp({ts})");
+            }
+            Op::Roll => {
+                let before = part.segment_base_offsets();
+                part.roll().unwrap();
+                let after = part.segment_base_offsets();
+                if *before.last().unwrap() < Offset(m.end()) {
+                    assert_eq!(after.len(), before.len() + 1, "roll of a non-empty segment");
+                    assert_eq!(*after.last().unwrap(), Offset(m.end()));
+                } else {
+                    assert_eq!(after, before, "roll of an empty segment is a no-op");
+                }
+            }
+            Op::Retention { rel_now_ms } => {
+                let now = m.clock_ms + rel_now_ms;
+                let before = part.segment_base_offsets();
+                let (count, new_start) = expected_retention(part, &m, &setup, m.start, Some(now));
+                let plan = part.apply_retention_at(now).unwrap();
+                assert_eq!(
+                    plan.delete_count, count,
+                    "segments deleted by retention at {now}"
+                );
+                assert_eq!(plan.log_start_offset, Offset(new_start));
+                check_deleted(part, &before, count);
+                if new_start != m.start {
+                    // A moved start is the base of the new first segment.
+                    assert_eq!(Offset(new_start), part.segment_base_offsets()[0]);
+                }
+                m.start = new_start;
+                check_all(part, &m, 1024);
+            }
+            Op::DeleteBefore { at } => {
+                let o = at.resolve(m.start, m.end());
+                let before = part.segment_base_offsets();
+                // Retention runs only when the start moves; plan it before anything is deleted.
+                let expected = expected_retention(part, &m, &setup, o, None);
+                let r = part.delete_records_before(Offset(o));
+                if o > m.end() {
+                    assert!(matches!(r, Err(Error::InvalidOffset { .. })), "{r:?}");
+                    assert_eq!(part.segment_base_offsets(), before);
+                } else if o <= m.start {
+                    assert_eq!(r.unwrap(), Offset(m.start));
+                    assert_eq!(part.segment_base_offsets(), before);
+                } else {
+                    let (count, new_start) = expected;
+                    assert_eq!(r.unwrap(), Offset(o));
+                    check_deleted(part, &before, count);
+                    m.start = new_start;
+                }
+                check_all(part, &m, 1);
+            }
+            Op::Reopen => {
+                let bases = part.segment_base_offsets();
+                part.close().unwrap();
+                drop(p.take());
+                let reopened = Partition::open(path, setup.config()).unwrap();
+                reopen_checks(&reopened, &m, &bases, true);
+                check_all(&reopened, &m, 700);
+                p = Some(reopened);
+            }
+            Op::Crash => {
+                let bases = part.segment_base_offsets();
+                p.take().unwrap().simulate_crash();
+                let reopened = Partition::open(path, setup.config()).unwrap();
+                reopen_checks(&reopened, &m, &bases, false);
+                check_all(&reopened, &m, 3000);
+                p = Some(reopened);
+            }
+        }
+        let part = p.as_ref().unwrap();
+        assert_eq!(part.log_start_offset(), Offset(m.start));
+        assert_eq!(part.log_end_offset(), Offset(m.end()));
+        assert_eq!(part.high_watermark(), Offset(m.end()));
+    }
+    let part = p.take().unwrap();
+    check_all(&part, &m, 5000);
+    part.close().unwrap();
+}
+
+fn setup_strategy() -> impl Strategy<Value = Setup> {
+    (
+        2048u64..=8192,
+        64u32..=512,
+        prop_oneof![Just(256u32), Just(1024), Just(64 << 10)],
+        prop::option::weighted(0.5, 2_000u64..60_000),
+        prop::option::weighted(0.7, 1_000u64..60_000),
+        prop::option::weighted(0.6, 2_048u64..40_000),
+    )
+        .prop_map(
+            |(
+                segment_bytes,
+                index_interval_bytes,
+                index_bytes_max,
+                segment_ms,
+                retention_ms,
+                retention_bytes,
+            )| Setup {
+                segment_bytes,
+                index_interval_bytes,
+                index_bytes_max,
+                segment_ms,
+                retention_ms,
+                retention_bytes,
+            },
+        )
+}
+
+fn rec_strategy() -> impl Strategy<Value = RecSpec> {
+    (
+        prop::option::weighted(0.6, 0usize..16),
+        prop::option::weighted(0.9, 0usize..300),
+        prop::collection::vec((0usize..8, prop::option::weighted(0.8, 0usize..16)), 0..3),
+        prop_oneof![6 => Just(0i64), 1 => -5_000i64..5_000],
+        any::<u64>(),
+    )
+        .prop_map(|(key_len, value_len, headers, jitter_ms, seed)| RecSpec {
+            key_len,
+            value_len,
+            headers,
+            jitter_ms,
+            seed,
+        })
+}
+
+fn pick_strategy() -> impl Strategy<Value = Pick> {
+    (any::<u8>(), any::<u64>()).prop_map(|(sel, raw)| Pick { sel, raw })
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0i64..3_000, prop::collection::vec(rec_strategy(), 1..20))
+            .prop_map(|(advance_ms, records)| Op::Append { advance_ms, records }),
+        4 => (pick_strategy(), prop_oneof![Just(0usize), 1usize..200, 200usize..20_000, Just(usize::MAX)])
+            .prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
+        2 => (-80_000i64..10_000).prop_map(|rel_ms| Op::OffsetForTimestamp { rel_ms }),
+        1 => Just(Op::Roll),
+        1 => (-10_000i64..80_000).prop_map(|rel_now_ms| Op::Retention { rel_now_ms }),
+        1 => pick_strategy().prop_map(|at| Op::DeleteBefore { at }),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Crash),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(128)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn partition_matches_vec_model(setup in setup_strategy(), ops in prop::collection::vec(op_strategy(), 1..40)) {
+        run(setup, ops);
+    }
+}
