@@ -8,8 +8,9 @@
 //! their entries and mapped read-only. Entries are only read below the published entry count,
 //! and a file is only resized after its map is dropped.
 //!
-//! Indexes are caches: [`OffsetIndex::validate`] and [`TimeIndex::validate`] check an index
-//! against the log it describes and the caller rebuilds it from the log on any doubt.
+//! Indexes are caches: a sealed index ends with a trailer holding the CRC-32 of its entries
+//! ([`OffsetIndex::is_verified`]), [`OffsetIndex::validate`] and [`TimeIndex::validate`] check
+//! an index against the log it describes, and the caller rebuilds it from the log on any doubt.
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
@@ -42,12 +43,20 @@ impl Map {
     }
 }
 
+/// First bytes of the trailer entry a sealed index file ends with.
+const TRAILER_MAGIC: &[u8; 4] = b"SLIX";
+
 /// A file of fixed-size entries, mapped into memory.
+///
+/// A sealed file ends with one trailer entry: `TRAILER_MAGIC`, the CRC-32 of all entries before
+/// it (u32 LE), zero padding. A writable file keeps a slot free for it.
 struct IndexFile<const ENTRY: usize> {
     path: PathBuf,
     file: File,
     map: Map,
     entries: usize,
+    /// Opened sealed with a trailer whose checksum matches the entries.
+    verified: bool,
 }
 
 impl<const ENTRY: usize> IndexFile<ENTRY> {
@@ -78,11 +87,13 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
             file,
             map,
             entries,
+            verified: false,
         })
     }
 
     /// Open a sealed index read-only. Trailing bytes that do not form a whole entry are
-    /// ignored (validation will reject the index if they matter).
+    /// ignored; without a matching trailer the index is not `verified` and every entry counts
+    /// (the caller decides whether to rebuild).
     fn open_read_only(path: &Path) -> Result<Self> {
         let file = File::open(path).at(path)?;
         let len = file.metadata().at(path)?.len() as usize;
@@ -94,17 +105,31 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
             // partition's directory lock keeps other handles out.
             Map::ReadOnly(unsafe { MmapOptions::new().len(entries * ENTRY).map(&file) }.at(path)?)
         };
-        Ok(IndexFile {
+        let mut index = IndexFile {
             path: path.to_owned(),
             file,
             map,
             entries,
-        })
+            verified: false,
+        };
+        if entries > 0 {
+            let trailer = index.entry(entries - 1);
+            let body = &index.map.bytes()[..(entries - 1) * ENTRY];
+            if trailer[..4] == TRAILER_MAGIC[..]
+                && u32_at(trailer, 4) == crc32fast::hash(body)
+                && trailer[8..].iter().all(|&b| b == 0)
+            {
+                index.entries -= 1;
+                index.verified = true;
+            }
+        }
+        Ok(index)
     }
 
+    /// Entries that fit, keeping one slot for the trailer.
     fn capacity(&self) -> usize {
         match &self.map {
-            Map::Writable(m) => m.len() / ENTRY,
+            Map::Writable(m) => (m.len() / ENTRY).saturating_sub(1),
             _ => self.entries,
         }
     }
@@ -119,18 +144,27 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
     }
 
     fn push(&mut self, bytes: [u8; ENTRY]) {
-        let i = self.entries;
-        match &mut self.map {
-            Map::Writable(m) => m[i * ENTRY..(i + 1) * ENTRY].copy_from_slice(&bytes),
-            _ => panic!("push to a sealed or full index"),
-        }
+        assert!(!self.is_full(), "push to a full index");
+        self.write_slot(self.entries, bytes);
         self.entries += 1;
     }
 
-    /// Trim the file to its entries and remap read-only.
+    fn write_slot(&mut self, i: usize, bytes: [u8; ENTRY]) {
+        match &mut self.map {
+            Map::Writable(m) => m[i * ENTRY..(i + 1) * ENTRY].copy_from_slice(&bytes),
+            _ => panic!("write to a sealed index"),
+        }
+    }
+
+    /// Write the checksum trailer, trim the file to entries plus trailer, remap read-only.
     fn seal(&mut self) -> Result<()> {
+        let mut trailer = [0u8; ENTRY];
+        trailer[..4].copy_from_slice(TRAILER_MAGIC);
+        let crc = crc32fast::hash(&self.map.bytes()[..self.entries * ENTRY]);
+        trailer[4..8].copy_from_slice(&crc.to_le_bytes());
+        self.write_slot(self.entries, trailer);
         self.map = Map::Empty;
-        let len = (self.entries * ENTRY) as u64;
+        let len = ((self.entries + 1) * ENTRY) as u64;
         self.file.set_len(len).at(&self.path)?;
         *self = Self::open_read_only(&self.path)?;
         Ok(())
@@ -202,6 +236,11 @@ impl OffsetIndex {
     /// True when no more entries fit: the segment must roll.
     pub fn is_full(&self) -> bool {
         self.file.is_full()
+    }
+
+    /// True when opened sealed and its checksum trailer matched.
+    pub fn is_verified(&self) -> bool {
+        self.file.verified
     }
 
     /// Entry `i`.
@@ -313,6 +352,16 @@ impl TimeIndex {
         self.file.is_full()
     }
 
+    /// How many entries fit in all.
+    pub fn capacity(&self) -> usize {
+        self.file.capacity()
+    }
+
+    /// True when opened sealed and its checksum trailer matched.
+    pub fn is_verified(&self) -> bool {
+        self.file.verified
+    }
+
     /// Entry `i`.
     pub fn get(&self, i: usize) -> TimeEntry {
         let b = self.file.entry(i);
@@ -417,17 +466,48 @@ mod tests {
     fn fills_up_seals_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.index");
-        let mut idx = OffsetIndex::open_writable(&path, 0, 3 * OFFSET_ENTRY_LEN + 5).unwrap();
+        // Room for four entries: three plus the trailer.
+        let mut idx = OffsetIndex::open_writable(&path, 0, 4 * OFFSET_ENTRY_LEN + 5).unwrap();
         for i in 0..3u32 {
             assert!(!idx.is_full());
             idx.push(entry(i, i * 7));
         }
         assert!(idx.is_full());
         idx.seal().unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 24);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
         let again = OffsetIndex::open_read_only(&path).unwrap();
+        assert!(again.is_verified());
         assert_eq!(again.len(), 3);
         assert_eq!(again.last(), Some(entry(2, 14)));
+    }
+
+    #[test]
+    fn any_damage_to_a_sealed_index_fails_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.timeindex");
+        let mut t = TimeIndex::open_writable(&path, 0, 120).unwrap();
+        for i in 1..=4u32 {
+            t.push(TimeEntry {
+                timestamp: i64::from(i) * 100,
+                relative_offset: i,
+            });
+        }
+        t.seal().unwrap();
+        drop(t);
+        let good = std::fs::read(&path).unwrap();
+        assert_eq!(good.len(), 5 * TIME_ENTRY_LEN);
+        assert!(TimeIndex::open_read_only(&path).unwrap().is_verified());
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(
+                !TimeIndex::open_read_only(&path).unwrap().is_verified(),
+                "byte {i}"
+            );
+        }
+        std::fs::write(&path, &good[..good.len() - 1]).unwrap();
+        assert!(!TimeIndex::open_read_only(&path).unwrap().is_verified());
     }
 
     #[test]

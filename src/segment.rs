@@ -325,7 +325,9 @@ impl Segment {
             .and_then(|i| Ok((i, TimeIndex::open_read_only(&self.path(TIME_INDEX_EXT))?)));
         let (index, time_index) = match indexes {
             Ok((i, t))
-                if i.validate(size)
+                if i.is_verified()
+                    && t.is_verified()
+                    && i.validate(size)
                     && t.validate(relative_end)
                     && index_files_whole(&self.path(INDEX_EXT), &self.path(TIME_INDEX_EXT))
                     && (size == 0 || !t.is_empty()) =>
@@ -347,7 +349,8 @@ impl Segment {
     /// invalid batch: reads past it will report the damage.
     fn rebuild_indexes(&self, log: &File, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
         // Capacity for the worst case of one entry per smallest batch, bounded by the file.
-        let max_entries = (size as usize / BATCH_HEADER_LEN + 2).min(u32::MAX as usize / 16);
+        // Plus the final time entry and the trailers.
+        let max_entries = (size as usize / BATCH_HEADER_LEN + 3).min(u32::MAX as usize / 16);
         let files = SegmentFiles {
             log: log.try_clone().at(&self.path(LOG_EXT))?,
             index: RwLock::new(OffsetIndex::open_writable(

@@ -358,9 +358,10 @@ impl Partition {
         let offsets_full = w.next_offset + u64::from(h.last_offset_delta)
             - w.active.base_offset().0
             >= u64::from(u32::MAX) - 1;
+        // The time index keeps room for the entry sealing adds.
         let index_full = w.files.index.read().is_full() || {
             let t = w.files.time_index.read();
-            t.is_full() || t.len() + 2 > t_capacity(&self.config)
+            t.len() + 1 >= t.capacity()
         };
         too_big || too_old || offsets_full || index_full
     }
@@ -707,10 +708,6 @@ impl Partition {
     pub fn simulate_crash(self) {
         self.skip_close.store(true, Ordering::Release);
     }
-}
-
-fn t_capacity(config: &PartitionConfig) -> usize {
-    config.index_bytes_max as usize / crate::index::TIME_ENTRY_LEN
 }
 
 impl Drop for Partition {

@@ -166,7 +166,7 @@ fn open_clean(
     ) else {
         return Ok(None);
     };
-    if !index.validate(size.max(1)) {
+    if !index.is_verified() || !time_index.is_verified() || !index.validate(size.max(1)) {
         return Ok(None);
     }
     // Find the log end: scan from the last index entry (at most an interval plus a batch).
