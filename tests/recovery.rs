@@ -985,3 +985,36 @@ fn damaged_recovery_point_after_a_crash_only_costs_a_full_scan() {
     assert_log_matches(&p, &model, model.end());
     assert_append_works(&p, &mut model, 73);
 }
+
+#[test]
+fn a_sealed_segment_cut_at_a_batch_boundary_is_an_error_not_a_skip() {
+    // A sealed segment that lost its last whole batches (below the recovery point, so open does
+    // not scan it) must not make reads jump silently to the next segment's base offset.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_segment_bytes(4096)
+        .with_index_interval_bytes(128);
+    let p = Partition::open(dir.path(), cfg.clone()).unwrap();
+    for i in 0..200u32 {
+        p.append(&[Record::new(format!("record {i}")).with_timestamp(TS_BASE)])
+            .unwrap();
+    }
+    let bases = p.segment_base_offsets();
+    assert!(bases.len() >= 3);
+    p.close().unwrap();
+    drop(p);
+    let log = segment_path(dir.path(), bases[0], "log");
+    let layout = batch_layout(&log);
+    let cut = layout[layout.len() - 2];
+    set_len(&log, cut.start);
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    let missing = Offset(cut.next_offset - 1);
+    match p.read(missing, 1024) {
+        Err(Error::Corrupt { .. }) => {}
+        other => panic!("read of a lost offset: {other:?}"),
+    }
+    // Offsets before the cut still read correctly.
+    let r = p.read(Offset(0), 1).unwrap();
+    assert_eq!(r.records().next().unwrap().unwrap().offset, Offset(0));
+}

@@ -85,14 +85,30 @@ impl Partition {
                 break;
             };
             let files = seg.files()?;
-            self.read_segment(seg, &files, offset, max_bytes, limit, &mut out.batches)?;
+            let end = self.read_segment(seg, &files, offset, max_bytes, limit, &mut out.batches)?;
             if !out.batches.is_empty() {
                 break;
+            }
+            // Moving on to the next segment: this one must end where the next one begins, or
+            // offsets in between would be skipped silently.
+            if let Some(expected_end) = seg
+                .end_offset()
+                .filter(|_| limit == files.sealed_size().unwrap_or(0))
+            {
+                if end != expected_end.0 {
+                    return Err(Error::Corrupt {
+                        path: seg.path(LOG_EXT),
+                        position: limit,
+                        reason: CorruptKind::BadOffset,
+                    });
+                }
             }
         }
         Ok(out)
     }
 
+    /// Append to `out` the batches of `seg` (below `limit` bytes) from the one holding
+    /// `offset`. Returns the offset after the last batch looked at.
     fn read_segment(
         &self,
         seg: &Segment,
@@ -101,7 +117,7 @@ impl Partition {
         max_bytes: usize,
         limit: u64,
         out: &mut Vec<Batch>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let path = || seg.path(LOG_EXT);
         let corrupt = |position: usize, reason| Error::Corrupt {
             path: path(),
@@ -147,7 +163,7 @@ impl Partition {
             }
             pos += total;
         }
-        Ok(())
+        Ok(expected)
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
