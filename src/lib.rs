@@ -25,7 +25,7 @@ pub use error::{CorruptKind, Error, Result};
 #[doc(hidden)]
 pub use fault::FaultInjector;
 pub use index::{IndexEntry, OffsetIndex, TimeEntry, TimeIndex};
-pub use offset::Offset;
+pub use offset::{Offset, TopicPartition};
 pub use partition::{AppendInfo, Partition, ReadBatches, RecoveryReport};
 pub use record::{now_ms, Header, LogRecord, Record};
 pub use segment::{segment_path, Segment};
