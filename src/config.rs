@@ -71,6 +71,10 @@ pub struct PartitionConfig {
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this. Default `None`.
     pub retention_bytes: Option<u64>,
+    /// How many sealed segments keep their files open (one descriptor and three maps each);
+    /// the least recently loaded are closed beyond this and reopened on demand.
+    /// Default 128; at least 1.
+    pub open_segments_max: usize,
     /// On open, truncate at corruption found below the recovery point instead of failing
     /// with [`Error::CorruptBelowRecoveryPoint`]. Default `false`.
     pub truncate_corrupt: bool,
@@ -94,6 +98,7 @@ impl Default for PartitionConfig {
             preallocate_bytes: 4 << 20,
             retention_ms: Some(7 * DAY_MS),
             retention_bytes: None,
+            open_segments_max: 128,
             truncate_corrupt: false,
             fault_injector: None,
         }
@@ -113,6 +118,7 @@ impl std::fmt::Debug for PartitionConfig {
             .field("preallocate_bytes", &self.preallocate_bytes)
             .field("retention_ms", &self.retention_ms)
             .field("retention_bytes", &self.retention_bytes)
+            .field("open_segments_max", &self.open_segments_max)
             .field("truncate_corrupt", &self.truncate_corrupt)
             .finish_non_exhaustive()
     }
@@ -172,6 +178,11 @@ impl PartitionConfig {
     /// Sets `retention_bytes`.
     pub fn with_retention_bytes(mut self, v: Option<u64>) -> Self {
         self.retention_bytes = v;
+        self
+    }
+    /// Sets `open_segments_max`.
+    pub fn with_open_segments_max(mut self, v: usize) -> Self {
+        self.open_segments_max = v;
         self
     }
     /// Sets `truncate_corrupt`.
@@ -245,6 +256,9 @@ impl PartitionConfig {
                 ));
             }
         }
+        if self.open_segments_max == 0 {
+            return Err(Error::config("open_segments_max", 0, "must be at least 1"));
+        }
         if self.retention_bytes == Some(0) {
             return Err(Error::config(
                 "retention_bytes",
@@ -276,6 +290,7 @@ mod tests {
             PartitionConfig::default().with_batch_bytes_max(65 << 20),
             PartitionConfig::default().with_record_bytes_max(0),
             PartitionConfig::default().with_retention_bytes(Some(0)),
+            PartitionConfig::default().with_open_segments_max(0),
             PartitionConfig::default().with_durability(Durability::SyncThreshold {
                 records: None,
                 bytes: None,

@@ -52,7 +52,8 @@ const TRAILER_MAGIC: &[u8; 4] = b"SLIX";
 /// it (u32 LE), zero padding. A writable file keeps a slot free for it.
 struct IndexFile<const ENTRY: usize> {
     path: PathBuf,
-    file: File,
+    /// Open while writable (sealing resizes it); a read-only map needs no descriptor.
+    file: Option<File>,
     map: Map,
     entries: usize,
     /// Opened sealed with a trailer whose checksum matches the entries.
@@ -70,8 +71,9 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
             .truncate(false)
             .open(path)
             .at(path)?;
-        let capacity = capacity_bytes / ENTRY * ENTRY;
-        assert!(entries * ENTRY <= capacity, "index entries beyond capacity");
+        // Room for the kept entries plus the trailer even if the configured size shrank since
+        // they were written (the segment then rolls at its next append).
+        let capacity = (capacity_bytes / ENTRY).max(entries + 1) * ENTRY;
         // Zero everything past the kept entries: stale bytes there must never look like data.
         file.set_len((entries * ENTRY) as u64).at(path)?;
         file.set_len(capacity as u64).at(path)?;
@@ -84,7 +86,7 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
         };
         Ok(IndexFile {
             path: path.to_owned(),
-            file,
+            file: Some(file),
             map,
             entries,
             verified: false,
@@ -105,9 +107,11 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
             // partition's directory lock keeps other handles out.
             Map::ReadOnly(unsafe { MmapOptions::new().len(entries * ENTRY).map(&file) }.at(path)?)
         };
+        // The map outlives the descriptor: close it, so loaded segments cost no file handles.
+        drop(file);
         let mut index = IndexFile {
             path: path.to_owned(),
-            file,
+            file: None,
             map,
             entries,
             verified: false,
@@ -165,7 +169,9 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
         self.write_slot(self.entries, trailer);
         self.map = Map::Empty;
         let len = ((self.entries + 1) * ENTRY) as u64;
-        self.file.set_len(len).at(&self.path)?;
+        let file = self.file.take().expect("only writable indexes are sealed");
+        file.set_len(len).at(&self.path)?;
+        drop(file);
         *self = Self::open_read_only(&self.path)?;
         Ok(())
     }

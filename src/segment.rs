@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -98,6 +98,15 @@ pub struct Segment {
     /// One past the last offset once sealed (the next segment's base); `UNKNOWN` while active.
     end_offset: AtomicU64,
     files: Mutex<Option<Arc<SegmentFiles>>>,
+    /// Size and newest timestamp once known for a sealed segment; kept when files are unloaded.
+    sealed_meta: OnceLock<SealedMeta>,
+}
+
+/// What retention and timestamp lookups need of a sealed segment, cached on the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SealedMeta {
+    pub size: u64,
+    pub max_timestamp: Option<i64>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -156,12 +165,22 @@ impl IndexCursor {
         if self.bytes_since_entry >= self.interval {
             let rel = seg.relative(h.base_offset);
             let position = u32::try_from(position).expect("segment size is bounded by u32");
-            files.index.write().push(IndexEntry {
-                relative_offset: rel,
-                position,
-            });
-            if let Some(t) = self.max_timestamp {
-                files.time_index.write().push(TimeEntry {
+            // A full index only makes lookups scan further; appends roll before that happens,
+            // but recovery may meet a log written with a larger `index_bytes_max`.
+            let mut index = files.index.write();
+            if !index.is_full() {
+                index.push(IndexEntry {
+                    relative_offset: rel,
+                    position,
+                });
+            }
+            let mut time_index = files.time_index.write();
+            // Keep one slot for the entry that sealing adds.
+            if let Some(t) = self
+                .max_timestamp
+                .filter(|_| time_index.len() + 1 < time_index.capacity())
+            {
+                time_index.push(TimeEntry {
                     timestamp: t,
                     relative_offset: rel,
                 });
@@ -199,6 +218,7 @@ impl Segment {
             dir: dir.to_owned(),
             end_offset: AtomicU64::new(end_offset),
             files: Mutex::new(files),
+            sealed_meta: OnceLock::new(),
         }
     }
 
@@ -309,6 +329,48 @@ impl Segment {
         let files = Arc::new(self.load_sealed(end)?);
         *slot = Some(files.clone());
         Ok(files)
+    }
+
+    /// Close the files of a sealed segment (holders of the `Arc` keep theirs); they are
+    /// loaded again on next use. The active segment is never unloaded.
+    pub(crate) fn unload(&self) {
+        if self.end_offset().is_some() {
+            *self.files.lock() = None;
+        }
+    }
+
+    /// Size and newest timestamp of a sealed segment, from loaded files or, without keeping
+    /// anything open, from the log's length and the time index's checked last entry. `None` if
+    /// the time index cannot be trusted: load the files (which rebuilds it) and retry.
+    pub(crate) fn sealed_meta(&self) -> Result<Option<SealedMeta>> {
+        if let Some(m) = self.sealed_meta.get() {
+            return Ok(Some(*m));
+        }
+        let end = self
+            .end_offset()
+            .expect("only sealed segments have sealed metadata");
+        let meta = if let Some(f) = self.loaded_files() {
+            SealedMeta {
+                size: f.sealed_size().expect("sealed"),
+                max_timestamp: f.sealed_max_timestamp(),
+            }
+        } else {
+            let log = self.path(LOG_EXT);
+            let size = std::fs::metadata(&log).at(&log)?.len();
+            let t = match TimeIndex::open_read_only(&self.path(TIME_INDEX_EXT)) {
+                Ok(t) if t.is_verified() && t.validate(end.0 - self.base_offset.0) => t,
+                _ => return Ok(None),
+            };
+            let max_timestamp = t.last().map(|e| e.timestamp);
+            if size > 0 && max_timestamp.is_none() {
+                return Ok(None);
+            }
+            SealedMeta {
+                size,
+                max_timestamp,
+            }
+        };
+        Ok(Some(*self.sealed_meta.get_or_init(|| meta)))
     }
 
     /// Files if already loaded (no I/O).

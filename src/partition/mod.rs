@@ -12,6 +12,7 @@
 mod open;
 mod read;
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +27,7 @@ use crate::config::{Durability, PartitionConfig};
 use crate::error::IoContext;
 use crate::record::{now_ms, Record};
 use crate::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
-use crate::segment::{IndexCursor, Segment, SegmentFiles, LOG_EXT};
+use crate::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::{Error, Offset, Result};
 
 pub use read::ReadBatches;
@@ -136,6 +137,8 @@ pub struct Partition {
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     retention: Mutex<()>,
+    /// Sealed segments loaded on demand, oldest load first; bounded by `open_segments_max`.
+    loaded: Mutex<VecDeque<Arc<Segment>>>,
     failed: AtomicBool,
     closed: AtomicBool,
     /// Set by `simulate_crash`: drop without closing.
@@ -381,6 +384,7 @@ impl Partition {
         let files = new.loaded_files().expect("a new active segment is loaded");
         w.unsynced_sealed
             .push(std::mem::replace(&mut w.files, files));
+        self.track_loaded(&w.active);
         w.dir_dirty = true;
         let mut segments = Vec::clone(&w.segments);
         segments.push(new.clone());
@@ -609,12 +613,12 @@ impl Partition {
                         });
                     }
                 }
-                let files = s.files()?;
+                let meta = self.sealed_meta(s, s.base_offset())?;
                 Ok(SegmentInfo {
                     base_offset: s.base_offset(),
                     end_offset: s.end_offset().expect("sealed"),
-                    size_bytes: files.sealed_size().expect("sealed"),
-                    max_timestamp: files.sealed_max_timestamp(),
+                    size_bytes: meta.size,
+                    max_timestamp: meta.max_timestamp,
                 })
             })
             .collect()
@@ -660,6 +664,63 @@ impl Partition {
         }
         checkpoint::sync_dir(&self.dir)?;
         Ok(plan)
+    }
+
+    /// The files of `seg`, loading them if needed; at most `open_segments_max` sealed segments
+    /// stay loaded. A segment that retention deleted before it could be loaded reads as
+    /// [`Error::OffsetOutOfRange`] for `offset`: the log start has moved past it.
+    pub(crate) fn segment_files(
+        &self,
+        seg: &Arc<Segment>,
+        offset: Offset,
+    ) -> Result<Arc<SegmentFiles>> {
+        if let Some(files) = seg.loaded_files() {
+            return Ok(files);
+        }
+        let files = seg
+            .files()
+            .map_err(|e| self.deleted_under_us(e, seg, offset))?;
+        self.track_loaded(seg);
+        Ok(files)
+    }
+
+    /// Size and newest timestamp of a sealed segment, loading it only if its time index needs
+    /// rebuilding.
+    pub(crate) fn sealed_meta(&self, seg: &Arc<Segment>, offset: Offset) -> Result<SealedMeta> {
+        let meta = seg
+            .sealed_meta()
+            .map_err(|e| self.deleted_under_us(e, seg, offset))?;
+        if let Some(meta) = meta {
+            return Ok(meta);
+        }
+        self.segment_files(seg, offset)?;
+        Ok(seg
+            .sealed_meta()?
+            .expect("loaded files know their metadata"))
+    }
+
+    fn track_loaded(&self, seg: &Arc<Segment>) {
+        let mut loaded = self.loaded.lock();
+        loaded.push_back(seg.clone());
+        while loaded.len() > self.config.open_segments_max {
+            if let Some(old) = loaded.pop_front() {
+                old.unload();
+            }
+        }
+    }
+
+    fn deleted_under_us(&self, e: Error, seg: &Arc<Segment>, offset: Offset) -> Error {
+        let not_found =
+            matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        let v = self.view.read();
+        if not_found && !v.segments.iter().any(|s| Arc::ptr_eq(s, seg)) {
+            return Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: Offset(v.log_start),
+                high_watermark: Offset(v.high_watermark.offset),
+            };
+        }
+        e
     }
 
     /// Flush everything, write the clean-shutdown marker and refuse further appends. Reads keep

@@ -1,5 +1,6 @@
 //! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -434,6 +435,7 @@ fn assemble(
         }),
         sync_done: Condvar::new(),
         retention: Mutex::new(()),
+        loaded: Mutex::new(VecDeque::new()),
         failed: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),

@@ -1,7 +1,5 @@
 //! The read path: offset lookup through the sparse index, positioned reads of whole batches.
 
-use std::sync::Arc;
-
 use super::{Partition, View};
 use crate::batch::{self, Batch, BatchHeader};
 use crate::error::{CorruptKind, IoContext};
@@ -81,10 +79,11 @@ impl Partition {
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
         for seg in &view.segments[first..] {
-            let Some(limit) = visible_bytes(&view, seg)? else {
+            if seg.base_offset().0 > view.high_watermark.segment_base {
                 break;
-            };
-            let files = seg.files()?;
+            }
+            let files = self.segment_files(seg, offset)?;
+            let limit = visible_bytes(&view, seg, &files);
             let end = self.read_segment(seg, &files, offset, max_bytes, limit, &mut out.batches)?;
             if !out.batches.is_empty() {
                 break;
@@ -172,17 +171,20 @@ impl Partition {
         let view = self.view();
         let mut start = None;
         for seg in view.segments.iter() {
-            let Some(_) = visible_bytes(&view, seg)? else {
+            let base = seg.base_offset();
+            if base.0 > view.high_watermark.segment_base {
                 break;
-            };
-            let files = seg.files()?;
-            if files.sealed_size().is_some()
-                && files
-                    .sealed_max_timestamp()
+            }
+            // Skip whole sealed segments by their newest timestamp, without loading them.
+            if base.0 < view.high_watermark.segment_base
+                && self
+                    .sealed_meta(seg, base)?
+                    .max_timestamp
                     .is_none_or(|t| t < timestamp_ms)
             {
                 continue;
             }
+            let files = self.segment_files(seg, base)?;
             let rel = files.time_index.read().lookup(timestamp_ms);
             start = Some(seg.base_offset().0 + u64::from(rel));
             break;
@@ -226,17 +228,15 @@ fn entry_matches_log(data: &[u8], position: usize, base_offset: u64) -> bool {
         .is_some_and(|b| b == base_offset.to_le_bytes().as_slice())
 }
 
-/// How many bytes of `seg` readers may see, or `None` if none (it starts past the watermark).
-fn visible_bytes(view: &View, seg: &Arc<Segment>) -> Result<Option<u64>> {
+/// How many bytes of `seg` readers may see; `seg` starts at or below the high watermark's
+/// segment, so every segment before that one is sealed.
+fn visible_bytes(view: &View, seg: &Segment, files: &SegmentFiles) -> u64 {
     let hw = &view.high_watermark;
-    let base = seg.base_offset().0;
-    Ok(match base.cmp(&hw.segment_base) {
-        std::cmp::Ordering::Less => Some(
-            seg.files()?
-                .sealed_size()
-                .expect("segments below the watermark's are sealed"),
-        ),
-        std::cmp::Ordering::Equal => Some(hw.bytes),
-        std::cmp::Ordering::Greater => None,
-    })
+    if seg.base_offset().0 == hw.segment_base {
+        hw.bytes
+    } else {
+        files
+            .sealed_size()
+            .expect("segments below the watermark's are sealed")
+    }
 }

@@ -1,0 +1,110 @@
+//! Resource bounds: open file descriptors stay bounded however many segments are read, and a
+//! partition reopens with index settings different from those it was written with.
+
+use seglog::{Durability, Offset, Partition, PartitionConfig, Record};
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn fill(p: &Partition, records: u64) {
+    for i in 0..records {
+        p.append(&[Record::new(format!("value {i:06}")).with_timestamp(1_000 + i as i64)])
+            .unwrap();
+    }
+}
+
+fn read_all(p: &Partition) -> u64 {
+    let mut next = Offset(0);
+    let mut n = 0;
+    while next < p.log_end_offset() {
+        let r = p.read(next, 64 * 1024).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            assert_eq!(rec.offset, Offset(n));
+            assert_eq!(rec.value.unwrap(), format!("value {n:06}").as_bytes());
+            n += 1;
+        }
+        next = r.next_offset();
+    }
+    n
+}
+
+#[test]
+fn descriptors_stay_bounded_while_reading_many_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_segment_bytes(1024)
+        .with_open_segments_max(4);
+    let p = Partition::open(dir.path(), cfg.clone()).unwrap();
+    fill(&p, 3_000);
+    p.close().unwrap();
+    drop(p);
+
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    let segments = p.segment_count();
+    assert!(segments > 100, "{segments} segments");
+    let before = open_fds();
+    // Read everything twice, look every timestamp up, apply retention: each touches every
+    // segment, yet at most `open_segments_max` sealed ones may stay open.
+    assert_eq!(read_all(&p), 3_000);
+    assert_eq!(read_all(&p), 3_000);
+    for ts in (1_000..4_000).step_by(97) {
+        assert_eq!(
+            p.offset_for_timestamp(ts).unwrap(),
+            Some(Offset(ts as u64 - 1_000))
+        );
+    }
+    p.apply_retention_at(0).unwrap();
+    let after = open_fds();
+    // Other tests in this binary run in parallel threads and may open a few files too.
+    assert!(
+        after <= before + 4 + 8,
+        "{before} descriptors before reading {segments} segments, {after} after"
+    );
+}
+
+#[test]
+fn reopens_with_smaller_or_larger_index_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_segment_bytes(64 * 1024)
+        .with_index_interval_bytes(64)
+        .with_index_bytes_max(64 * 1024);
+    let p = Partition::open(dir.path(), big.clone()).unwrap();
+    fill(&p, 2_000);
+    let written = p.segment_count();
+    p.simulate_crash();
+
+    // Recovery rebuilds indexes that no longer fit: entries are skipped, never a panic.
+    let small = big
+        .clone()
+        .with_index_bytes_max(64)
+        .with_index_interval_bytes(4096);
+    for clean in [false, true] {
+        let p = Partition::open(dir.path(), small.clone()).unwrap();
+        assert_eq!(p.recovery_report().clean_shutdown, clean);
+        assert_eq!(read_all(&p), 2_000 + u64::from(clean) * 10);
+        if !clean {
+            fill_more(&p);
+            p.close().unwrap();
+        } else {
+            // The small index rolls the active segment at once.
+            fill_more(&p);
+            assert!(p.segment_count() > written);
+            p.close().unwrap();
+        }
+    }
+    let p = Partition::open(dir.path(), big).unwrap();
+    assert_eq!(read_all(&p), 2_020);
+}
+
+fn fill_more(p: &Partition) {
+    let start = p.log_end_offset().0;
+    for i in start..start + 10 {
+        p.append(&[Record::new(format!("value {i:06}")).with_timestamp(1_000 + i as i64)])
+            .unwrap();
+    }
+}
