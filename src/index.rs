@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -50,8 +51,10 @@ const TRAILER_MAGIC: &[u8; 4] = b"SLIX";
 ///
 /// A sealed file ends with one trailer entry: `TRAILER_MAGIC`, the CRC-32 of all entries before
 /// it (u32 LE), zero padding. A writable file keeps a slot free for it.
-struct IndexFile<const ENTRY: usize> {
+struct IndexFile {
     path: PathBuf,
+    /// Bytes per entry.
+    entry_len: usize,
     /// Open while writable (sealing resizes it); a read-only map needs no descriptor.
     file: Option<File>,
     map: Map,
@@ -60,10 +63,15 @@ struct IndexFile<const ENTRY: usize> {
     verified: bool,
 }
 
-impl<const ENTRY: usize> IndexFile<ENTRY> {
+impl IndexFile {
     /// Open (creating if needed) for appending: preallocate to `capacity_bytes` and map
     /// writable. The first `entries` entries are kept; the caller has checked them.
-    fn open_writable(path: &Path, entries: usize, capacity_bytes: usize) -> Result<Self> {
+    fn open_writable(
+        path: &Path,
+        entry_len: usize,
+        entries: usize,
+        capacity_bytes: usize,
+    ) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -73,9 +81,9 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
             .at(path)?;
         // Room for the kept entries plus the trailer even if the configured size shrank since
         // they were written (the segment then rolls at its next append).
-        let capacity = (capacity_bytes / ENTRY).max(entries + 1) * ENTRY;
+        let capacity = (capacity_bytes / entry_len).max(entries + 1) * entry_len;
         // Zero everything past the kept entries: stale bytes there must never look like data.
-        file.set_len((entries * ENTRY) as u64).at(path)?;
+        file.set_len((entries * entry_len) as u64).at(path)?;
         file.set_len(capacity as u64).at(path)?;
         let map = if capacity == 0 {
             Map::Empty
@@ -86,6 +94,7 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
         };
         Ok(IndexFile {
             path: path.to_owned(),
+            entry_len,
             file: Some(file),
             map,
             entries,
@@ -96,21 +105,24 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
     /// Open a sealed index read-only. Trailing bytes that do not form a whole entry are
     /// ignored; without a matching trailer the index is not `verified` and every entry counts
     /// (the caller decides whether to rebuild).
-    fn open_read_only(path: &Path) -> Result<Self> {
+    fn open_read_only(path: &Path, entry_len: usize) -> Result<Self> {
         let file = File::open(path).at(path)?;
         let len = file.metadata().at(path)?.len() as usize;
-        let entries = len / ENTRY;
+        let entries = len / entry_len;
         let map = if entries == 0 {
             Map::Empty
         } else {
             // SAFETY: sealed index files are never written or resized while mapped; the
             // partition's directory lock keeps other handles out.
-            Map::ReadOnly(unsafe { MmapOptions::new().len(entries * ENTRY).map(&file) }.at(path)?)
+            Map::ReadOnly(
+                unsafe { MmapOptions::new().len(entries * entry_len).map(&file) }.at(path)?,
+            )
         };
         // The map outlives the descriptor: close it, so loaded segments cost no file handles.
         drop(file);
         let mut index = IndexFile {
             path: path.to_owned(),
+            entry_len,
             file: None,
             map,
             entries,
@@ -118,7 +130,7 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
         };
         if entries > 0 {
             let trailer = index.entry(entries - 1);
-            let body = &index.map.bytes()[..(entries - 1) * ENTRY];
+            let body = &index.map.bytes()[..(entries - 1) * entry_len];
             if trailer[..4] == TRAILER_MAGIC[..]
                 && u32_at(trailer, 4) == crc32fast::hash(body)
                 && trailer[8..].iter().all(|&b| b == 0)
@@ -133,7 +145,7 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
     /// Entries that fit, keeping one slot for the trailer.
     fn capacity(&self) -> usize {
         match &self.map {
-            Map::Writable(m) => (m.len() / ENTRY).saturating_sub(1),
+            Map::Writable(m) => (m.len() / self.entry_len).saturating_sub(1),
             _ => self.entries,
         }
     }
@@ -144,35 +156,37 @@ impl<const ENTRY: usize> IndexFile<ENTRY> {
 
     fn entry(&self, i: usize) -> &[u8] {
         assert!(i < self.entries);
-        &self.map.bytes()[i * ENTRY..(i + 1) * ENTRY]
+        &self.map.bytes()[i * self.entry_len..(i + 1) * self.entry_len]
     }
 
-    fn push(&mut self, bytes: [u8; ENTRY]) {
+    fn push(&mut self, bytes: &[u8]) {
         assert!(!self.is_full(), "push to a full index");
         self.write_slot(self.entries, bytes);
         self.entries += 1;
     }
 
-    fn write_slot(&mut self, i: usize, bytes: [u8; ENTRY]) {
+    fn write_slot(&mut self, i: usize, bytes: &[u8]) {
         match &mut self.map {
-            Map::Writable(m) => m[i * ENTRY..(i + 1) * ENTRY].copy_from_slice(&bytes),
+            Map::Writable(m) => {
+                m[i * self.entry_len..(i + 1) * self.entry_len].copy_from_slice(bytes)
+            }
             _ => panic!("write to a sealed index"),
         }
     }
 
     /// Write the checksum trailer, trim the file to entries plus trailer, remap read-only.
     fn seal(&mut self) -> Result<()> {
-        let mut trailer = [0u8; ENTRY];
+        let mut trailer = vec![0u8; self.entry_len];
         trailer[..4].copy_from_slice(TRAILER_MAGIC);
-        let crc = crc32fast::hash(&self.map.bytes()[..self.entries * ENTRY]);
+        let crc = crc32fast::hash(&self.map.bytes()[..self.entries * self.entry_len]);
         trailer[4..8].copy_from_slice(&crc.to_le_bytes());
-        self.write_slot(self.entries, trailer);
+        self.write_slot(self.entries, &trailer);
         self.map = Map::Empty;
-        let len = ((self.entries + 1) * ENTRY) as u64;
+        let len = ((self.entries + 1) * self.entry_len) as u64;
         let file = self.file.take().expect("only writable indexes are sealed");
         file.set_len(len).at(&self.path)?;
         drop(file);
-        *self = Self::open_read_only(&self.path)?;
+        *self = Self::open_read_only(&self.path, self.entry_len)?;
         Ok(())
     }
 
@@ -195,6 +209,22 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_le_bytes(a)
+}
+
+/// A fixed-size index entry and its little-endian encoding.
+pub trait IndexRecord: Copy + std::fmt::Debug {
+    /// Encoded size in bytes.
+    const LEN: usize;
+    /// Encode into `out`, which is exactly `LEN` bytes.
+    fn write_to(&self, out: &mut [u8]);
+    /// Decode from `b`, which is exactly `LEN` bytes.
+    fn read_from(b: &[u8]) -> Self;
+}
+
 /// One offset-index entry: a batch starting at `relative_offset` (from the segment's base
 /// offset) begins at byte `position` of the segment's log file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,27 +235,75 @@ pub struct IndexEntry {
     pub position: u32,
 }
 
-/// The sparse offset index: one entry about every `index_interval_bytes` of log.
-pub struct OffsetIndex {
-    file: IndexFile<OFFSET_ENTRY_LEN>,
+impl IndexRecord for IndexEntry {
+    const LEN: usize = OFFSET_ENTRY_LEN;
+    fn write_to(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.relative_offset.to_le_bytes());
+        out[4..8].copy_from_slice(&self.position.to_le_bytes());
+    }
+    fn read_from(b: &[u8]) -> Self {
+        IndexEntry {
+            relative_offset: u32_at(b, 0),
+            position: u32_at(b, 4),
+        }
+    }
 }
 
-impl OffsetIndex {
+/// One time-index entry: every record before `relative_offset` in the segment has a timestamp
+/// `<= timestamp`, and `timestamp` is the largest of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    /// Largest timestamp of the records before `relative_offset`.
+    pub timestamp: i64,
+    /// A batch boundary, relative to the segment's base offset.
+    pub relative_offset: u32,
+}
+
+impl IndexRecord for TimeEntry {
+    const LEN: usize = TIME_ENTRY_LEN;
+    fn write_to(&self, out: &mut [u8]) {
+        out[..8].copy_from_slice(&self.timestamp.to_le_bytes());
+        out[8..12].copy_from_slice(&self.relative_offset.to_le_bytes());
+    }
+    fn read_from(b: &[u8]) -> Self {
+        TimeEntry {
+            timestamp: i64_at(b, 0),
+            relative_offset: u32_at(b, 8),
+        }
+    }
+}
+
+/// An index file of `E` entries: the sparse offset index ([`OffsetIndex`]) or the time index
+/// ([`TimeIndex`]).
+pub struct Index<E> {
+    file: IndexFile,
+    entry: PhantomData<E>,
+}
+
+/// The sparse offset index: one entry about every `index_interval_bytes` of log.
+pub type OffsetIndex = Index<IndexEntry>;
+
+/// The time index: maps "largest timestamp so far" to the offset where it was reached.
+pub type TimeIndex = Index<TimeEntry>;
+
+impl<E: IndexRecord> Index<E> {
     /// Open for appending, keeping the first `entries` entries.
     pub(crate) fn open_writable(
         path: &Path,
         entries: usize,
         capacity_bytes: usize,
     ) -> Result<Self> {
-        Ok(OffsetIndex {
-            file: IndexFile::open_writable(path, entries, capacity_bytes)?,
+        Ok(Index {
+            file: IndexFile::open_writable(path, E::LEN, entries, capacity_bytes)?,
+            entry: PhantomData,
         })
     }
 
     /// Open a sealed index read-only.
     pub(crate) fn open_read_only(path: &Path) -> Result<Self> {
-        Ok(OffsetIndex {
-            file: IndexFile::open_read_only(path)?,
+        Ok(Index {
+            file: IndexFile::open_read_only(path, E::LEN)?,
+            entry: PhantomData,
         })
     }
 
@@ -244,120 +322,6 @@ impl OffsetIndex {
         self.file.is_full()
     }
 
-    /// True when opened sealed and its checksum trailer matched.
-    pub fn is_verified(&self) -> bool {
-        self.file.verified
-    }
-
-    /// Entry `i`.
-    pub fn get(&self, i: usize) -> IndexEntry {
-        let b = self.file.entry(i);
-        IndexEntry {
-            relative_offset: u32_at(b, 0),
-            position: u32_at(b, 4),
-        }
-    }
-
-    /// The last entry, if any.
-    pub fn last(&self) -> Option<IndexEntry> {
-        self.len().checked_sub(1).map(|i| self.get(i))
-    }
-
-    /// Append an entry. Entries must grow strictly in both fields.
-    pub(crate) fn push(&mut self, entry: IndexEntry) {
-        if let Some(last) = self.last() {
-            assert!(
-                entry.relative_offset > last.relative_offset && entry.position > last.position,
-                "offset index entries must increase"
-            );
-        }
-        let mut b = [0u8; OFFSET_ENTRY_LEN];
-        b[..4].copy_from_slice(&entry.relative_offset.to_le_bytes());
-        b[4..].copy_from_slice(&entry.position.to_le_bytes());
-        self.file.push(b);
-    }
-
-    /// Floor lookup: the last entry whose relative offset is `<= relative_offset`.
-    pub fn lookup(&self, relative_offset: u32) -> Option<IndexEntry> {
-        let n = self
-            .file
-            .partition_point(|e| u32_at(e, 0) <= relative_offset);
-        n.checked_sub(1).map(|i| self.get(i))
-    }
-
-    /// Check the entries against a log of `log_len` bytes: both fields strictly increasing,
-    /// positions inside the log. Entries are caches; a failed check means "rebuild".
-    pub fn validate(&self, log_len: u64) -> bool {
-        let mut prev: Option<IndexEntry> = None;
-        for i in 0..self.len() {
-            let e = self.get(i);
-            if u64::from(e.position) >= log_len
-                || prev.is_some_and(|p| {
-                    e.relative_offset <= p.relative_offset || e.position <= p.position
-                })
-            {
-                return false;
-            }
-            prev = Some(e);
-        }
-        true
-    }
-
-    /// Trim to the entries and remap read-only.
-    pub(crate) fn seal(&mut self) -> Result<()> {
-        self.file.seal()
-    }
-}
-
-/// One time-index entry: every record before `relative_offset` in the segment has a timestamp
-/// `<= timestamp`, and `timestamp` is the largest of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeEntry {
-    /// Largest timestamp of the records before `relative_offset`.
-    pub timestamp: i64,
-    /// A batch boundary, relative to the segment's base offset.
-    pub relative_offset: u32,
-}
-
-/// The time index: maps "largest timestamp so far" to the offset where it was reached.
-pub struct TimeIndex {
-    file: IndexFile<TIME_ENTRY_LEN>,
-}
-
-impl TimeIndex {
-    /// Open for appending, keeping the first `entries` entries.
-    pub(crate) fn open_writable(
-        path: &Path,
-        entries: usize,
-        capacity_bytes: usize,
-    ) -> Result<Self> {
-        Ok(TimeIndex {
-            file: IndexFile::open_writable(path, entries, capacity_bytes)?,
-        })
-    }
-
-    /// Open a sealed time index read-only.
-    pub(crate) fn open_read_only(path: &Path) -> Result<Self> {
-        Ok(TimeIndex {
-            file: IndexFile::open_read_only(path)?,
-        })
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.file.entries
-    }
-
-    /// True when the index holds no entries.
-    pub fn is_empty(&self) -> bool {
-        self.file.entries == 0
-    }
-
-    /// True when no more entries fit.
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
     /// How many entries fit in all.
     pub fn capacity(&self) -> usize {
         self.file.capacity()
@@ -369,23 +333,67 @@ impl TimeIndex {
     }
 
     /// Entry `i`.
-    pub fn get(&self, i: usize) -> TimeEntry {
-        let b = self.file.entry(i);
-        let mut ts = [0u8; 8];
-        ts.copy_from_slice(&b[..8]);
-        TimeEntry {
-            timestamp: i64::from_le_bytes(ts),
-            relative_offset: u32_at(b, 8),
-        }
+    pub fn get(&self, i: usize) -> E {
+        E::read_from(self.file.entry(i))
     }
 
     /// The last entry, if any.
-    pub fn last(&self) -> Option<TimeEntry> {
+    pub fn last(&self) -> Option<E> {
         self.len().checked_sub(1).map(|i| self.get(i))
     }
 
-    /// Append an entry unless it adds nothing (timestamp not above the last entry's).
-    /// Returns whether it was added.
+    /// The last entry for which `pred` holds, assuming it holds on a prefix.
+    fn last_where(&self, pred: impl Fn(E) -> bool) -> Option<E> {
+        let n = self.file.partition_point(|b| pred(E::read_from(b)));
+        n.checked_sub(1).map(|i| self.get(i))
+    }
+
+    /// True when every entry is strictly above the one before it by `lt`.
+    fn increasing(&self, lt: impl Fn(&E, &E) -> bool) -> bool {
+        (1..self.len()).all(|i| lt(&self.get(i - 1), &self.get(i)))
+    }
+
+    fn push_unchecked(&mut self, entry: E) {
+        let mut b = [0u8; TIME_ENTRY_LEN];
+        entry.write_to(&mut b[..E::LEN]);
+        self.file.push(&b[..E::LEN]);
+    }
+
+    /// Write the checksum trailer, trim to the entries and remap read-only.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.file.seal()
+    }
+}
+
+impl OffsetIndex {
+    /// Append an entry. Entries must grow strictly in both fields.
+    pub(crate) fn push(&mut self, entry: IndexEntry) {
+        if let Some(last) = self.last() {
+            assert!(
+                entry.relative_offset > last.relative_offset && entry.position > last.position,
+                "offset index entries must increase"
+            );
+        }
+        self.push_unchecked(entry);
+    }
+
+    /// Floor lookup: the last entry whose relative offset is `<= relative_offset`.
+    pub fn lookup(&self, relative_offset: u32) -> Option<IndexEntry> {
+        self.last_where(|e| e.relative_offset <= relative_offset)
+    }
+
+    /// Check the entries against a log of `log_len` bytes: both fields strictly increasing,
+    /// positions inside the log. Entries are caches; a failed check means "rebuild".
+    pub fn validate(&self, log_len: u64) -> bool {
+        self.last().is_none_or(|e| u64::from(e.position) < log_len)
+            && self
+                .increasing(|a, b| a.relative_offset < b.relative_offset && a.position < b.position)
+    }
+}
+
+impl TimeIndex {
+    /// Append an entry unless it adds nothing (timestamp not above the last entry's) or the
+    /// index is full. Returns whether it was added.
     pub(crate) fn push(&mut self, entry: TimeEntry) -> bool {
         if let Some(last) = self.last() {
             if entry.timestamp <= last.timestamp {
@@ -399,10 +407,7 @@ impl TimeIndex {
         if self.is_full() {
             return false;
         }
-        let mut b = [0u8; TIME_ENTRY_LEN];
-        b[..8].copy_from_slice(&entry.timestamp.to_le_bytes());
-        b[8..].copy_from_slice(&entry.relative_offset.to_le_bytes());
-        self.file.push(b);
+        self.push_unchecked(entry);
         true
     }
 
@@ -410,34 +415,17 @@ impl TimeIndex {
     /// may start: the last entry whose timestamp is `< target` (every record before it is older
     /// than `target`), or 0.
     pub fn lookup(&self, target: i64) -> u32 {
-        let n = self.file.partition_point(|e| {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&e[..8]);
-            i64::from_le_bytes(ts) < target
-        });
-        n.checked_sub(1).map_or(0, |i| self.get(i).relative_offset)
+        self.last_where(|e| e.timestamp < target)
+            .map_or(0, |e| e.relative_offset)
     }
 
     /// Check the entries: both fields strictly increasing, offsets within `relative_end`.
     pub fn validate(&self, relative_end: u64) -> bool {
-        let mut prev: Option<TimeEntry> = None;
-        for i in 0..self.len() {
-            let e = self.get(i);
-            if u64::from(e.relative_offset) > relative_end
-                || prev.is_some_and(|p| {
-                    e.timestamp <= p.timestamp || e.relative_offset <= p.relative_offset
-                })
-            {
-                return false;
-            }
-            prev = Some(e);
-        }
-        true
-    }
-
-    /// Trim to the entries and remap read-only.
-    pub(crate) fn seal(&mut self) -> Result<()> {
-        self.file.seal()
+        self.last()
+            .is_none_or(|e| u64::from(e.relative_offset) <= relative_end)
+            && self.increasing(|a, b| {
+                a.timestamp < b.timestamp && a.relative_offset < b.relative_offset
+            })
     }
 }
 

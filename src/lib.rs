@@ -24,7 +24,7 @@ pub use config::{Durability, PartitionConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_M
 pub use error::{CorruptKind, Error, Result};
 #[doc(hidden)]
 pub use fault::FaultInjector;
-pub use index::{IndexEntry, OffsetIndex, TimeEntry, TimeIndex};
+pub use index::{Index, IndexEntry, IndexRecord, OffsetIndex, TimeEntry, TimeIndex};
 pub use offset::{Offset, TopicPartition};
 pub use partition::{AppendInfo, Partition, ReadBatches, RecoveryReport};
 pub use record::{now_ms, Header, LogRecord, Record};
