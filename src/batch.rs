@@ -9,7 +9,7 @@
 //!  8     4    batch_length       u32  bytes after this field (total size - 12)
 //! 12     4    crc                u32  CRC-32 (IEEE) of bytes [16, 12 + batch_length)
 //! 16     1    format_version     u8   = 1
-//! 17     2    attributes         u16  reserved, 0
+//! 17     2    attributes         u16  bit 0: rewritten by compaction; others 0
 //! 19     4    leader_epoch       i32  -1 when unknown
 //! 23     4    last_offset_delta  u32  last record's offset - base_offset
 //! 27     8    first_timestamp    i64  first record's timestamp (ms)
@@ -49,6 +49,12 @@ pub const BATCH_BYTES_LIMIT: usize = 64 << 20;
 const RECORD_LEN_MIN: usize = 7;
 /// Hard limit on records in one batch (bounded by the smallest record in the largest batch).
 pub const RECORDS_PER_BATCH_LIMIT: usize = BATCH_BYTES_LIMIT / RECORD_LEN_MIN;
+
+/// Attribute bit: the batch was rewritten by compaction. Its records' offsets may have gaps,
+/// and so may the offsets between it and the batch before it.
+pub const ATTR_COMPACTED: u16 = 1;
+/// Attribute bits this version knows; a batch with any other bit set is rejected.
+const ATTR_KNOWN: u16 = ATTR_COMPACTED;
 
 /// Bytes before `batch_length` counts: base offset and the length itself.
 pub(crate) const LENGTH_PREFIX_LEN: usize = 12;
@@ -120,6 +126,17 @@ impl BatchHeader {
         self.base_offset + u64::from(self.last_offset_delta)
     }
 
+    /// True when compaction rewrote this batch ([`ATTR_COMPACTED`]).
+    pub fn is_compacted(&self) -> bool {
+        self.attributes & ATTR_COMPACTED != 0
+    }
+
+    /// Whether this batch may follow a log whose next offset is `expected`: offsets are
+    /// dense (`base_offset == expected`) except where compaction removed whole batches.
+    pub fn follows(&self, expected: u64) -> bool {
+        self.base_offset == expected || (self.is_compacted() && self.base_offset > expected)
+    }
+
     /// Parse the fixed header from the front of `buf` and check what can be checked without
     /// the rest of the batch: length bounds, version, counts. Never reads past `buf`.
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
@@ -143,7 +160,7 @@ impl BatchHeader {
         if !(BATCH_HEADER_LEN..=BATCH_BYTES_LIMIT).contains(&total) {
             return Err(CorruptKind::BadLength);
         }
-        if header.format_version != FORMAT_VERSION {
+        if header.format_version != FORMAT_VERSION || header.attributes & !ATTR_KNOWN != 0 {
             return Err(CorruptKind::BadVersion);
         }
         let count = header.record_count as usize;
@@ -194,19 +211,79 @@ pub(crate) fn encode_batch(
     meta: &BatchMeta,
     limits: EncodeLimits,
 ) -> Result<Vec<u8>> {
-    let first = records.first().ok_or(Error::EmptyBatch)?;
     if records.len() > RECORDS_PER_BATCH_LIMIT {
         return Err(Error::TooManyRecords {
             count: records.len(),
             limit: RECORDS_PER_BATCH_LIMIT,
         });
     }
+    let frame = Frame {
+        base_offset: 0,
+        attributes: 0,
+        last_offset_delta: u32::try_from(records.len().saturating_sub(1))
+            .expect("bounded by the record limit"),
+        meta: *meta,
+    };
+    encode(records, |i| i as u32, &frame, limits)
+}
+
+/// Re-encode the records of batch `original` that compaction keeps (`kept`, in offset order,
+/// all inside the batch's range). Base offset, last offset delta, leader epoch and producer
+/// fields stay as they were; the batch is marked [`ATTR_COMPACTED`]: its records' offsets
+/// may have gaps, and so may the offsets before it.
+pub(crate) fn encode_compacted(original: &BatchHeader, kept: &[LogRecord]) -> Vec<u8> {
+    let frame = Frame {
+        base_offset: original.base_offset,
+        attributes: original.attributes | ATTR_COMPACTED,
+        last_offset_delta: original.last_offset_delta,
+        meta: BatchMeta {
+            leader_epoch: original.leader_epoch,
+            producer_id: original.producer_id,
+            producer_epoch: original.producer_epoch,
+            base_sequence: original.base_sequence,
+        },
+    };
+    let records: Vec<Record> = kept
+        .iter()
+        .map(|r| Record {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+            timestamp_ms: r.timestamp_ms,
+        })
+        .collect();
+    let delta = |i: usize| {
+        u32::try_from(kept[i].offset.0 - original.base_offset).expect("inside the batch")
+    };
+    let limits = EncodeLimits {
+        record_bytes_max: usize::MAX / 2,
+        batch_bytes_max: BATCH_BYTES_LIMIT,
+    };
+    encode(&records, delta, &frame, limits).expect("a subset of a valid batch encodes")
+}
+
+/// The header fields an encoder is given rather than derives from the records.
+struct Frame {
+    base_offset: u64,
+    attributes: u16,
+    last_offset_delta: u32,
+    meta: BatchMeta,
+}
+
+fn encode(
+    records: &[Record],
+    offset_delta: impl Fn(usize) -> u32,
+    frame: &Frame,
+    limits: EncodeLimits,
+) -> Result<Vec<u8>> {
+    let first = records.first().ok_or(Error::EmptyBatch)?;
     let first_timestamp = first.timestamp_ms;
     let max_timestamp = records
         .iter()
         .map(|r| r.timestamp_ms)
         .max()
-        .unwrap_or(first_timestamp);
+        .unwrap_or(first_timestamp)
+        .max(first_timestamp);
     let batch_limit = limits.batch_bytes_max.min(BATCH_BYTES_LIMIT);
 
     // Payload plus the worst case of varint overhead per record: one allocation, no regrowth.
@@ -214,12 +291,11 @@ pub(crate) fn encode_batch(
     let mut out = Vec::with_capacity(capacity.min(batch_limit + 64));
     out.resize(BATCH_HEADER_LEN, 0);
     for (i, record) in records.iter().enumerate() {
-        let before = out.len();
         encode_record(
             &mut out,
             record,
             first_timestamp,
-            i,
+            offset_delta(i),
             limits.record_bytes_max,
         )?;
         if out.len() > batch_limit {
@@ -228,15 +304,15 @@ pub(crate) fn encode_batch(
                 limit: batch_limit,
             });
         }
-        debug_assert!(out.len() > before);
     }
-    let last_offset_delta = u32::try_from(records.len() - 1).expect("bounded by the batch limit");
     let batch_length = u32::try_from(out.len() - LENGTH_PREFIX_LEN).expect("bounded");
+    let meta = &frame.meta;
+    out[0..8].copy_from_slice(&frame.base_offset.to_le_bytes());
     out[8..12].copy_from_slice(&batch_length.to_le_bytes());
     out[16] = FORMAT_VERSION;
-    out[17..19].copy_from_slice(&0u16.to_le_bytes());
+    out[17..19].copy_from_slice(&frame.attributes.to_le_bytes());
     out[19..23].copy_from_slice(&meta.leader_epoch.to_le_bytes());
-    out[23..27].copy_from_slice(&last_offset_delta.to_le_bytes());
+    out[23..27].copy_from_slice(&frame.last_offset_delta.to_le_bytes());
     out[27..35].copy_from_slice(&first_timestamp.to_le_bytes());
     out[35..43].copy_from_slice(&max_timestamp.to_le_bytes());
     out[43..51].copy_from_slice(&meta.producer_id.to_le_bytes());
@@ -275,7 +351,7 @@ fn encode_record(
     out: &mut Vec<u8>,
     r: &Record,
     first_timestamp: i64,
-    offset_delta: usize,
+    offset_delta: u32,
     record_bytes_max: usize,
 ) -> Result<()> {
     let payload = r.key.as_ref().map_or(0, |k| k.len())
@@ -291,7 +367,7 @@ fn encode_record(
         });
     }
     let ts_delta = r.timestamp_ms.wrapping_sub(first_timestamp);
-    let offset_delta = offset_delta as i32;
+    let offset_delta = i32::try_from(offset_delta).expect("offset deltas fit in i32");
     let mut body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta);
     for field in [&r.key, &r.value] {
         body += varint::len_i32(opt_len(field)) + field.as_ref().map_or(0, |b| b.len());

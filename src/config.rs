@@ -38,6 +38,90 @@ pub enum Durability {
     },
 }
 
+/// What cleanup removes old records: deletion by retention, keyed compaction, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CleanupPolicy {
+    /// Retention deletes whole segments by age and size (Kafka's `delete`).
+    #[default]
+    Delete,
+    /// Compaction keeps at least the newest record of every key; every record needs a key,
+    /// and age/size retention is off (Kafka's `compact`).
+    Compact,
+    /// Both: compaction, and retention by age and size.
+    CompactAndDelete,
+}
+
+impl CleanupPolicy {
+    /// True for the policies that compact.
+    pub fn compacts(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Compact | CleanupPolicy::CompactAndDelete
+        )
+    }
+
+    /// True for the policies that delete by age and size.
+    pub fn deletes(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Delete | CleanupPolicy::CompactAndDelete
+        )
+    }
+}
+
+/// Settings of keyed compaction; see [`Partition::compact`](crate::Partition::compact).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CompactionConfig {
+    /// Tombstones (records without a value) are removed once their timestamp is this old and
+    /// compaction has removed every older value of their key. Default 1 day.
+    pub delete_retention_ms: u64,
+    /// Segments holding a record younger than this are not compacted yet. Default 0.
+    pub min_compaction_lag_ms: u64,
+    /// Compact only when at least this share of the cleanable log has never been compacted
+    /// (`dirty / (clean + dirty)`). Default 0.5; between 0 and 1.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Memory budget of the key → newest-offset map, in bytes (key bytes plus a fixed
+    /// overhead per key). A dirty section with more keys is compacted in several passes.
+    /// Default 64 MiB; at least 1 KiB.
+    pub map_bytes_max: usize,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            delete_retention_ms: DAY_MS,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
+            map_bytes_max: 64 << 20,
+        }
+    }
+}
+
+impl CompactionConfig {
+    /// Sets `delete_retention_ms`.
+    pub fn with_delete_retention_ms(mut self, v: u64) -> Self {
+        self.delete_retention_ms = v;
+        self
+    }
+    /// Sets `min_compaction_lag_ms`.
+    pub fn with_min_compaction_lag_ms(mut self, v: u64) -> Self {
+        self.min_compaction_lag_ms = v;
+        self
+    }
+    /// Sets `min_cleanable_dirty_ratio`.
+    pub fn with_min_cleanable_dirty_ratio(mut self, v: f64) -> Self {
+        self.min_cleanable_dirty_ratio = v;
+        self
+    }
+    /// Sets `map_bytes_max`.
+    pub fn with_map_bytes_max(mut self, v: usize) -> Self {
+        self.map_bytes_max = v;
+        self
+    }
+}
+
 /// Configuration of one partition. Build it from [`PartitionConfig::default`] and the
 /// `with_*` methods; [`Partition::open`](crate::Partition::open) validates it.
 #[derive(Clone)]
@@ -71,6 +155,10 @@ pub struct PartitionConfig {
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this. Default `None`.
     pub retention_bytes: Option<u64>,
+    /// Delete by retention, compact by key, or both. Default [`CleanupPolicy::Delete`].
+    pub cleanup_policy: CleanupPolicy,
+    /// Compaction settings, used when the policy compacts.
+    pub compaction: CompactionConfig,
     /// How many sealed segments keep their files open (one descriptor and three maps each);
     /// the least recently loaded are closed beyond this and reopened on demand.
     /// Default 128; at least 1.
@@ -98,6 +186,8 @@ impl Default for PartitionConfig {
             preallocate_bytes: 4 << 20,
             retention_ms: Some(7 * DAY_MS),
             retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+            compaction: CompactionConfig::default(),
             open_segments_max: 128,
             truncate_corrupt: false,
             fault_injector: None,
@@ -118,6 +208,8 @@ impl std::fmt::Debug for PartitionConfig {
             .field("preallocate_bytes", &self.preallocate_bytes)
             .field("retention_ms", &self.retention_ms)
             .field("retention_bytes", &self.retention_bytes)
+            .field("cleanup_policy", &self.cleanup_policy)
+            .field("compaction", &self.compaction)
             .field("open_segments_max", &self.open_segments_max)
             .field("truncate_corrupt", &self.truncate_corrupt)
             .finish_non_exhaustive()
@@ -178,6 +270,16 @@ impl PartitionConfig {
     /// Sets `retention_bytes`.
     pub fn with_retention_bytes(mut self, v: Option<u64>) -> Self {
         self.retention_bytes = v;
+        self
+    }
+    /// Sets `cleanup_policy`.
+    pub fn with_cleanup_policy(mut self, v: CleanupPolicy) -> Self {
+        self.cleanup_policy = v;
+        self
+    }
+    /// Sets `compaction`.
+    pub fn with_compaction(mut self, v: CompactionConfig) -> Self {
+        self.compaction = v;
         self
     }
     /// Sets `open_segments_max`.
@@ -256,6 +358,21 @@ impl PartitionConfig {
                 ));
             }
         }
+        let ratio = self.compaction.min_cleanable_dirty_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(Error::config(
+                "compaction.min_cleanable_dirty_ratio",
+                ratio,
+                "must be between 0 and 1",
+            ));
+        }
+        if self.compaction.map_bytes_max < 1024 {
+            return Err(Error::config(
+                "compaction.map_bytes_max",
+                self.compaction.map_bytes_max,
+                "must be at least 1 KiB",
+            ));
+        }
         if self.open_segments_max == 0 {
             return Err(Error::config("open_segments_max", 0, "must be at least 1"));
         }
@@ -291,6 +408,10 @@ mod tests {
             PartitionConfig::default().with_record_bytes_max(0),
             PartitionConfig::default().with_retention_bytes(Some(0)),
             PartitionConfig::default().with_open_segments_max(0),
+            PartitionConfig::default()
+                .with_compaction(CompactionConfig::default().with_min_cleanable_dirty_ratio(1.5)),
+            PartitionConfig::default()
+                .with_compaction(CompactionConfig::default().with_map_bytes_max(10)),
             PartitionConfig::default().with_durability(Durability::SyncThreshold {
                 records: None,
                 bytes: None,

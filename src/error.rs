@@ -119,6 +119,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A record without a key was appended to a partition whose cleanup policy compacts:
+    /// compaction keeps records by key, so every record needs one.
+    #[error("record {index} of the batch has no key, but the partition is compacted")]
+    MissingKey {
+        /// Position of the keyless record in the appended batch.
+        index: usize,
+    },
+
     /// Another `Partition` handle holds this directory open.
     #[error("partition directory {path:?} is already open")]
     AlreadyOpen {

@@ -20,12 +20,15 @@ pub use batch::{
     check_batch, Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN,
     FORMAT_VERSION,
 };
-pub use config::{Durability, PartitionConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
+pub use config::{
+    CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
+    SEGMENT_BYTES_MIN,
+};
 pub use error::{CorruptKind, Error, Result};
 #[doc(hidden)]
 pub use fault::FaultInjector;
 pub use index::{Index, IndexEntry, IndexRecord, OffsetIndex, TimeEntry, TimeIndex};
 pub use offset::{Offset, TopicPartition};
-pub use partition::{AppendInfo, Partition, ReadBatches, RecoveryReport};
+pub use partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
 pub use record::{now_ms, Header, LogRecord, Record};
 pub use segment::{segment_path, Segment};

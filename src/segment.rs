@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -100,6 +100,8 @@ pub struct Segment {
     files: Mutex<Option<Arc<SegmentFiles>>>,
     /// Size and newest timestamp once known for a sealed segment; kept when files are unloaded.
     sealed_meta: OnceLock<SealedMeta>,
+    /// Replaced on disk by compaction: never unloaded (see [`Segment::retire`]).
+    retired: AtomicBool,
 }
 
 /// What retention and timestamp lookups need of a sealed segment, cached on the segment.
@@ -219,6 +221,7 @@ impl Segment {
             end_offset: AtomicU64::new(end_offset),
             files: Mutex::new(files),
             sealed_meta: OnceLock::new(),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -244,6 +247,42 @@ impl Segment {
         let files = seg.writable_files(log, 0, 0, index_bytes_max)?;
         *seg.files.lock() = Some(Arc::new(files));
         Ok(seg)
+    }
+
+    /// Create the files of a segment that compaction is writing, named with the `suffix`
+    /// (`.cleaned`) so that nothing mistakes them for a live segment until they are renamed.
+    /// The returned segment reports its final paths; its files are the suffixed ones.
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: Offset,
+        suffix: &str,
+        index_bytes_max: u32,
+    ) -> Result<(Self, SegmentFiles)> {
+        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let path = seg.path(&format!("{LOG_EXT}{suffix}"));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .at(&path)?;
+        let files = seg.writable_files_at(suffix, log, 0, 0, index_bytes_max)?;
+        Ok((seg, files))
+    }
+
+    /// Make a segment out of files written and sealed elsewhere (compaction's output).
+    pub(crate) fn with_files(self, files: SegmentFiles) -> (Self, Arc<SegmentFiles>) {
+        let files = Arc::new(files);
+        *self.files.lock() = Some(files.clone());
+        (self, files)
+    }
+
+    /// Keep this segment's files loaded for as long as the segment lives: it has been
+    /// replaced on disk and can no longer be loaded by name.
+    pub(crate) fn retire(&self, files: Arc<SegmentFiles>) {
+        *self.files.lock() = Some(files);
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
@@ -275,16 +314,28 @@ impl Segment {
         time_entries: usize,
         index_bytes_max: u32,
     ) -> Result<SegmentFiles> {
+        self.writable_files_at("", log, index_entries, time_entries, index_bytes_max)
+    }
+
+    /// As `writable_files`, for index files named with `suffix` after the extension.
+    fn writable_files_at(
+        &self,
+        suffix: &str,
+        log: File,
+        index_entries: usize,
+        time_entries: usize,
+        index_bytes_max: u32,
+    ) -> Result<SegmentFiles> {
         let cap = index_bytes_max as usize;
         Ok(SegmentFiles {
             log,
             index: RwLock::new(OffsetIndex::open_writable(
-                &self.path(INDEX_EXT),
+                &self.path(&format!("{INDEX_EXT}{suffix}")),
                 index_entries,
                 cap,
             )?),
             time_index: RwLock::new(TimeIndex::open_writable(
-                &self.path(TIME_INDEX_EXT),
+                &self.path(&format!("{TIME_INDEX_EXT}{suffix}")),
                 time_entries,
                 cap / TIME_ENTRY_LEN * TIME_ENTRY_LEN,
             )?),
@@ -334,7 +385,7 @@ impl Segment {
     /// Close the files of a sealed segment (holders of the `Arc` keep theirs); they are
     /// loaded again on next use. The active segment is never unloaded.
     pub(crate) fn unload(&self) {
-        if self.end_offset().is_some() {
+        if self.end_offset().is_some() && !self.retired.load(Ordering::Acquire) {
             *self.files.lock() = None;
         }
     }
@@ -595,7 +646,7 @@ fn scan(
             break Some(kind);
         }
         let offsets_ok = header.base_offset >= base_offset
-            && header.base_offset == next_offset
+            && header.follows(next_offset)
             && header.last_offset() - base_offset < u64::from(u32::MAX);
         if !offsets_ok {
             break Some(CorruptKind::BadOffset);

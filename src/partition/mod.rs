@@ -9,6 +9,7 @@
 //!
 //! No fsync ever runs with `writer` held, except in `close`, which ends all appends anyway.
 
+mod compact;
 mod open;
 mod read;
 
@@ -30,6 +31,7 @@ use crate::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::{Error, Offset, Result};
 
+pub use compact::CompactionReport;
 pub use read::ReadBatches;
 
 /// File holding the recovery point: every offset below it had been fsynced.
@@ -257,6 +259,11 @@ impl Partition {
             record_bytes_max: self.config.record_bytes_max,
             batch_bytes_max: self.config.batch_bytes_max,
         };
+        if self.config.cleanup_policy.compacts() {
+            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+                return Err(Error::MissingKey { index });
+            }
+        }
         // Encoding and checksumming happen before taking the append lock.
         let mut buf = batch::encode_batch(records, meta, limits)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
@@ -627,9 +634,11 @@ impl Partition {
     fn retain_locked(&self, now_ms: i64) -> Result<RetentionPlan> {
         let v = self.view();
         let infos = self.segment_infos()?;
+        // A compact-only partition keeps its keys forever; only the log start deletes.
+        let deletes = self.config.cleanup_policy.deletes();
         let policy = RetentionPolicy {
-            retention_ms: self.config.retention_ms,
-            retention_bytes: self.config.retention_bytes,
+            retention_ms: self.config.retention_ms.filter(|_| deletes),
+            retention_bytes: self.config.retention_bytes.filter(|_| deletes),
         };
         let plan = retention::plan(
             &infos,

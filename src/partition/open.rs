@@ -39,6 +39,7 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
     config.validate()?;
     fs::create_dir_all(dir).at(dir)?;
     let lock = lock_dir(dir)?;
+    super::compact::complete_swaps(dir)?;
     let bases = list_segments(dir)?;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = marker.exists();
@@ -252,8 +253,9 @@ fn recover(
         let file_len = files.log.metadata().at(&log_path)?.len();
         let mut cursor = IndexCursor::new(config.index_interval_bytes);
         report.segments_scanned += 1;
-        // A segment must start exactly where the previous one ended.
-        let scan = if base.0 == expected {
+        // A segment starts where the previous one ended, or later where compaction removed
+        // the batches in between (the scan checks the batches themselves).
+        let scan = if base.0 >= expected {
             let scan = Scan {
                 log: &files.log,
                 path: &log_path,
@@ -261,7 +263,7 @@ fn recover(
                 file_len,
                 full_check: true,
             };
-            scan.run(0, base.0, &mut |h, pos| {
+            scan.run(0, expected, &mut |h, pos| {
                 cursor.on_batch(&seg, &files, h, pos)
             })?
         } else {

@@ -89,12 +89,13 @@ impl Partition {
                 break;
             }
             // Moving on to the next segment: this one must end where the next one begins, or
-            // offsets in between would be skipped silently.
+            // offsets in between would be skipped silently — unless compaction removed the
+            // batches at its end (a segment it emptied looks the same).
             if let Some(expected_end) = seg
                 .end_offset()
                 .filter(|_| limit == files.sealed_size().unwrap_or(0))
             {
-                if end != expected_end.0 {
+                if end.next_offset != expected_end.0 && end.last_compacted == Some(false) {
                     return Err(Error::Corrupt {
                         path: seg.path(LOG_EXT),
                         position: limit,
@@ -107,7 +108,7 @@ impl Partition {
     }
 
     /// Append to `out` the batches of `seg` (below `limit` bytes) from the one holding
-    /// `offset`. Returns the offset after the last batch looked at.
+    /// `offset`. Says where it stopped.
     fn read_segment(
         &self,
         seg: &Segment,
@@ -116,7 +117,7 @@ impl Partition {
         max_bytes: usize,
         limit: u64,
         out: &mut Vec<Batch>,
-    ) -> Result<u64> {
+    ) -> Result<SegmentEnd> {
         let path = || seg.path(LOG_EXT);
         let corrupt = |position: usize, reason| Error::Corrupt {
             path: path(),
@@ -137,6 +138,7 @@ impl Partition {
             _ => (0, base),
         };
         let mut taken = 0usize;
+        let mut last_compacted = None;
         while pos < data.len() {
             let rest = &data[pos..];
             let header = BatchHeader::parse(rest).map_err(|k| corrupt(pos, k))?;
@@ -144,11 +146,13 @@ impl Partition {
             if rest.len() < total {
                 return Err(corrupt(pos, CorruptKind::Truncated));
             }
-            // Offsets are dense: the base offset (outside the CRC) must follow the previous batch.
-            if header.base_offset != expected {
+            // Offsets are dense, or have gaps compaction left: the base offset (outside the
+            // CRC) must follow the previous batch.
+            if !header.follows(expected) {
                 return Err(corrupt(pos, CorruptKind::BadOffset));
             }
             expected = header.last_offset() + 1;
+            last_compacted = Some(header.is_compacted());
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -162,7 +166,10 @@ impl Partition {
             }
             pos += total;
         }
-        Ok(expected)
+        Ok(SegmentEnd {
+            next_offset: expected,
+            last_compacted,
+        })
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
@@ -226,6 +233,14 @@ impl Partition {
 fn entry_matches_log(data: &[u8], position: usize, base_offset: u64) -> bool {
     data.get(position..position + 8)
         .is_some_and(|b| b == base_offset.to_le_bytes().as_slice())
+}
+
+/// Where a read of one segment stopped.
+struct SegmentEnd {
+    /// The offset after the last batch looked at.
+    next_offset: u64,
+    /// Whether that batch was rewritten by compaction; `None` if there was none.
+    last_compacted: Option<bool>,
 }
 
 /// How many bytes of `seg` readers may see; `seg` starts at or below the high watermark's

@@ -1,0 +1,496 @@
+//! Keyed compaction: keep at least the newest record of every key.
+//!
+//! A pass works on the *cleanable* prefix of the log: sealed segments wholly below the high
+//! watermark whose newest record is older than `min_compaction_lag_ms` (the active segment is
+//! never touched). The cleaner checkpoint splits that prefix into a clean head (compacted
+//! before) and a dirty tail. A pass
+//!
+//! 1. maps every key of the dirty tail, from the checkpoint on, to its newest offset, stopping
+//!    at a batch boundary once the map reaches `map_bytes_max` (the map's end is the pass end);
+//! 2. rewrites every cleanable segment below the pass end, keeping a record unless the map
+//!    holds a newer offset for its key, or it is a tombstone older than
+//!    `delete_retention_ms` whose key has no older value left; groups of adjacent segments
+//!    whose sizes add up to at most `segment_bytes` become one segment, so the segment count
+//!    stays bounded;
+//! 3. moves the checkpoint to the pass end. Passes repeat until the dirty tail is done.
+//!
+//! Rewritten batches keep their base offset, last offset delta, leader epoch and producer
+//! fields, and are marked compacted: offsets inside them, and between them and the batch
+//! before, may have gaps. Reads at a removed offset return the next record that exists.
+//!
+//! **Crash safety.** A group is written to `<base>.log.cleaned` (and `.index.cleaned`,
+//! `.timeindex.cleaned`) and fsynced. Then a manifest `<base>.swap` holding the end offset of
+//! the replaced range is written atomically: that is the commit point. The old files are
+//! renamed to `*.deleted`, the cleaned ones to their final names, the segment list is swapped
+//! under the append lock (a pointer swap), and the `*.deleted` files and the manifest are
+//! removed. `open` finishes any swap whose manifest exists and discards `*.cleaned` files
+//! without one, so a crash leaves either the old segments or the new ones, never a mix.
+//! Readers holding old segments keep reading the old files: they stay open until dropped.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::Partition;
+use crate::batch::{self, Batch, BatchHeader};
+use crate::checkpoint;
+use crate::error::{CorruptKind, IoContext};
+use crate::record::now_ms;
+use crate::segment::{
+    segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
+    TIME_INDEX_EXT,
+};
+use crate::{Error, Offset, Result};
+
+/// File holding the cleaner checkpoint: offsets below it have been compacted.
+pub(crate) const CLEANER_FILE: &str = "cleaner-offset.checkpoint";
+/// Suffix of files compaction is writing.
+const CLEANED: &str = ".cleaned";
+/// Suffix of replaced files waiting to be removed.
+const DELETED: &str = ".deleted";
+/// Extension of swap manifests: `<base>.swap` holds the end offset of the replaced range.
+const SWAP_EXT: &str = "swap";
+/// Bytes charged to the map per key, besides the key's own bytes.
+const MAP_ENTRY_OVERHEAD: usize = 64;
+
+/// What a call to [`Partition::compact`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionReport {
+    /// Passes run (more than one when the key map's budget was smaller than the dirty tail).
+    pub passes: usize,
+    /// Segments rewritten (counted once per pass).
+    pub segments_cleaned: usize,
+    /// Segments written in their place.
+    pub segments_written: usize,
+    /// Bytes of log read while rewriting.
+    pub bytes_read: u64,
+    /// Bytes of log written.
+    pub bytes_written: u64,
+    /// Records read while rewriting.
+    pub records_read: u64,
+    /// Records dropped because a newer record has the same key.
+    pub records_superseded: u64,
+    /// Tombstones dropped because they were older than `delete_retention_ms`.
+    pub tombstones_removed: u64,
+    /// Bytes of dirty log mapped.
+    pub dirty_bytes: u64,
+    /// The cleaner checkpoint afterwards: everything below it has been compacted.
+    pub cleaned_up_to: Offset,
+}
+
+/// One cleanable segment, as the pass sees it.
+struct Cleanable {
+    seg: Arc<Segment>,
+    end: u64,
+    meta: SealedMeta,
+}
+
+impl Partition {
+    /// Compact now if the cleanup policy compacts and the dirty ratio calls for it.
+    /// See [`Partition::compact_at`].
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.compact_at(now_ms(), false)
+    }
+
+    /// Compact as if the time were `now_ms` (which decides compaction lag and tombstone
+    /// expiry). Unless `force`, nothing happens when the policy does not compact or the dirty
+    /// share of the cleanable log is below `min_cleanable_dirty_ratio`.
+    ///
+    /// Appends and reads go on meanwhile: each swap of rewritten segments holds the append lock
+    /// only to replace a pointer. Retention waits for compaction to finish.
+    pub fn compact_at(&self, now_ms: i64, force: bool) -> Result<CompactionReport> {
+        let _structure = self.retention.lock();
+        let cleaner_path = self.dir.join(CLEANER_FILE);
+        let mut report = CompactionReport {
+            cleaned_up_to: Offset(checkpoint::read(&cleaner_path)?.unwrap_or(0)),
+            ..Default::default()
+        };
+        if !force && !self.config.cleanup_policy.compacts() {
+            return Ok(report);
+        }
+        let mut first_dirty = report.cleaned_up_to.0.max(self.view().log_start);
+        let cleanable = self.cleanable(now_ms)?;
+        let Some(cleanable_end) = cleanable.last().map(|c| c.end) else {
+            return Ok(report);
+        };
+        if first_dirty >= cleanable_end {
+            return Ok(report);
+        }
+        let dirty: u64 = cleanable
+            .iter()
+            .filter(|c| c.end > first_dirty)
+            .map(|c| c.meta.size)
+            .sum();
+        let total: u64 = cleanable.iter().map(|c| c.meta.size).sum();
+        let ratio = dirty as f64 / total.max(1) as f64;
+        if !force && ratio < self.config.compaction.min_cleanable_dirty_ratio {
+            return Ok(report);
+        }
+        while first_dirty < cleanable_end {
+            let cleanable = self.cleanable(now_ms)?;
+            let (map, map_end, mapped) = self.build_map(&cleanable, first_dirty, cleanable_end)?;
+            report.dirty_bytes += mapped;
+            self.rewrite(&cleanable, &map, map_end, now_ms, &mut report)?;
+            checkpoint::write(&cleaner_path, map_end)?;
+            report.passes += 1;
+            report.cleaned_up_to = Offset(map_end);
+            first_dirty = map_end;
+        }
+        Ok(report)
+    }
+
+    /// The cleanable prefix: sealed segments below the high watermark, older than the lag.
+    fn cleanable(&self, now_ms: i64) -> Result<Vec<Cleanable>> {
+        let view = self.view();
+        let lag = i64::try_from(self.config.compaction.min_compaction_lag_ms).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(lag);
+        let mut out = Vec::new();
+        for seg in view.segments.iter() {
+            let Some(end) = seg.end_offset() else { break };
+            if end.0 > view.high_watermark.offset {
+                break;
+            }
+            let meta = self.sealed_meta(seg, seg.base_offset())?;
+            if meta.max_timestamp.is_some_and(|t| t > cutoff) {
+                break;
+            }
+            out.push(Cleanable {
+                seg: seg.clone(),
+                end: end.0,
+                meta,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Map each key of `[first_dirty, ..)` to its newest offset until the budget is used up.
+    /// Returns the map, the offset where it stops (a batch boundary) and the bytes mapped.
+    fn build_map(
+        &self,
+        cleanable: &[Cleanable],
+        first_dirty: u64,
+        cleanable_end: u64,
+    ) -> Result<(HashMap<Bytes, u64>, u64, u64)> {
+        let budget = self.config.compaction.map_bytes_max;
+        let mut map: HashMap<Bytes, u64> = HashMap::new();
+        let mut used = 0usize;
+        let mut map_end = first_dirty;
+        let mut mapped = 0u64;
+        'segments: for c in cleanable.iter().filter(|c| c.end > first_dirty) {
+            for batch in self.segment_batches(&c.seg)? {
+                let batch = batch?;
+                if batch.last_offset().0 < first_dirty {
+                    continue;
+                }
+                for r in batch.records() {
+                    let r = r?;
+                    if let Some(key) = r.key {
+                        let len = key.len();
+                        if map.insert(key, r.offset.0).is_none() {
+                            used += len + MAP_ENTRY_OVERHEAD;
+                        }
+                    }
+                }
+                map_end = batch.last_offset().0 + 1;
+                mapped += batch.encoded_len() as u64;
+                if used >= budget {
+                    break 'segments;
+                }
+            }
+            // Gaps left by earlier compaction: the segment covers offsets up to its end.
+            map_end = map_end.max(c.end.min(cleanable_end));
+        }
+        Ok((map, map_end, mapped))
+    }
+
+    /// Rewrite every cleanable segment that starts below `map_end`, group by group.
+    fn rewrite(
+        &self,
+        cleanable: &[Cleanable],
+        map: &HashMap<Bytes, u64>,
+        map_end: u64,
+        now_ms: i64,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let targets: Vec<&Cleanable> = cleanable
+            .iter()
+            .take_while(|c| c.seg.base_offset().0 < map_end)
+            .collect();
+        let tombstone_horizon = now_ms.saturating_sub(
+            i64::try_from(self.config.compaction.delete_retention_ms).unwrap_or(i64::MAX),
+        );
+        let keep = |key: &Option<Bytes>, value_is_none: bool, offset: u64, ts: i64| -> Keep {
+            if let Some(newest) = key.as_ref().and_then(|k| map.get(k)) {
+                if *newest > offset {
+                    return Keep::Superseded;
+                }
+            }
+            if value_is_none && offset < map_end && ts < tombstone_horizon {
+                return Keep::ExpiredTombstone;
+            }
+            Keep::Yes
+        };
+        for group in self.groups(&targets) {
+            self.rewrite_group(group, &keep, report)?;
+        }
+        Ok(())
+    }
+
+    /// Adjacent segments whose sizes add up to at most `segment_bytes`, one group at least per
+    /// segment, with relative offsets that still fit in `u32`.
+    fn groups<'a>(&self, targets: &'a [&'a Cleanable]) -> Vec<&'a [&'a Cleanable]> {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < targets.len() {
+            let base = targets[start].seg.base_offset().0;
+            let mut size = 0u64;
+            let mut end = start;
+            while end < targets.len() {
+                let c = targets[end];
+                let fits = size + c.meta.size <= self.config.segment_bytes
+                    && c.end - base < u64::from(u32::MAX) - 1;
+                if end > start && !fits {
+                    break;
+                }
+                size += c.meta.size;
+                end += 1;
+            }
+            groups.push(&targets[start..end]);
+            start = end;
+        }
+        groups
+    }
+
+    fn rewrite_group(
+        &self,
+        group: &[&Cleanable],
+        keep: &dyn Fn(&Option<Bytes>, bool, u64, i64) -> Keep,
+        report: &mut CompactionReport,
+    ) -> Result<()> {
+        let first = &group[0].seg;
+        let base = first.base_offset();
+        let end = group.last().expect("groups are not empty").end;
+        let (new_seg, files) =
+            Segment::create_cleaned(&self.dir, base, CLEANED, self.config.index_bytes_max)?;
+        let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
+        let mut size = 0u64;
+        for c in group {
+            for batch in self.segment_batches(&c.seg)? {
+                let batch = batch?;
+                report.bytes_read += batch.encoded_len() as u64;
+                let mut kept = Vec::with_capacity(batch.record_count() as usize);
+                for r in batch.records() {
+                    let r = r?;
+                    report.records_read += 1;
+                    match keep(&r.key, r.value.is_none(), r.offset.0, r.timestamp_ms) {
+                        Keep::Yes => kept.push(r),
+                        Keep::Superseded => report.records_superseded += 1,
+                        Keep::ExpiredTombstone => report.tombstones_removed += 1,
+                    }
+                }
+                if kept.is_empty() {
+                    continue;
+                }
+                let bytes = batch::encode_compacted(batch.header(), &kept);
+                let header = BatchHeader::parse(&bytes).expect("freshly encoded batch parses");
+                write_all_at(&files, &bytes, size, &new_seg)?;
+                cursor.on_batch(&new_seg, &files, &header, size);
+                size += bytes.len() as u64;
+            }
+            report.segments_cleaned += 1;
+        }
+        new_seg.seal(&files, &cursor, end, size)?;
+        files.log.sync_data().at(&new_seg.path(LOG_EXT))?;
+        report.bytes_written += size;
+        report.segments_written += 1;
+        self.swap(group, new_seg, files, end)
+    }
+
+    /// Replace the group's segments with the new one, on disk and in the segment list.
+    fn swap(
+        &self,
+        group: &[&Cleanable],
+        new_seg: Segment,
+        files: SegmentFiles,
+        end: u64,
+    ) -> Result<()> {
+        let base = new_seg.base_offset();
+        // Commit point: once the manifest exists, `open` completes the swap.
+        checkpoint::write(&segment_path(&self.dir, base, SWAP_EXT), end)?;
+        // Readers that hold the old segments keep their files open, whatever the names become.
+        for c in group {
+            let old_files = self.segment_files(&c.seg, c.seg.base_offset())?;
+            c.seg.retire(old_files);
+        }
+        for c in group {
+            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+                rename_if_exists(&c.seg.path(ext), &suffixed(&c.seg.path(ext), DELETED))?;
+            }
+        }
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let path = new_seg.path(ext);
+            rename_if_exists(&suffixed(&path, CLEANED), &path)?;
+        }
+        let (new_seg, _files) = new_seg.with_files(files);
+        let new_seg = Arc::new(new_seg);
+        self.replace_segments(group, new_seg.clone());
+        self.track_loaded(&new_seg);
+        for c in group {
+            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+                remove_if_exists(&suffixed(&c.seg.path(ext), DELETED))?;
+            }
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        remove_if_exists(&segment_path(&self.dir, base, SWAP_EXT))?;
+        checkpoint::sync_dir(&self.dir)
+    }
+
+    /// Swap the group's segments for `new_seg` in the segment list (under the append lock).
+    fn replace_segments(&self, group: &[&Cleanable], new_seg: Arc<Segment>) {
+        let mut w = self.writer.lock();
+        let at = w
+            .segments
+            .iter()
+            .position(|s| Arc::ptr_eq(s, &group[0].seg))
+            .expect("compaction holds the structure lock: its segments are still listed");
+        let mut segments = Vec::with_capacity(w.segments.len() + 1 - group.len());
+        segments.extend_from_slice(&w.segments[..at]);
+        segments.push(new_seg);
+        segments.extend_from_slice(&w.segments[at + group.len()..]);
+        for (c, s) in group.iter().zip(&w.segments[at..]) {
+            assert!(
+                Arc::ptr_eq(&c.seg, s),
+                "compacted segments are adjacent in the list"
+            );
+        }
+        w.segments = Arc::new(segments);
+        self.view.write().segments = w.segments.clone();
+    }
+
+    /// Every batch of a sealed segment, CRC-checked, in order.
+    fn segment_batches(&self, seg: &Arc<Segment>) -> Result<impl Iterator<Item = Result<Batch>>> {
+        let files = self.segment_files(seg, seg.base_offset())?;
+        let size = files
+            .sealed_size()
+            .expect("only sealed segments are compacted");
+        let data = files.mapped(size, size).at(&seg.path(LOG_EXT))?;
+        let path = seg.path(LOG_EXT);
+        let mut pos = 0usize;
+        Ok(std::iter::from_fn(move || {
+            if pos >= data.len() {
+                return None;
+            }
+            match batch::check_crc(&data[pos..]) {
+                Ok(header) => {
+                    let total = header.total_len();
+                    let b = Batch::from_checked(header, data.slice(pos..pos + total));
+                    pos += total;
+                    Some(Ok(b))
+                }
+                Err(reason) => {
+                    let e = Error::Corrupt {
+                        path: path.clone(),
+                        position: pos as u64,
+                        reason,
+                    };
+                    pos = data.len();
+                    Some(Err(e))
+                }
+            }
+        }))
+    }
+}
+
+/// What compaction does with one record.
+enum Keep {
+    Yes,
+    Superseded,
+    ExpiredTombstone,
+}
+
+fn write_all_at(files: &SegmentFiles, bytes: &[u8], at: u64, seg: &Segment) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    files
+        .log
+        .write_all_at(bytes, at)
+        .at(&suffixed(&seg.path(LOG_EXT), CLEANED))
+}
+
+fn suffixed(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(from, e)),
+        _ => Ok(()),
+    }
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// At open, before segments are listed: finish every swap whose manifest exists, and discard
+/// what interrupted passes left without one.
+pub(crate) fn complete_swaps(dir: &Path) -> Result<()> {
+    let mut manifests = Vec::new();
+    let mut leftovers = Vec::new();
+    let mut logs = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".swap") {
+            if let Ok(base) = stem.parse::<u64>() {
+                manifests.push((base, entry.path()));
+            }
+        } else if name.ends_with(CLEANED) || name.ends_with(DELETED) {
+            leftovers.push(entry.path());
+        } else if let Some(base) = crate::segment::parse_log_name(name) {
+            logs.push(base.0);
+        }
+    }
+    for (base, manifest) in &manifests {
+        let end = checkpoint::read(manifest)?.ok_or(Error::Corrupt {
+            path: manifest.clone(),
+            position: 0,
+            reason: CorruptKind::BadCheckpoint,
+        })?;
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let path = segment_path(dir, Offset(*base), ext);
+            let cleaned = suffixed(&path, CLEANED);
+            if cleaned.exists() {
+                // The rename had not happened: what has the final name is the old segment.
+                remove_if_exists(&path)?;
+                fs::rename(&cleaned, &path).at(&path)?;
+            }
+        }
+        for old in logs.iter().filter(|b| *base < **b && **b < end) {
+            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+                remove_if_exists(&segment_path(dir, Offset(*old), ext))?;
+            }
+        }
+    }
+    for path in leftovers {
+        // Cleaned files of a committed swap were renamed above; the rest are discarded.
+        remove_if_exists(&path)?;
+    }
+    if !manifests.is_empty() {
+        checkpoint::sync_dir(dir)?;
+        for (_, manifest) in &manifests {
+            remove_if_exists(manifest)?;
+        }
+        checkpoint::sync_dir(dir)?;
+    }
+    Ok(())
+}
