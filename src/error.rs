@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::Offset;
+use crate::{Offset, TopicPartition};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,9 +24,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A write or fsync failed earlier; the partition refuses writes until it is reopened,
-    /// because the OS may have dropped data it had accepted.
-    #[error("a previous write or fsync failed; reopen the partition to continue")]
+    /// A write or fsync failed earlier; the partition (or file offset store) refuses writes
+    /// until it is reopened, because the OS may have dropped data it had accepted.
+    #[error("a previous write or fsync failed; reopen to continue")]
     PreviousIoFailed,
 
     /// The partition was closed.
@@ -132,6 +132,50 @@ pub enum Error {
     AlreadyOpen {
         /// The directory.
         path: PathBuf,
+    },
+
+    /// A consumer group id is empty or longer than
+    /// [`GROUP_ID_BYTES_MAX`](crate::GROUP_ID_BYTES_MAX) bytes.
+    #[error("invalid group id {group:?}: {reason}")]
+    InvalidGroupId {
+        /// The rejected group id.
+        group: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// An offset commit names a topic that is empty or longer than
+    /// [`OFFSET_TOPIC_BYTES_MAX`](crate::OFFSET_TOPIC_BYTES_MAX) bytes.
+    #[error("invalid topic name {topic:?} in an offset commit: {reason}")]
+    InvalidCommitTopic {
+        /// The rejected topic name.
+        topic: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// Offset commit metadata is longer than
+    /// [`OFFSET_METADATA_BYTES_MAX`](crate::OFFSET_METADATA_BYTES_MAX) bytes.
+    #[error(
+        "offset metadata of {size} bytes for {topic_partition} exceeds the limit of {limit} bytes"
+    )]
+    OffsetMetadataTooLarge {
+        /// The partition whose entry carries the metadata.
+        topic_partition: TopicPartition,
+        /// The metadata's length in bytes.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// An offset commit lists more entries than
+    /// [`OFFSET_COMMIT_PARTITIONS_MAX`](crate::OFFSET_COMMIT_PARTITIONS_MAX).
+    #[error("offset commit of {count} entries exceeds the limit of {limit}")]
+    OffsetCommitTooLarge {
+        /// Entries in the commit.
+        count: usize,
+        /// The limit.
+        limit: usize,
     },
 }
 

@@ -10,10 +10,13 @@ mod fault;
 mod index;
 mod logmap;
 mod offset;
+mod offsets;
 mod partition;
 mod record;
 pub mod retention;
 mod segment;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod varint;
 
 pub use batch::{
@@ -29,6 +32,11 @@ pub use error::{CorruptKind, Error, Result};
 pub use fault::FaultInjector;
 pub use index::{Index, IndexEntry, IndexRecord, OffsetIndex, TimeEntry, TimeIndex};
 pub use offset::{Offset, TopicPartition};
+pub use offsets::{
+    validate_group_id, validate_offset_commit, CommittedOffset, FileOffsetStore,
+    FileOffsetStoreConfig, MemoryOffsetStore, OffsetStore, GROUP_ID_BYTES_MAX,
+    OFFSET_COMMIT_PARTITIONS_MAX, OFFSET_METADATA_BYTES_MAX, OFFSET_TOPIC_BYTES_MAX,
+};
 pub use partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
 pub use record::{now_ms, Header, LogRecord, Record};
 pub use segment::{segment_path, Segment};

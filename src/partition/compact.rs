@@ -38,7 +38,7 @@ use super::Partition;
 use crate::batch::{self, Batch, BatchHeader};
 use crate::checkpoint;
 use crate::error::{CorruptKind, IoContext};
-use crate::record::now_ms;
+use crate::record::{now_ms, LogRecord};
 use crate::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
@@ -220,22 +220,15 @@ impl Partition {
             .iter()
             .take_while(|c| c.seg.base_offset().0 < map_end)
             .collect();
-        let tombstone_horizon = now_ms.saturating_sub(
-            i64::try_from(self.config.compaction.delete_retention_ms).unwrap_or(i64::MAX),
-        );
-        let keep = |key: &Option<Bytes>, value_is_none: bool, offset: u64, ts: i64| -> Keep {
-            if let Some(newest) = key.as_ref().and_then(|k| map.get(k)) {
-                if *newest > offset {
-                    return Keep::Superseded;
-                }
-            }
-            if value_is_none && offset < map_end && ts < tombstone_horizon {
-                return Keep::ExpiredTombstone;
-            }
-            Keep::Yes
+        let rule = KeepRule {
+            map,
+            map_end,
+            tombstone_horizon: now_ms.saturating_sub(
+                i64::try_from(self.config.compaction.delete_retention_ms).unwrap_or(i64::MAX),
+            ),
         };
         for group in self.groups(&targets) {
-            self.rewrite_group(group, &keep, report)?;
+            self.rewrite_group(group, &rule, report)?;
         }
         Ok(())
     }
@@ -268,7 +261,7 @@ impl Partition {
     fn rewrite_group(
         &self,
         group: &[&Cleanable],
-        keep: &dyn Fn(&Option<Bytes>, bool, u64, i64) -> Keep,
+        rule: &KeepRule<'_>,
         report: &mut CompactionReport,
     ) -> Result<()> {
         let first = &group[0].seg;
@@ -286,7 +279,7 @@ impl Partition {
                 for r in batch.records() {
                     let r = r?;
                     report.records_read += 1;
-                    match keep(&r.key, r.value.is_none(), r.offset.0, r.timestamp_ms) {
+                    match rule.decide(&r) {
                         Keep::Yes => kept.push(r),
                         Keep::Superseded => report.records_superseded += 1,
                         Keep::ExpiredTombstone => report.tombstones_removed += 1,
@@ -410,6 +403,34 @@ enum Keep {
     Yes,
     Superseded,
     ExpiredTombstone,
+}
+
+/// The decision of one pass, record by record.
+struct KeepRule<'a> {
+    /// Newest offset of every key in `[first_dirty, map_end)`.
+    map: &'a HashMap<Bytes, u64>,
+    map_end: u64,
+    /// Tombstones older than this may go.
+    tombstone_horizon: i64,
+}
+
+impl KeepRule<'_> {
+    /// Drop a record when the map holds a newer one with its key; drop a tombstone that is
+    /// older than the horizon once the pass covers it (every older value of its key is then
+    /// gone: below the pass end, all of them are rewritten against a map that knows the
+    /// tombstone, or were by an earlier pass).
+    fn decide(&self, r: &LogRecord) -> Keep {
+        if let Some(newest) = r.key.as_ref().and_then(|k| self.map.get(k)) {
+            if *newest > r.offset.0 {
+                return Keep::Superseded;
+            }
+        }
+        if r.value.is_none() && r.offset.0 < self.map_end && r.timestamp_ms < self.tombstone_horizon
+        {
+            return Keep::ExpiredTombstone;
+        }
+        Keep::Yes
+    }
 }
 
 fn write_all_at(files: &SegmentFiles, bytes: &[u8], at: u64, seg: &Segment) -> Result<()> {

@@ -3,8 +3,9 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -434,6 +435,8 @@ fn assemble(
                 0
             },
             syncing: false,
+            last_covered: 0,
+            last_sync: Duration::ZERO,
         }),
         sync_done: Condvar::new(),
         retention: Mutex::new(()),
@@ -441,6 +444,7 @@ fn assemble(
         failed: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),
+        pending_appends: AtomicU64::new(0),
         waiters: AtomicUsize::new(0),
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
