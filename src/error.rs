@@ -177,6 +177,167 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+
+    /// A topic name breaks Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and
+    /// neither `.` nor `..`.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// `create_topic` for a name that already exists.
+    #[error("topic {topic:?} already exists")]
+    TopicExists {
+        /// The topic's name.
+        topic: String,
+    },
+
+    /// No topic by this name (or it was deleted).
+    #[error("unknown topic {topic:?}")]
+    UnknownTopic {
+        /// The requested name.
+        topic: String,
+    },
+
+    /// A partition number outside `[0, partition_count)` of its topic: asked for explicitly,
+    /// or returned by a partitioner that broke its contract.
+    #[error(
+        "partition {partition} of topic {topic:?} does not exist (the topic has {partition_count})"
+    )]
+    PartitionOutOfRange {
+        /// The topic.
+        topic: String,
+        /// The rejected partition number.
+        partition: u32,
+        /// The topic's partition count.
+        partition_count: u32,
+    },
+
+    /// `add_partitions` with a count that does not increase the topic's, or is too large.
+    #[error("cannot change topic {topic:?} from {current} to {requested} partitions: {reason}")]
+    InvalidPartitionCount {
+        /// The topic.
+        topic: String,
+        /// Its current partition count.
+        current: u32,
+        /// The requested count.
+        requested: u32,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// The store's topic metadata is damaged, or disagrees with the directories on disk.
+    #[error("corrupt topic metadata {path:?} (line {line}): {reason}")]
+    CorruptMetadata {
+        /// The metadata file, or the directory the problem concerns.
+        path: PathBuf,
+        /// The 1-based line of the metadata file at fault; 0 for the whole file.
+        line: usize,
+        /// What check failed.
+        reason: &'static str,
+    },
+
+    /// Another `LogStore` holds this data directory open.
+    #[error("store directory {path:?} is already open")]
+    StoreAlreadyOpen {
+        /// The data directory.
+        path: PathBuf,
+    },
+
+    /// The `LogStore` was closed.
+    #[error("the store is closed")]
+    StoreClosed,
+
+    /// The `Producer` was closed.
+    #[error("the producer is closed")]
+    ProducerClosed,
+
+    /// The batch holding a record sent with `Producer::send_batched` failed to append; every
+    /// record of that batch reports the same underlying error.
+    #[error("appending the batch to {topic}-{partition} failed: {source}")]
+    SendFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The append's error, shared by every handle of the batch.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// A group call named a member that is not in the group: it left, was removed after its
+    /// session timeout, or never joined. A consumer joins again on its next poll.
+    #[error("{member_id} is not a member of group {group:?}")]
+    UnknownMember {
+        /// The group.
+        group: String,
+        /// The member id.
+        member_id: String,
+    },
+
+    /// An offset commit by a group member was refused, and nothing was written: the member is
+    /// no longer in the group, its generation is stale (a rebalance happened since its last
+    /// poll), or it does not own a partition of the commit.
+    #[error("commit by {member_id} in group {group:?} fenced ({reason}): generation {generation}, group at {group_generation}, partition not owned: {not_owned:?}")]
+    FencedCommit {
+        /// The group.
+        group: String,
+        /// The committing member.
+        member_id: String,
+        /// The generation the member presented.
+        generation: u64,
+        /// The group's current generation.
+        group_generation: u64,
+        /// The first partition of the commit the member does not own, if that is the reason.
+        not_owned: Option<TopicPartition>,
+        /// Why: "not a member of the group", "stale generation" or "partition not owned".
+        reason: &'static str,
+    },
+
+    /// A member tried to join a group whose members use an assignor of another name.
+    #[error("group {group:?} uses assignor {expected:?}, not {actual:?}")]
+    InconsistentAssignor {
+        /// The group.
+        group: String,
+        /// The name of the group's assignor.
+        expected: String,
+        /// The name of the joining member's assignor.
+        actual: String,
+    },
+
+    /// A group already has the most members allowed.
+    #[error("group {group:?} already has {limit} members")]
+    GroupFull {
+        /// The group.
+        group: String,
+        /// The limit, `GROUP_MEMBERS_MAX`.
+        limit: usize,
+    },
+
+    /// A consumer call that its current state does not allow (e.g. `poll` before `assign` or
+    /// `subscribe`, `assign` while subscribed, `poll` inside a rebalance callback).
+    #[error("consumer: {reason}")]
+    InvalidConsumerState {
+        /// What was wrong.
+        reason: &'static str,
+    },
+
+    /// A consumer call named a partition the consumer is not assigned (or does not own).
+    #[error("partition {topic_partition} is not assigned to this consumer")]
+    PartitionNotAssigned {
+        /// The partition.
+        topic_partition: TopicPartition,
+    },
+
+    /// A consumer with `AutoOffsetReset::Error` found no committed offset for a partition.
+    #[error("no committed offset for {topic_partition} and auto_offset_reset is Error")]
+    NoOffsetForPartition {
+        /// The partition.
+        topic_partition: TopicPartition,
+    },
 }
 
 /// Which check a corrupt batch failed.

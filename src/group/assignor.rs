@@ -1,0 +1,425 @@
+//! Deciding which member of a consumer group owns which partition: the [`Assignor`] trait and
+//! the three shipped strategies, [`RangeAssignor`], [`RoundRobinAssignor`] and
+//! [`StickyAssignor`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::TopicPartition;
+
+/// The members of a group and what each subscribes to: member id → topic names.
+pub type Subscriptions = BTreeMap<String, BTreeSet<String>>;
+
+/// Topic name → partition count, for the topics the group's members subscribe to that exist.
+pub type PartitionCounts = BTreeMap<String, u32>;
+
+/// Who owns what: member id → the partitions assigned to it.
+pub type Assignment = BTreeMap<String, BTreeSet<TopicPartition>>;
+
+/// Decides which member of a consumer group owns each partition of the topics the group
+/// subscribes to.
+///
+/// The [`GroupCoordinator`](crate::GroupCoordinator) calls it on every rebalance: when a
+/// member joins, leaves or times out, and when a subscribed topic appears, disappears or
+/// gains partitions. It is a seam so applications can place partitions by their own rules
+/// (rack, capacity); the crate ships [`RangeAssignor`] (Kafka's default), [`RoundRobinAssignor`]
+/// and [`StickyAssignor`] (the coordinator's default), and
+/// `testing::assignor_conformance` (feature `testing`) checks an implementation against this
+/// contract.
+///
+/// # Contract
+///
+/// The caller guarantees, for `assign(subscriptions, partition_counts, previous)`:
+/// - `subscriptions` lists every member of the group once (it may be empty; a member's topic
+///   set may be empty).
+/// - `partition_counts` maps topics to their partition counts, each at least 1. It lists at
+///   least every subscribed topic that exists; a subscribed topic missing from it has no
+///   partitions (not created yet, or deleted). It **may** list topics nobody subscribes to.
+/// - `previous` is the assignment this group had before (empty on the first rebalance). It
+///   **may** name members that are gone, partitions that no longer exist, topics a member no
+///   longer subscribes to, and even a partition under two members; it is a hint, not a
+///   valid assignment.
+///
+/// The result:
+/// - **must** have exactly one entry per member of `subscriptions` (an empty set for a member
+///   that gets nothing) and no other entry;
+/// - **must** contain every partition `(t, p)` with `t` in `partition_counts`, `t` subscribed
+///   by at least one member and `p` in `[0, partition_counts[t])`, in exactly one member's set,
+///   and that member **must** subscribe to `t`;
+/// - **must not** contain any other partition (of an unsubscribed or unknown topic, or with
+///   `p >= partition_counts[t]`);
+/// - **must** be deterministic: a pure function of the three arguments, never of time,
+///   randomness, hash-map iteration order or earlier calls;
+/// - **may** use `previous` to keep partitions where they were (stickiness);
+/// - **may** be unbalanced; each implementation documents how balanced it is.
+///
+/// [`validate_assignment`] checks the first three points. The coordinator runs it on every
+/// result and panics on a violation: an assignor that breaks the contract is a bug, and an
+/// invalid assignment would let two members own one partition.
+///
+/// `assign` runs under the group's lock, on the thread of whichever member call caused the
+/// rebalance: it **should** be fast and **must not** call back into the coordinator.
+pub trait Assignor: Send + Sync {
+    /// The strategy's name (`"range"`, `"roundrobin"`, `"sticky"`). Members of one group must
+    /// use assignors of the same name (Kafka's `partition.assignment.strategy` agreement).
+    fn name(&self) -> &str;
+
+    /// Compute the group's new assignment. See the trait's contract.
+    fn assign(
+        &self,
+        subscriptions: &Subscriptions,
+        partition_counts: &PartitionCounts,
+        previous: &Assignment,
+    ) -> Assignment;
+}
+
+/// Check `assignment` against the [`Assignor`] contract's output rules for `subscriptions` and
+/// `partition_counts`: one entry per member and no other, every subscribed partition owned by
+/// exactly one member that subscribes to its topic, no other partition. Returns a description
+/// of the first violation found.
+pub fn validate_assignment(
+    subscriptions: &Subscriptions,
+    partition_counts: &PartitionCounts,
+    assignment: &Assignment,
+) -> Result<(), String> {
+    for member in subscriptions.keys() {
+        if !assignment.contains_key(member) {
+            return Err(format!("member {member:?} has no entry"));
+        }
+    }
+    let mut owner: BTreeMap<&TopicPartition, &str> = BTreeMap::new();
+    for (member, partitions) in assignment {
+        let Some(topics) = subscriptions.get(member) else {
+            return Err(format!("entry for {member:?}, which is not a member"));
+        };
+        for tp in partitions {
+            if !topics.contains(&tp.topic) {
+                return Err(format!(
+                    "{tp} given to {member:?}, which does not subscribe to {:?}",
+                    tp.topic
+                ));
+            }
+            match partition_counts.get(&tp.topic) {
+                Some(&count) if tp.partition < count => {}
+                _ => return Err(format!("{tp} does not exist")),
+            }
+            if let Some(first) = owner.insert(tp, member) {
+                return Err(format!("{tp} given to both {first:?} and {member:?}"));
+            }
+        }
+    }
+    for tp in subscribed_partitions(subscriptions, partition_counts) {
+        if !owner.contains_key(&tp) {
+            return Err(format!("{tp} is not assigned"));
+        }
+    }
+    Ok(())
+}
+
+/// Every partition of every topic that some member subscribes to and that exists, sorted.
+pub(crate) fn subscribed_partitions(
+    subscriptions: &Subscriptions,
+    partition_counts: &PartitionCounts,
+) -> BTreeSet<TopicPartition> {
+    partition_counts
+        .iter()
+        .filter(|(topic, _)| subscriptions.values().any(|t| t.contains(*topic)))
+        .flat_map(|(topic, &count)| (0..count).map(|p| TopicPartition::new(topic.clone(), p)))
+        .collect()
+}
+
+/// An entry with an empty set for every member.
+fn empty_assignment(subscriptions: &Subscriptions) -> Assignment {
+    subscriptions
+        .keys()
+        .map(|m| (m.clone(), BTreeSet::new()))
+        .collect()
+}
+
+/// Kafka's `RangeAssignor`: topic by topic, the members subscribed to the topic, sorted by
+/// id, get consecutive ranges of its partitions; the first `partitions % members` members get
+/// one extra.
+///
+/// Balance: per topic, members' shares differ by at most one. Across topics the extras all go
+/// to the first members, so a member can end up with one partition more per topic than
+/// another (co-partitioned topics stay aligned, which is why Kafka uses it). Ignores
+/// `previous`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RangeAssignor;
+
+impl Assignor for RangeAssignor {
+    fn name(&self) -> &str {
+        "range"
+    }
+
+    fn assign(
+        &self,
+        subscriptions: &Subscriptions,
+        partition_counts: &PartitionCounts,
+        _previous: &Assignment,
+    ) -> Assignment {
+        let mut out = empty_assignment(subscriptions);
+        for (topic, &count) in partition_counts {
+            let members: Vec<&String> = subscriptions
+                .iter()
+                .filter(|(_, topics)| topics.contains(topic))
+                .map(|(m, _)| m)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let n = members.len();
+            let count = count as usize;
+            let (share, extra) = (count / n, count % n);
+            let mut next = 0usize;
+            for (i, member) in members.into_iter().enumerate() {
+                let take = share + usize::from(i < extra);
+                let set = out.get_mut(member).expect("every member has an entry");
+                for p in next..next + take {
+                    let p = u32::try_from(p).expect("below a u32 partition count");
+                    set.insert(TopicPartition::new(topic.clone(), p));
+                }
+                next += take;
+            }
+        }
+        out
+    }
+}
+
+/// Kafka's `RoundRobinAssignor`: every partition of every subscribed topic, sorted by topic
+/// then partition, dealt in turn to the members sorted by id, skipping members that do not
+/// subscribe to the partition's topic.
+///
+/// Balance: with identical subscriptions members' counts differ by at most one. With
+/// different subscriptions it is as balanced as the dealing order allows, not optimal.
+/// Ignores `previous`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundRobinAssignor;
+
+impl Assignor for RoundRobinAssignor {
+    fn name(&self) -> &str {
+        "roundrobin"
+    }
+
+    fn assign(
+        &self,
+        subscriptions: &Subscriptions,
+        partition_counts: &PartitionCounts,
+        _previous: &Assignment,
+    ) -> Assignment {
+        let mut out = empty_assignment(subscriptions);
+        let members: Vec<(&String, &BTreeSet<String>)> = subscriptions.iter().collect();
+        let mut cursor = 0usize;
+        for (topic, &count) in partition_counts {
+            if !members.iter().any(|(_, topics)| topics.contains(topic)) {
+                continue;
+            }
+            for p in 0..count {
+                // Terminates: some member subscribes to `topic`.
+                loop {
+                    let (member, topics) = members[cursor];
+                    cursor = (cursor + 1) % members.len();
+                    if topics.contains(topic) {
+                        let set = out.get_mut(member).expect("every member has an entry");
+                        set.insert(TopicPartition::new(topic.clone(), p));
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A balanced assignor that moves as few partitions as balance allows (Kafka's
+/// `StickyAssignor` idea, in a simpler form).
+///
+/// In three steps:
+/// 1. **Keep**: every partition of `previous` stays with its member if the member is still in
+///    the group, still subscribes to the topic and the partition still exists (a partition
+///    listed under two members stays with the first by member id).
+/// 2. **Place**: each remaining partition, in order, goes to the subscribed member that
+///    currently has the fewest partitions (ties: smallest member id).
+/// 3. **Balance**: while a member has at least two partitions more than another member that
+///    could take one of them (subscribes to its topic), move one: from the most loaded member
+///    to the least loaded one, preferring a partition placed in step 2 (moving it costs no
+///    stickiness), else its greatest partition.
+///
+/// Balance: with identical subscriptions, members' counts differ by at most one, and only
+/// partitions that balance forces to move do move (a member joining takes partitions only
+/// from members above the new share; a member leaving hands its partitions to the least
+/// loaded members, nobody else's move). With different subscriptions the result is a local
+/// optimum: no single move between two members narrows their gap below two.
+///
+/// Cost: step 3 makes at most one move per partition and each move scans the members, so
+/// about `partitions × members × log(members)`; fine for the group sizes of an in-process
+/// log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StickyAssignor;
+
+impl Assignor for StickyAssignor {
+    fn name(&self) -> &str {
+        "sticky"
+    }
+
+    fn assign(
+        &self,
+        subscriptions: &Subscriptions,
+        partition_counts: &PartitionCounts,
+        previous: &Assignment,
+    ) -> Assignment {
+        let all = subscribed_partitions(subscriptions, partition_counts);
+        let mut out = empty_assignment(subscriptions);
+        // 1. Keep what is still valid.
+        let mut taken: BTreeSet<TopicPartition> = BTreeSet::new();
+        for (member, partitions) in previous {
+            let Some(topics) = subscriptions.get(member) else {
+                continue;
+            };
+            let set = out.get_mut(member).expect("every member has an entry");
+            for tp in partitions {
+                if topics.contains(&tp.topic) && all.contains(tp) && taken.insert(tp.clone()) {
+                    set.insert(tp.clone());
+                }
+            }
+        }
+        // 2. Place the rest on the least loaded subscribers.
+        let mut fresh: BTreeSet<TopicPartition> = BTreeSet::new();
+        for tp in all.difference(&taken) {
+            let member = subscriptions
+                .iter()
+                .filter(|(_, topics)| topics.contains(&tp.topic))
+                .map(|(m, _)| m)
+                .min_by_key(|m| (out[*m].len(), *m))
+                .expect("a subscribed partition has a subscriber")
+                .clone();
+            out.get_mut(&member)
+                .expect("every member has an entry")
+                .insert(tp.clone());
+            fresh.insert(tp.clone());
+        }
+        // 3. Balance. Every move lowers the sum of squared counts by at least 2: terminates.
+        while let Some((from, to, tp)) = find_move(subscriptions, &out, &fresh) {
+            out.get_mut(&from).expect("member").remove(&tp);
+            out.get_mut(&to).expect("member").insert(tp);
+        }
+        out
+    }
+}
+
+/// The next balancing move of [`StickyAssignor`]: `(from, to, partition)`, or `None` when no
+/// member can take a partition from one with two or more partitions more.
+fn find_move(
+    subscriptions: &Subscriptions,
+    out: &Assignment,
+    fresh: &BTreeSet<TopicPartition>,
+) -> Option<(String, String, TopicPartition)> {
+    let mut receivers: Vec<(&String, usize)> = out.iter().map(|(m, s)| (m, s.len())).collect();
+    receivers.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+    let mut donors = receivers.clone();
+    donors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    for &(from, from_count) in &donors {
+        for &(to, to_count) in &receivers {
+            if to_count + 2 > from_count {
+                // Receivers are sorted by count: none further on qualifies either.
+                break;
+            }
+            let topics = &subscriptions[to];
+            let mut pick: Option<&TopicPartition> = None;
+            for tp in out[from]
+                .iter()
+                .rev()
+                .filter(|tp| topics.contains(&tp.topic))
+            {
+                if fresh.contains(tp) {
+                    pick = Some(tp);
+                    break;
+                }
+                pick.get_or_insert(tp);
+            }
+            if let Some(tp) = pick {
+                return Some((from.clone(), to.clone(), tp.clone()));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs(members: &[(&str, &[&str])]) -> Subscriptions {
+        members
+            .iter()
+            .map(|(m, topics)| {
+                (
+                    m.to_string(),
+                    topics.iter().map(|t| t.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn counts(topics: &[(&str, u32)]) -> PartitionCounts {
+        topics.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+    }
+
+    fn names(a: &Assignment, member: &str) -> Vec<String> {
+        a[member].iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn range_matches_kafka() {
+        // Kafka's RangeAssignor doc example: t0, t1 with 3 partitions, C0 and C1.
+        let s = subs(&[("C0", &["t0", "t1"]), ("C1", &["t0", "t1"])]);
+        let c = counts(&[("t0", 3), ("t1", 3)]);
+        let a = RangeAssignor.assign(&s, &c, &Assignment::new());
+        assert_eq!(names(&a, "C0"), ["t0-0", "t0-1", "t1-0", "t1-1"]);
+        assert_eq!(names(&a, "C1"), ["t0-2", "t1-2"]);
+        validate_assignment(&s, &c, &a).unwrap();
+    }
+
+    #[test]
+    fn roundrobin_matches_kafka() {
+        // Kafka's RoundRobinAssignor doc example with different subscriptions.
+        let s = subs(&[
+            ("C0", &["t0"]),
+            ("C1", &["t0", "t1"]),
+            ("C2", &["t0", "t1", "t2"]),
+        ]);
+        let c = counts(&[("t0", 1), ("t1", 2), ("t2", 3)]);
+        let a = RoundRobinAssignor.assign(&s, &c, &Assignment::new());
+        assert_eq!(names(&a, "C0"), ["t0-0"]);
+        assert_eq!(names(&a, "C1"), ["t1-0"]);
+        assert_eq!(names(&a, "C2"), ["t1-1", "t2-0", "t2-1", "t2-2"]);
+        validate_assignment(&s, &c, &a).unwrap();
+    }
+
+    #[test]
+    fn validate_finds_violations() {
+        let s = subs(&[("a", &["t"]), ("b", &["t"])]);
+        let c = counts(&[("t", 2)]);
+        let tp = |p| TopicPartition::new("t", p);
+        let mut a: Assignment = BTreeMap::new();
+        a.insert("a".into(), [tp(0)].into());
+        assert!(validate_assignment(&s, &c, &a).is_err(), "missing member b");
+        a.insert("b".into(), [tp(0)].into());
+        assert!(
+            validate_assignment(&s, &c, &a).is_err(),
+            "t-0 twice, t-1 unassigned"
+        );
+        a.insert("b".into(), [tp(1)].into());
+        validate_assignment(&s, &c, &a).unwrap();
+        a.insert("b".into(), [tp(1), tp(2)].into());
+        assert!(
+            validate_assignment(&s, &c, &a).is_err(),
+            "t-2 does not exist"
+        );
+        a.insert("c".into(), BTreeSet::new());
+        a.insert("b".into(), [tp(1)].into());
+        assert!(
+            validate_assignment(&s, &c, &a).is_err(),
+            "c is not a member"
+        );
+    }
+}

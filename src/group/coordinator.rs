@@ -1,0 +1,737 @@
+//! The in-process group coordinator: membership, session timeouts, generations, the
+//! two-step hand-over of partitions and fenced offset commits.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::assignor::{
+    validate_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
+};
+use crate::store::StoreInner;
+use crate::topic::validate_topic_name;
+use crate::{
+    validate_group_id, CommittedOffset, Error, FileOffsetStore, LogStore, OffsetStore, Result,
+    TopicPartition,
+};
+
+/// Directory of a store's data directory where [`GroupCoordinator::open`] keeps committed
+/// offsets.
+pub const OFFSETS_DIR: &str = "__offsets";
+
+/// Most members one group may have.
+pub const GROUP_MEMBERS_MAX: usize = 1_000;
+
+/// Most topics one member may subscribe to.
+pub const SUBSCRIPTION_TOPICS_MAX: usize = 10_000;
+
+/// Shortest accepted [`MemberConfig::session_timeout`].
+pub const SESSION_TIMEOUT_MIN: Duration = Duration::from_millis(1);
+
+/// Longest accepted [`MemberConfig::session_timeout`].
+pub const SESSION_TIMEOUT_MAX: Duration = Duration::from_secs(60 * 60);
+
+/// Longest accepted [`MemberConfig::client_id`], in bytes.
+pub const CLIENT_ID_BYTES_MAX: usize = 255;
+
+/// Where a [`GroupCoordinator`] learns how many partitions a topic has.
+///
+/// The coordinator asks on every member call (join, heartbeat, sync) for each subscribed
+/// topic, and rebalances the group when an answer changed: a topic created after members
+/// subscribed to it, a topic that gained partitions, a topic deleted. Implemented for
+/// closures `Fn(&str) -> Option<u32>`; [`GroupCoordinator::for_store`] uses the store's
+/// topics.
+///
+/// Contract: `partition_count` **must** return `None` for a topic that does not exist and
+/// `Some(n)` with `n >= 1` otherwise; it **must** be cheap and **must not** call the
+/// coordinator (it runs under a group's lock).
+pub trait TopicMetadata: Send + Sync {
+    /// The partition count of `topic`, or `None` if it does not exist.
+    fn partition_count(&self, topic: &str) -> Option<u32>;
+}
+
+impl<F: Fn(&str) -> Option<u32> + Send + Sync> TopicMetadata for F {
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        self(topic)
+    }
+}
+
+/// A store's topics, without keeping the store alive.
+struct StoreTopics(Weak<StoreInner>);
+
+impl TopicMetadata for StoreTopics {
+    fn partition_count(&self, topic: &str) -> Option<u32> {
+        let inner = self.0.upgrade()?;
+        let topic = inner.topic(topic).ok()?;
+        (!topic.is_deleted()).then(|| topic.partition_count())
+    }
+}
+
+/// How a member joins a group: what it subscribes to, how long it may stay silent, and the
+/// assignment strategy.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct MemberConfig {
+    /// The topics the member consumes. Each must be a valid topic name; it need not exist yet
+    /// (the group rebalances when it appears). At most [`SUBSCRIPTION_TOPICS_MAX`].
+    pub topics: BTreeSet<String>,
+    /// The member is removed from the group when it makes no call (poll, heartbeat, commit,
+    /// sync) for longer than this: its partitions go to other members. A [`Consumer`]
+    /// makes those calls from `poll`, so this bounds the time between polls (Kafka's
+    /// `session.timeout.ms` and `max.poll.interval.ms` in one). Between
+    /// [`SESSION_TIMEOUT_MIN`] and [`SESSION_TIMEOUT_MAX`]; default 45 s (Kafka's default).
+    ///
+    /// [`Consumer`]: crate::Consumer
+    pub session_timeout: Duration,
+    /// The assignment strategy. Every member of a group must use one of the same
+    /// [`Assignor::name`]; the group uses the instance of the member that created it.
+    /// Default [`StickyAssignor`].
+    pub assignor: Arc<dyn Assignor>,
+    /// Prefix of the member id (`<client_id>-<10-digit sequence number>`). 1 to
+    /// [`CLIENT_ID_BYTES_MAX`] bytes; default `"consumer"`.
+    pub client_id: String,
+}
+
+impl std::fmt::Debug for MemberConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberConfig")
+            .field("topics", &self.topics)
+            .field("session_timeout", &self.session_timeout)
+            .field("assignor", &self.assignor.name())
+            .field("client_id", &self.client_id)
+            .finish()
+    }
+}
+
+impl Default for MemberConfig {
+    fn default() -> Self {
+        MemberConfig {
+            topics: BTreeSet::new(),
+            session_timeout: Duration::from_secs(45),
+            assignor: Arc::new(StickyAssignor),
+            client_id: "consumer".to_owned(),
+        }
+    }
+}
+
+impl MemberConfig {
+    /// A member subscribing to `topics`, with the other fields at their defaults.
+    pub fn new<I, S>(topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        MemberConfig {
+            topics: topics.into_iter().map(Into::into).collect(),
+            ..MemberConfig::default()
+        }
+    }
+
+    /// Sets `session_timeout`.
+    pub fn with_session_timeout(mut self, v: Duration) -> Self {
+        self.session_timeout = v;
+        self
+    }
+
+    /// Sets `assignor`.
+    pub fn with_assignor(mut self, v: Arc<dyn Assignor>) -> Self {
+        self.assignor = v;
+        self
+    }
+
+    /// Sets `client_id`.
+    pub fn with_client_id(mut self, v: impl Into<String>) -> Self {
+        self.client_id = v.into();
+        self
+    }
+
+    /// Check every field; the first bad one is returned as an error
+    /// ([`Error::InvalidTopicName`] for a topic, [`Error::InvalidConfig`] otherwise).
+    pub fn validate(&self) -> Result<()> {
+        if self.topics.len() > SUBSCRIPTION_TOPICS_MAX {
+            return Err(Error::config(
+                "topics",
+                self.topics.len(),
+                "at most SUBSCRIPTION_TOPICS_MAX topics",
+            ));
+        }
+        for topic in &self.topics {
+            validate_topic_name(topic)?;
+        }
+        if !(SESSION_TIMEOUT_MIN..=SESSION_TIMEOUT_MAX).contains(&self.session_timeout) {
+            return Err(Error::config(
+                "session_timeout",
+                format!("{:?}", self.session_timeout),
+                "must be between SESSION_TIMEOUT_MIN and SESSION_TIMEOUT_MAX",
+            ));
+        }
+        if self.client_id.is_empty() || self.client_id.len() > CLIENT_ID_BYTES_MAX {
+            return Err(Error::config(
+                "client_id",
+                &self.client_id,
+                "must be 1 to CLIENT_ID_BYTES_MAX bytes",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What [`GroupCoordinator::sync`] tells a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberSync {
+    /// The group's current generation: the token the member commits with.
+    pub generation: u64,
+    /// Partitions this call handed to the member (it owns them now).
+    pub assigned: Vec<TopicPartition>,
+    /// Partitions the member still owns but the current assignment gives to someone else (or
+    /// to nobody): it should commit what it processed, then
+    /// [`release`](GroupCoordinator::release) them.
+    pub to_revoke: Vec<TopicPartition>,
+    /// Every partition the member owns after this call (`to_revoke` included).
+    pub owned: Vec<TopicPartition>,
+    /// Partitions assigned to the member that another member still owns; later syncs hand
+    /// them over once released.
+    pub pending: Vec<TopicPartition>,
+}
+
+/// A member as [`GroupCoordinator::describe`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberDescription {
+    /// The member id.
+    pub member_id: String,
+    /// The subscribed topics, sorted.
+    pub topics: Vec<String>,
+    /// The member's session timeout.
+    pub session_timeout: Duration,
+    /// The partitions the member owns now, sorted.
+    pub owned: Vec<TopicPartition>,
+    /// The partitions the current assignment gives it, sorted.
+    pub assigned: Vec<TopicPartition>,
+}
+
+/// A snapshot of a group ([`GroupCoordinator::describe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupDescription {
+    /// The group id.
+    pub group: String,
+    /// The current generation (0 before the first join; bumped by every rebalance).
+    pub generation: u64,
+    /// The name of the group's assignor, if it has members.
+    pub assignor: Option<String>,
+    /// The members, sorted by id.
+    pub members: Vec<MemberDescription>,
+}
+
+/// The in-process group coordinator: Kafka's group coordinator and consumer-group protocol,
+/// without a network.
+///
+/// # Model
+///
+/// - A **member** [`join`](Self::join)s a group with a subscription and gets a member id. It
+///   stays a member until it [`leave`](Self::leave)s or makes no call for longer than its
+///   session timeout. Expiry is checked at the start of every call on the group and by
+///   [`expire_members`](Self::expire_members); the coordinator owns no thread.
+/// - Every change of membership, of a member's subscription or of a subscribed topic's
+///   partition count is a **rebalance**: the generation goes up by one and the group's
+///   [`Assignor`] computes the new *assignment* (its previous one as the sticky hint).
+/// - **Ownership** follows the assignment in two steps, like Kafka's cooperative protocol:
+///   a partition moving from `A` to `B` stays owned by `A` until `A` calls
+///   [`release`](Self::release) (after committing what it processed) or is removed; only
+///   then does a [`sync`](Self::sync) by `B` hand it over. So at every instant each
+///   partition has at most one owner, and a new owner always starts after the previous
+///   owner's last commit.
+/// - **Commits** go through [`commit`](Self::commit) and are fenced: they are refused with
+///   [`Error::FencedCommit`] unless the member is in the group, presents the current
+///   generation, and owns every partition in the commit. The check and the write to the
+///   [`OffsetStore`] happen under the group's lock, so no rebalance slips in between.
+///
+/// Groups are independent: every group gets every partition of its topics, and commits of
+/// one group never affect another (publish-subscribe across groups, queue inside one).
+///
+/// # Locks
+///
+/// One lock per group, taken by every call on it and held while the assignor runs and while
+/// a commit is written to the offset store; a map lock held only to find the group.
+pub struct GroupCoordinator {
+    offsets: Arc<dyn OffsetStore>,
+    metadata: Arc<dyn TopicMetadata>,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    next_member: AtomicU64,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCoordinator")
+            .field("groups", &self.groups.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Group {
+    generation: u64,
+    assignor: Option<Arc<dyn Assignor>>,
+    members: BTreeMap<String, Member>,
+    /// The partition counts the current assignment was computed from.
+    partition_counts: PartitionCounts,
+    /// The current assignment (target ownership).
+    assignment: Assignment,
+    /// Actual ownership; each partition has at most one owner.
+    owners: BTreeMap<TopicPartition, String>,
+}
+
+struct Member {
+    topics: BTreeSet<String>,
+    session_timeout: Duration,
+    last_seen: Instant,
+    owned: BTreeSet<TopicPartition>,
+}
+
+impl GroupCoordinator {
+    /// A coordinator committing through `offsets` and learning partition counts from
+    /// `metadata`.
+    pub fn new(offsets: Arc<dyn OffsetStore>, metadata: Arc<dyn TopicMetadata>) -> Self {
+        GroupCoordinator {
+            offsets,
+            metadata,
+            groups: Mutex::new(HashMap::new()),
+            next_member: AtomicU64::new(1),
+        }
+    }
+
+    /// A coordinator for the topics of `store`, committing through `offsets`. It does not
+    /// keep the store open: once the store is dropped, every topic reads as absent.
+    pub fn for_store(store: &LogStore, offsets: Arc<dyn OffsetStore>) -> Self {
+        Self::new(
+            offsets,
+            Arc::new(StoreTopics(Arc::downgrade(store.inner()))),
+        )
+    }
+
+    /// A coordinator for the topics of `store` whose commits go to a durable
+    /// [`FileOffsetStore`] in `<data dir>/`[`OFFSETS_DIR`], created if needed. Only one may be
+    /// open per store at a time (the offset directory is locked).
+    pub fn open(store: &LogStore) -> Result<Self> {
+        let offsets = FileOffsetStore::open(store.data_dir().join(OFFSETS_DIR))?;
+        Ok(Self::for_store(store, Arc::new(offsets)))
+    }
+
+    /// The offset store commits go to.
+    pub fn offset_store(&self) -> &Arc<dyn OffsetStore> {
+        &self.offsets
+    }
+
+    /// Add a member to `group` (created on first join) and rebalance. Returns the new
+    /// member's id.
+    ///
+    /// Errors: [`Error::InvalidGroupId`], an invalid `config` (see
+    /// [`MemberConfig::validate`]), [`Error::GroupFull`] past [`GROUP_MEMBERS_MAX`],
+    /// [`Error::InconsistentAssignor`] if the group's members use an assignor of another
+    /// name.
+    pub fn join(&self, group: &str, config: MemberConfig) -> Result<String> {
+        validate_group_id(group)?;
+        config.validate()?;
+        let handle = self.group(group, true).expect("created");
+        let mut g = handle.lock();
+        let now = Instant::now();
+        g.expire(now);
+        if g.members.len() >= GROUP_MEMBERS_MAX {
+            return Err(Error::GroupFull {
+                group: group.to_owned(),
+                limit: GROUP_MEMBERS_MAX,
+            });
+        }
+        match &g.assignor {
+            Some(a) if !g.members.is_empty() && a.name() != config.assignor.name() => {
+                return Err(Error::InconsistentAssignor {
+                    group: group.to_owned(),
+                    expected: a.name().to_owned(),
+                    actual: config.assignor.name().to_owned(),
+                });
+            }
+            Some(_) if !g.members.is_empty() => {}
+            _ => g.assignor = Some(config.assignor.clone()),
+        }
+        let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+        let member_id = format!("{}-{n:010}", config.client_id);
+        g.members.insert(
+            member_id.clone(),
+            Member {
+                topics: config.topics,
+                session_timeout: config.session_timeout,
+                last_seen: now,
+                owned: BTreeSet::new(),
+            },
+        );
+        g.rebalance(&*self.metadata);
+        Ok(member_id)
+    }
+
+    /// Remove `member_id` from `group`: its partitions are released at once (commit first)
+    /// and the group rebalances. [`Error::UnknownMember`] if it is not a member.
+    pub fn leave(&self, group: &str, member_id: &str) -> Result<()> {
+        let handle = self.member_group(group, member_id)?;
+        let mut g = handle.lock();
+        g.expire(Instant::now());
+        if !g.remove(member_id) {
+            return Err(unknown_member(group, member_id));
+        }
+        g.rebalance(&*self.metadata);
+        Ok(())
+    }
+
+    /// Record that `member_id` is alive and return the group's generation (a value above the
+    /// member's last one means a rebalance happened: sync to see what changed).
+    /// [`Error::UnknownMember`] if it is not (or no longer) a member.
+    pub fn heartbeat(&self, group: &str, member_id: &str) -> Result<u64> {
+        let handle = self.member_group(group, member_id)?;
+        let mut g = handle.lock();
+        g.touch(group, member_id, Instant::now())?;
+        g.refresh(&*self.metadata);
+        Ok(g.generation)
+    }
+
+    /// Heartbeat, then take over every partition of the member's assignment that no other
+    /// member owns, and report what the member must revoke. See [`MemberSync`].
+    /// [`Error::UnknownMember`] if it is not (or no longer) a member.
+    pub fn sync(&self, group: &str, member_id: &str) -> Result<MemberSync> {
+        let handle = self.member_group(group, member_id)?;
+        let mut g = handle.lock();
+        g.touch(group, member_id, Instant::now())?;
+        g.refresh(&*self.metadata);
+        Ok(g.sync(member_id))
+    }
+
+    /// Give up ownership of `partitions` (those the member does not own are ignored), so
+    /// the members they are assigned to can take them over. Heartbeats.
+    /// [`Error::UnknownMember`] if it is not (or no longer) a member.
+    pub fn release(
+        &self,
+        group: &str,
+        member_id: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let handle = self.member_group(group, member_id)?;
+        let mut g = handle.lock();
+        g.touch(group, member_id, Instant::now())?;
+        for tp in partitions {
+            if g.owners.get(tp).is_some_and(|o| o == member_id) {
+                g.owners.remove(tp);
+                g.members
+                    .get_mut(member_id)
+                    .expect("touched")
+                    .owned
+                    .remove(tp);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit `offsets` for `group` on behalf of `member_id`, fenced: the member must be in
+    /// the group, `generation` must be the group's current one, and the member must own every
+    /// partition listed. Otherwise [`Error::FencedCommit`] and nothing is written. The check
+    /// and the [`OffsetStore::commit`] happen under the group's lock. Heartbeats.
+    pub fn commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        let fenced =
+            |current: u64, not_owned: Option<TopicPartition>, reason| Error::FencedCommit {
+                group: group.to_owned(),
+                member_id: member_id.to_owned(),
+                generation,
+                group_generation: current,
+                not_owned,
+                reason,
+            };
+        validate_group_id(group)?;
+        let Some(handle) = self.group(group, false) else {
+            return Err(fenced(0, None, "not a member of the group"));
+        };
+        let mut g = handle.lock();
+        if g.touch(group, member_id, Instant::now()).is_err() {
+            return Err(fenced(g.generation, None, "not a member of the group"));
+        }
+        if generation != g.generation {
+            return Err(fenced(g.generation, None, "stale generation"));
+        }
+        if let Some((tp, _)) = offsets
+            .iter()
+            .find(|(tp, _)| g.owners.get(tp).is_none_or(|o| o != member_id))
+        {
+            return Err(fenced(
+                g.generation,
+                Some(tp.clone()),
+                "partition not owned",
+            ));
+        }
+        self.offsets.commit(group, offsets)
+    }
+
+    /// Remove, from every group, the members whose last call is older than their session
+    /// timeout at `now`, and rebalance their groups. Returns the removed `(group, member id)`
+    /// pairs. Member calls do this for their own group; call it to expire members of groups
+    /// nobody calls into (or with a future `now` in tests).
+    pub fn expire_members(&self, now: Instant) -> Vec<(String, String)> {
+        let groups: Vec<(String, Arc<Mutex<Group>>)> = self
+            .groups
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut removed = Vec::new();
+        for (name, handle) in groups {
+            let mut g = handle.lock();
+            for member in g.expire(now) {
+                removed.push((name.clone(), member));
+            }
+            g.refresh(&*self.metadata);
+        }
+        removed.sort();
+        removed
+    }
+
+    /// A snapshot of `group`, or `None` if nobody ever joined it. Does not expire members.
+    pub fn describe(&self, group: &str) -> Option<GroupDescription> {
+        let handle = self.group(group, false)?;
+        let g = handle.lock();
+        let members = g
+            .members
+            .iter()
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                topics: m.topics.iter().cloned().collect(),
+                session_timeout: m.session_timeout,
+                owned: m.owned.iter().cloned().collect(),
+                assigned: g
+                    .assignment
+                    .get(id)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Some(GroupDescription {
+            group: group.to_owned(),
+            generation: g.generation,
+            assignor: (!g.members.is_empty())
+                .then(|| g.assignor.as_ref().map(|a| a.name().to_owned()))
+                .flatten(),
+            members,
+        })
+    }
+
+    /// The ids of every group anyone ever joined, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.groups.lock().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn group(&self, group: &str, create: bool) -> Option<Arc<Mutex<Group>>> {
+        let mut groups = self.groups.lock();
+        if let Some(g) = groups.get(group) {
+            return Some(g.clone());
+        }
+        if !create {
+            return None;
+        }
+        let g = Arc::new(Mutex::new(Group {
+            generation: 0,
+            assignor: None,
+            members: BTreeMap::new(),
+            partition_counts: PartitionCounts::new(),
+            assignment: Assignment::new(),
+            owners: BTreeMap::new(),
+        }));
+        groups.insert(group.to_owned(), g.clone());
+        Some(g)
+    }
+
+    /// The group of a member call; an unknown group means an unknown member.
+    fn member_group(&self, group: &str, member_id: &str) -> Result<Arc<Mutex<Group>>> {
+        validate_group_id(group)?;
+        self.group(group, false)
+            .ok_or_else(|| unknown_member(group, member_id))
+    }
+}
+
+fn unknown_member(group: &str, member_id: &str) -> Error {
+    Error::UnknownMember {
+        group: group.to_owned(),
+        member_id: member_id.to_owned(),
+    }
+}
+
+impl Group {
+    /// Expire members silent for longer than their session timeout at `now`, releasing their
+    /// partitions and rebalancing if any was removed. Returns the removed ids.
+    fn expire(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| now.saturating_duration_since(m.last_seen) > m.session_timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.remove(id);
+        }
+        if !expired.is_empty() {
+            // Without metadata at hand, keep the counts the assignment was made from; the
+            // next member call refreshes them.
+            self.reassign();
+        }
+        expired
+    }
+
+    /// Expire others, then check `member_id` is a member and mark it alive at `now`.
+    fn touch(&mut self, group: &str, member_id: &str, now: Instant) -> Result<()> {
+        self.expire(now);
+        let member = self
+            .members
+            .get_mut(member_id)
+            .ok_or_else(|| unknown_member(group, member_id))?;
+        member.last_seen = member.last_seen.max(now);
+        Ok(())
+    }
+
+    /// Remove a member and release what it owns. Returns whether it was a member.
+    fn remove(&mut self, member_id: &str) -> bool {
+        let Some(member) = self.members.remove(member_id) else {
+            return false;
+        };
+        for tp in member.owned {
+            self.owners.remove(&tp);
+        }
+        true
+    }
+
+    /// The partition counts of every subscribed topic that exists, from `metadata`.
+    fn current_counts(&self, metadata: &dyn TopicMetadata) -> PartitionCounts {
+        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
+        topics
+            .into_iter()
+            .filter_map(|t| metadata.partition_count(t).map(|n| (t.clone(), n)))
+            .collect()
+    }
+
+    /// Rebalance if a subscribed topic's partition count changed.
+    fn refresh(&mut self, metadata: &dyn TopicMetadata) {
+        let counts = self.current_counts(metadata);
+        if counts != self.partition_counts {
+            self.partition_counts = counts;
+            self.reassign();
+        }
+    }
+
+    /// Rebalance with fresh partition counts.
+    fn rebalance(&mut self, metadata: &dyn TopicMetadata) {
+        self.partition_counts = self.current_counts(metadata);
+        self.reassign();
+    }
+
+    /// Bump the generation and recompute the assignment from `partition_counts`.
+    fn reassign(&mut self) {
+        self.generation += 1;
+        let subscriptions: Subscriptions = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
+            .collect();
+        if subscriptions.is_empty() {
+            self.assignment = Assignment::new();
+            return;
+        }
+        let assignor = self
+            .assignor
+            .clone()
+            .expect("a group with members has an assignor");
+        let assignment = assignor.assign(&subscriptions, &self.partition_counts, &self.assignment);
+        if let Err(violation) =
+            validate_assignment(&subscriptions, &self.partition_counts, &assignment)
+        {
+            panic!(
+                "assignor {:?} broke the Assignor contract: {violation}",
+                assignor.name()
+            );
+        }
+        self.assignment = assignment;
+    }
+
+    /// Hand `member_id` every free partition of its assignment; report the rest.
+    fn sync(&mut self, member_id: &str) -> MemberSync {
+        let target = self.assignment.get(member_id).cloned().unwrap_or_default();
+        let mut assigned = Vec::new();
+        let mut pending = Vec::new();
+        for tp in &target {
+            match self.owners.get(tp) {
+                None => {
+                    self.owners.insert(tp.clone(), member_id.to_owned());
+                    assigned.push(tp.clone());
+                }
+                Some(owner) if owner != member_id => pending.push(tp.clone()),
+                Some(_) => {}
+            }
+        }
+        let member = self.members.get_mut(member_id).expect("touched");
+        member.owned.extend(assigned.iter().cloned());
+        let to_revoke = member.owned.difference(&target).cloned().collect();
+        debug_assert!(self.check_ownership());
+        MemberSync {
+            generation: self.generation,
+            assigned,
+            to_revoke,
+            owned: self.members[member_id].owned.iter().cloned().collect(),
+            pending,
+        }
+    }
+
+    /// `owners` and the members' `owned` sets describe the same one-owner map.
+    fn check_ownership(&self) -> bool {
+        let total: usize = self.members.values().map(|m| m.owned.len()).sum();
+        total == self.owners.len()
+            && self.members.iter().all(|(id, m)| {
+                m.owned
+                    .iter()
+                    .all(|tp| self.owners.get(tp).is_some_and(|o| o == id))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryOffsetStore;
+
+    fn coordinator(partitions: u32) -> GroupCoordinator {
+        GroupCoordinator::new(
+            Arc::new(MemoryOffsetStore::new()),
+            Arc::new(move |t: &str| (t == "t").then_some(partitions)),
+        )
+    }
+
+    #[test]
+    fn hand_over_waits_for_release() {
+        let c = coordinator(2);
+        let a = c.join("g", MemberConfig::new(["t"])).unwrap();
+        let s = c.sync("g", &a).unwrap();
+        assert_eq!(s.assigned.len(), 2);
+        let b = c.join("g", MemberConfig::new(["t"])).unwrap();
+        let sb = c.sync("g", &b).unwrap();
+        assert!(sb.assigned.is_empty(), "a still owns both");
+        assert_eq!(sb.pending.len(), 1);
+        let sa = c.sync("g", &a).unwrap();
+        assert_eq!(sa.to_revoke, sb.pending);
+        c.release("g", &a, &sa.to_revoke).unwrap();
+        let sb = c.sync("g", &b).unwrap();
+        assert_eq!(sb.assigned, sa.to_revoke);
+        assert!(sb.pending.is_empty());
+    }
+}

@@ -1,0 +1,313 @@
+//! Topics: a named set of partitions and the partitioner that routes records among them.
+//!
+//! A [`Topic`] is created and owned by a [`LogStore`](crate::LogStore); users get it as an
+//! `Arc<Topic>`. Its partition list only grows ([`LogStore::add_partitions`]), so a partition
+//! number valid once stays valid until the topic is deleted.
+//!
+//! [`LogStore::add_partitions`]: crate::LogStore::add_partitions
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::partition::AppendInfo;
+use crate::partitioner::{DefaultPartitioner, Partitioner};
+use crate::{Error, Offset, Partition, PartitionConfig, Record, Result};
+
+/// Most partitions one topic may have. Every partition is a directory with open files and
+/// mapped indexes, so the count is bounded like every other size in the crate.
+pub const TOPIC_PARTITIONS_MAX: u32 = 10_000;
+
+/// Longest topic name, as in Kafka (a partition directory name adds `-` and up to 5 digits).
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+
+/// How to create a topic: its partition count, the configuration of each partition, and the
+/// partitioner for records sent without an explicit partition.
+///
+/// The partition count and the [`PartitionConfig`] are persisted with the topic (except the
+/// test-only fault injector); the partitioner is code and is not: a reopened store gives every
+/// topic a [`DefaultPartitioner`] until [`Topic::set_partitioner`] installs another one.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct TopicConfig {
+    /// Number of partitions, between 1 and [`TOPIC_PARTITIONS_MAX`]. Default 1.
+    pub partitions: u32,
+    /// Configuration of every partition of the topic. Default [`PartitionConfig::default`].
+    pub partition_config: PartitionConfig,
+    /// Routes records among the partitions. Default a new [`DefaultPartitioner`].
+    pub partitioner: Arc<dyn Partitioner>,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            partitions: 1,
+            partition_config: PartitionConfig::default(),
+            partitioner: Arc::new(DefaultPartitioner::new()),
+        }
+    }
+}
+
+impl std::fmt::Debug for TopicConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicConfig")
+            .field("partitions", &self.partitions)
+            .field("partition_config", &self.partition_config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopicConfig {
+    /// `partitions` partitions with the default partition configuration and partitioner.
+    pub fn new(partitions: u32) -> Self {
+        TopicConfig {
+            partitions,
+            ..TopicConfig::default()
+        }
+    }
+
+    /// Sets `partitions`.
+    pub fn with_partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Sets `partition_config`.
+    pub fn with_partition_config(mut self, config: PartitionConfig) -> Self {
+        self.partition_config = config;
+        self
+    }
+
+    /// Sets `partitioner`.
+    pub fn with_partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = partitioner;
+        self
+    }
+
+    /// Check the partition count and the partition configuration.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=TOPIC_PARTITIONS_MAX).contains(&self.partitions) {
+            return Err(Error::config(
+                "partitions",
+                self.partitions,
+                "must be between 1 and TOPIC_PARTITIONS_MAX",
+            ));
+        }
+        self.partition_config.validate()
+    }
+}
+
+/// Check `name` against Kafka's topic-name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
+/// and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("empty");
+    }
+    if name.len() > TOPIC_NAME_LEN_MAX {
+        return invalid("longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are not allowed");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// A named, ordered set of partitions with a partitioner.
+///
+/// `Topic` is `Send + Sync`; the store hands it out as `Arc<Topic>`. Partition `n` lives in
+/// `<data dir>/<topic>-<n>/`. Appending through the topic routes records with its
+/// partitioner; appending to a [`Partition`] directly is always allowed too.
+pub struct Topic {
+    name: String,
+    partition_config: PartitionConfig,
+    /// Replaced (never shrunk) by `add_partitions`; readers clone the `Arc`.
+    partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
+    /// `partitions.len()`, readable without the lock on the send path.
+    partition_count: AtomicU32,
+    partitioner: RwLock<Arc<dyn Partitioner>>,
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("partitions", &self.partition_count())
+            .field("deleted", &self.is_deleted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Topic {
+    pub(crate) fn new(
+        name: String,
+        partition_config: PartitionConfig,
+        partitions: Vec<Arc<Partition>>,
+        partitioner: Arc<dyn Partitioner>,
+    ) -> Topic {
+        assert!(!partitions.is_empty(), "a topic has at least one partition");
+        let count = u32::try_from(partitions.len()).expect("bounded by TOPIC_PARTITIONS_MAX");
+        Topic {
+            name,
+            partition_config,
+            partitions: RwLock::new(Arc::new(partitions)),
+            partition_count: AtomicU32::new(count),
+            partitioner: RwLock::new(partitioner),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration every partition of the topic was opened with.
+    pub fn partition_config(&self) -> &PartitionConfig {
+        &self.partition_config
+    }
+
+    /// The topic's current configuration: partition count, partition config, partitioner.
+    pub fn config(&self) -> TopicConfig {
+        TopicConfig {
+            partitions: self.partition_count(),
+            partition_config: self.partition_config.clone(),
+            partitioner: self.partitioner(),
+        }
+    }
+
+    /// Number of partitions (at least 1; it only grows).
+    pub fn partition_count(&self) -> u32 {
+        self.partition_count.load(Ordering::Acquire)
+    }
+
+    /// Partition `partition`, or [`Error::PartitionOutOfRange`].
+    pub fn partition(&self, partition: u32) -> Result<Arc<Partition>> {
+        let partitions = self.partitions.read();
+        partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| self.out_of_range(partition, partitions.len()))
+    }
+
+    /// Every partition, in partition-number order (a snapshot).
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        Vec::clone(&self.partitions.read())
+    }
+
+    /// The partitioner used for records without an explicit partition.
+    pub fn partitioner(&self) -> Arc<dyn Partitioner> {
+        self.partitioner.read().clone()
+    }
+
+    /// Replace the partitioner. Sends already routed keep their partition.
+    pub fn set_partitioner(&self, partitioner: Arc<dyn Partitioner>) {
+        *self.partitioner.write() = partitioner;
+    }
+
+    /// True once [`LogStore::delete_topic`](crate::LogStore::delete_topic) removed the topic.
+    /// Its partitions are closed: appends fail, reads of what was read before keep working.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    /// The partition the partitioner picks for `record`, checked to be in range.
+    pub fn partition_for(&self, record: &Record) -> Result<u32> {
+        let count = self.partition_count();
+        let partition = self.partitioner.read().partition(&self.name, record, count);
+        if partition >= count {
+            return Err(self.out_of_range(partition, count as usize));
+        }
+        Ok(partition)
+    }
+
+    /// Append `records` as one batch to partition `partition` (an explicit choice: the
+    /// partitioner is not asked). A partition number out of range is
+    /// [`Error::PartitionOutOfRange`]; a deleted topic is [`Error::UnknownTopic`].
+    pub fn append_to(&self, partition: u32, records: &[Record]) -> Result<AppendInfo> {
+        self.check_live()?;
+        self.partition(partition)?.append(records)
+    }
+
+    /// Route one record with the partitioner and append it as a batch of its own; returns
+    /// the partition and the offset it got.
+    pub fn append_record(&self, record: &Record) -> Result<(u32, Offset)> {
+        self.check_live()?;
+        let partition = self.partition_for(record)?;
+        let info = self
+            .partition(partition)?
+            .append(std::slice::from_ref(record))?;
+        Ok((partition, info.base_offset))
+    }
+
+    /// Route each record with the partitioner, then append the records of each partition as
+    /// one batch (in their order within `records`). Returns `(partition, offset)` for every
+    /// record, in the order of `records`.
+    ///
+    /// Not atomic across partitions: partitions are appended in increasing number, and on
+    /// an error the batches of lower-numbered partitions may already be appended.
+    pub fn append(&self, records: &[Record]) -> Result<Vec<(u32, Offset)>> {
+        self.check_live()?;
+        let mut groups: BTreeMap<u32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+        for (i, record) in records.iter().enumerate() {
+            let partition = self.partition_for(record)?;
+            let group = groups.entry(partition).or_default();
+            group.0.push(i);
+            group.1.push(record.clone());
+        }
+        let mut out = vec![(0, Offset::ZERO); records.len()];
+        for (partition, (indexes, batch)) in groups {
+            let info = self.partition(partition)?.append(&batch)?;
+            for (k, i) in indexes.into_iter().enumerate() {
+                out[i] = (partition, info.base_offset.plus(k as u64));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.is_deleted() {
+            return Err(Error::UnknownTopic {
+                topic: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn out_of_range(&self, partition: u32, count: usize) -> Error {
+        Error::PartitionOutOfRange {
+            topic: self.name.clone(),
+            partition,
+            partition_count: u32::try_from(count).expect("bounded"),
+        }
+    }
+
+    /// Publish partitions added by `add_partitions` (appended after the existing ones).
+    pub(crate) fn extend_partitions(&self, added: Vec<Arc<Partition>>) {
+        let mut slot = self.partitions.write();
+        let mut all = Vec::clone(&slot);
+        all.extend(added);
+        let count = u32::try_from(all.len()).expect("bounded by TOPIC_PARTITIONS_MAX");
+        *slot = Arc::new(all);
+        // Published after the partitions: a count read anywhere only names existing ones.
+        self.partition_count.store(count, Ordering::Release);
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+}
