@@ -1,70 +1,117 @@
-//! Quickstart: append records to a partition in a temporary directory, read them back, reopen.
+//! Quickstart: a topic with three partitions in a temporary directory, a batching producer,
+//! and a consumer group of two members that share the partitions and commit their progress.
 //!
 //! Run with `cargo run --example quickstart`.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use seglog::{Offset, Partition, PartitionConfig, Record};
+use seglog::{
+    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, LogStore, Offset, ProducerConfig,
+    Record, StoreConfig, TopicConfig, TopicPartition,
+};
 
 fn main() -> seglog::Result<()> {
     let dir = tempfile::tempdir().expect("temporary directory");
-    println!("partition directory: {}", dir.path().display());
+    println!("data directory: {}", dir.path().display());
 
-    // Defaults: 1 GiB segments, fsync on every append (group commit), 7-day retention.
-    let config = PartitionConfig::default().with_segment_bytes(64 * 1024);
-    let partition = Partition::open(dir.path(), config.clone())?;
+    // One store holds every topic; a topic is split into partitions (one directory each).
+    let store = LogStore::open(dir.path(), StoreConfig::default())?;
+    store.create_topic("orders", TopicConfig::new(3))?;
+    println!("topics: {:?}", store.list_topics());
 
-    // One append call is one batch; offsets are dense and start at 0.
-    let first = partition.append(&[
-        Record::new("hello").with_key("greeting"),
-        Record::new("world").with_key("greeting"),
-    ])?;
-    println!(
-        "appended offsets {}..={}",
-        first.base_offset, first.last_offset
-    );
-    for i in 0..1_000 {
-        partition
-            .append(&[Record::new(format!("event {i}")).with_header("source", "quickstart")])?;
+    // Produce: keyed records land on the partition Kafka's Java client would pick for the
+    // key; batched sends are appended together, one batch per partition.
+    let producer = store.producer(ProducerConfig::default())?;
+    let mut handles = Vec::new();
+    for i in 0..30 {
+        let record = Record::new(format!("order {i}")).with_key(format!("customer-{}", i % 5));
+        handles.push(producer.send_batched("orders", record)?);
     }
+    producer.flush()?;
+    let mut per_partition = BTreeMap::new();
+    for handle in handles {
+        let (partition, _offset) = handle.wait()?;
+        *per_partition.entry(partition).or_insert(0) += 1;
+    }
+    println!("produced 30 records, per partition: {per_partition:?}");
+
+    // Consume as a group: the two members split the three partitions between them, and
+    // commit what they processed, so a restarted member resumes where it stopped.
+    let groups = Arc::new(GroupCoordinator::open(&store)?);
+    let config = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::Earliest);
+    let mut members: Vec<Consumer> = (0..2)
+        .map(|_| {
+            let mut c = Consumer::new(&store, groups.clone(), config.clone())?;
+            c.subscribe("billing", ["orders"])?;
+            Ok(c)
+        })
+        .collect::<seglog::Result<_>>()?;
+    let mut consumed = 0;
+    while consumed < 30 {
+        for (m, member) in members.iter_mut().enumerate() {
+            for record in member.poll(100, Duration::from_millis(50))? {
+                consumed += 1;
+                if record.offset.0 < 2 {
+                    println!(
+                        "member {m} got {}-{} offset {}: {:?}",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        String::from_utf8_lossy(record.value.as_deref().unwrap_or_default())
+                    );
+                }
+            }
+            member.commit()?;
+        }
+    }
+    for (m, member) in members.iter().enumerate() {
+        let owned: Vec<String> = member
+            .assignment()
+            .iter()
+            .map(|tp| tp.to_string())
+            .collect();
+        println!("member {m} owns {owned:?}");
+    }
+    let tp = TopicPartition::new("orders", 0);
     println!(
-        "log end offset {}, {} segments on disk",
+        "group 'billing' committed offset for orders-0: {:?}",
+        groups
+            .offset_store()
+            .fetch("billing", &tp)?
+            .map(|c| c.offset)
+    );
+
+    // The layer below: a partition is an offset-addressed log you can read from anywhere.
+    let partition = store.partition(&tp)?;
+    let read = partition.read(Offset(0), 64 * 1024)?;
+    println!(
+        "orders-0 holds offsets {}..{} in {} batch(es)",
+        partition.log_start_offset(),
         partition.log_end_offset(),
-        partition.segment_count()
+        read.batches().len()
     );
 
-    // Read from any offset: whole batches come back, records are zero-copy `Bytes` slices.
-    let read = partition.read(Offset(500), 4096)?;
-    for record in read.records().take(3) {
-        let record = record?;
-        println!(
-            "offset {} value {:?}",
-            record.offset,
-            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default())
-        );
+    for member in members {
+        member.close()?;
     }
+    producer.close()?;
+    drop(groups);
+    store.close()?;
+    drop(store);
 
-    // Tail-follow: wait for an offset that does not exist yet.
-    let next = partition.log_end_offset();
+    // Everything is on disk: reopening restores the topics, the records and the commits.
+    let store = LogStore::open(dir.path(), StoreConfig::default())?;
+    let groups = GroupCoordinator::open(&store)?;
     println!(
-        "waiting 50 ms for offset {next}: {}",
-        partition.wait_for(next, Duration::from_millis(50))
+        "reopened: topics {:?}, orders-0 ends at {}, 'billing' committed {:?}",
+        store.list_topics(),
+        store.partition(&tp)?.log_end_offset(),
+        groups
+            .offset_store()
+            .fetch("billing", &tp)?
+            .map(|c| c.offset)
     );
-
-    // Close cleanly and reopen: the clean-shutdown marker lets open skip recovery.
-    partition.close()?;
-    drop(partition);
-    let reopened = Partition::open(dir.path(), config)?;
-    println!(
-        "reopened: clean shutdown {}, log end offset {}",
-        reopened.recovery_report().clean_shutdown,
-        reopened.log_end_offset()
-    );
-    let first_record = reopened
-        .read(Offset(0), 1)?
-        .records()
-        .next()
-        .expect("one record")?;
-    println!("offset 0 after reopen: {:?}", first_record.value);
     Ok(())
 }

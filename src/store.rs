@@ -148,7 +148,9 @@ pub struct MaintenanceReport {
 pub(crate) struct StoreInner {
     dir: PathBuf,
     config: StoreConfig,
-    _lock: File,
+    /// The data directory's lock; released by `close` so the directory can be reopened while
+    /// stale handles (producers, consumers) linger — they fail with `StoreClosed`.
+    dir_lock: Mutex<Option<File>>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises topic creation, deletion, partition addition and close.
     admin: Mutex<()>,
@@ -416,7 +418,7 @@ impl StoreInner {
         Ok(StoreInner {
             dir: dir.to_owned(),
             config,
-            _lock: lock,
+            dir_lock: Mutex::new(Some(lock)),
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -676,6 +678,9 @@ impl StoreInner {
             for p in topic.partitions() {
                 result = result.and(p.close());
             }
+        }
+        if result.is_ok() {
+            self.dir_lock.lock().take();
         }
         result
     }

@@ -505,12 +505,17 @@ fn a_second_open_of_the_same_dir_fails_while_the_first_is_open() {
         Err(Error::AlreadyOpen { path }) => assert_eq!(path, dir.path()),
         other => panic!("second open: {other:?}"),
     }
-    // A closed but not yet dropped handle still holds the directory.
+    // A successful close releases the directory: it opens again while the stale handle,
+    // which refuses writes, is still around.
     p.close().unwrap();
+    let again = Partition::open(dir.path(), quiet()).unwrap();
+    assert_eq!(again.log_end_offset(), Offset(1));
+    assert!(matches!(p.append(&[Record::new("b")]), Err(Error::Closed)));
     assert!(matches!(
         Partition::open(dir.path(), quiet()),
         Err(Error::AlreadyOpen { .. })
     ));
+    drop(again);
     drop(p);
     let p = Partition::open(dir.path(), quiet()).unwrap();
     assert_eq!(p.log_end_offset(), Offset(1));

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::Partition;
+use super::{Partition, Position};
 use crate::batch::{self, Batch, BatchHeader};
 use crate::checkpoint;
 use crate::error::{CorruptKind, IoContext};
@@ -361,7 +361,24 @@ impl Partition {
             );
         }
         w.segments = Arc::new(segments);
-        self.view.write().segments = w.segments.clone();
+        let mut v = self.view.write();
+        v.segments = w.segments.clone();
+        // Under `SyncEachAppend` the high watermark may still point into a replaced segment
+        // (at its end: only segments wholly below it are compacted). Its byte position means
+        // nothing in the new file: point it at the start of the next segment instead.
+        let hw = v.high_watermark;
+        if group
+            .iter()
+            .any(|c| c.seg.base_offset().0 == hw.segment_base)
+        {
+            let end = group.last().expect("groups are not empty").end;
+            assert_eq!(hw.offset, end, "the high watermark is at the group's end");
+            v.high_watermark = Position {
+                offset: hw.offset,
+                segment_base: hw.offset,
+                bytes: 0,
+            };
+        }
     }
 
     /// Every batch of a sealed segment, CRC-checked, in order.

@@ -137,7 +137,9 @@ struct SyncState {
 pub struct Partition {
     dir: PathBuf,
     config: PartitionConfig,
-    _lock: File,
+    /// The directory lock; released by a successful `close`, so the directory can be opened
+    /// again while stale handles linger (they refuse writes).
+    dir_lock: Mutex<Option<File>>,
     writer: Mutex<Writer>,
     view: RwLock<View>,
     sync: Mutex<SyncState>,
@@ -765,8 +767,8 @@ impl Partition {
         e
     }
 
-    /// Flush everything, write the clean-shutdown marker and refuse further appends. Reads keep
-    /// working. The next `open` skips recovery. Dropping a partition closes it the same way,
+    /// Flush everything, write the clean-shutdown marker, refuse further appends and release
+    /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a partition closes it the same way,
     /// ignoring errors; call `close` to see them.
     pub fn close(&self) -> Result<()> {
         let mut w = self.writer.lock();
@@ -800,6 +802,9 @@ impl Partition {
                 .at(&marker)?;
             checkpoint::sync_dir(&self.dir)
         })();
+        if result.is_ok() {
+            self.dir_lock.lock().take();
+        }
         if result.is_err() {
             self.failed.store(true, Ordering::Release);
         }

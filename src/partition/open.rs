@@ -256,6 +256,7 @@ fn recover(
         report.segments_scanned += 1;
         // A segment starts where the previous one ended, or later where compaction removed
         // the batches in between (the scan checks the batches themselves).
+        let mut last_compacted = None;
         let scan = if base.0 >= expected {
             let scan = Scan {
                 log: &files.log,
@@ -265,6 +266,7 @@ fn recover(
                 full_check: true,
             };
             scan.run(0, expected, &mut |h, pos| {
+                last_compacted = Some(h.is_compacted());
                 cursor.on_batch(&seg, &files, h, pos)
             })?
         } else {
@@ -288,8 +290,13 @@ fn recover(
         expected = scan.next_offset;
         let is_last = i + 1 == bases.len();
         if scan.damage.is_none() && !is_last {
+            // Compaction may have removed the last batches of a segment, or all of them: then
+            // the segment ends where the next one's name says it begins.
+            if last_compacted != Some(false) {
+                expected = expected.max(bases[i + 1].0);
+            }
             files.log.set_len(scan.end_position).at(&log_path)?;
-            seg.seal(&files, &cursor, scan.next_offset, scan.end_position)?;
+            seg.seal(&files, &cursor, expected, scan.end_position)?;
             segments.push(Arc::new(seg));
             i += 1;
             continue;
@@ -425,7 +432,7 @@ fn assemble(
     Partition {
         dir: dir.to_owned(),
         config,
-        _lock: lock,
+        dir_lock: Mutex::new(Some(lock)),
         writer: Mutex::new(writer),
         view: RwLock::new(view),
         sync: Mutex::new(SyncState {
