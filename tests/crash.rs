@@ -432,7 +432,13 @@ fn seed(default: u64) -> u64 {
 
 /// `kills` rounds of spawn, kill, verify on one directory, each child appending from
 /// `min_threads..=max_threads` threads (more than one: concurrent appends share fsyncs).
+/// The kill loops run one at a time: a child forked by one loop briefly holds copies of the
+/// other loop's open descriptors (the partition's directory lock among them) until it execs,
+/// which could make the other loop's reopen fail with `AlreadyOpen`.
+static KILL_LOOPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn kill_loop(name: &str, default_seed: u64, kills: u64, min_threads: u64, max_threads: u64) {
+    let _one_at_a_time = KILL_LOOPS.lock().unwrap_or_else(|e| e.into_inner());
     let seed = seed(default_seed);
     let mut rng = Rng::new(seed);
     let tmp = tempfile::tempdir().unwrap();

@@ -31,6 +31,14 @@ use seglog::{
 
 type Entries = Vec<(TopicPartition, CommittedOffset)>;
 
+/// The tests here run one at a time: a child forked by the SIGKILL test briefly holds copies
+/// of every open descriptor (other tests' directory locks among them) until it execs, which
+/// could make another test's reopen fail as if the directory were still open.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tp(topic: &str, partition: u32) -> TopicPartition {
     TopicPartition::new(topic, partition)
 }
@@ -80,6 +88,7 @@ fn reopen(store: FileOffsetStore) -> FileOffsetStore {
 
 #[test]
 fn memory_store_conforms() {
+    let _serial = serial();
     offset_store_conformance(MemoryOffsetStore::new);
     offset_store_conformance(|| Arc::new(MemoryOffsetStore::new()) as Arc<dyn OffsetStore>);
 }
@@ -98,11 +107,13 @@ fn file_store_conforms_with(config: FileOffsetStoreConfig) {
 
 #[test]
 fn file_store_conforms() {
+    let _serial = serial();
     file_store_conforms_with(FileOffsetStoreConfig::default());
 }
 
 #[test]
 fn file_store_conforms_while_compacting_constantly() {
+    let _serial = serial();
     file_store_conforms_with(FileOffsetStoreConfig::default().with_compaction_bytes_min(0));
 }
 
@@ -111,6 +122,7 @@ fn file_store_conforms_while_compacting_constantly() {
 
 #[test]
 fn second_open_of_a_directory_is_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = FileOffsetStore::open(dir.path()).unwrap();
     assert!(matches!(
@@ -127,6 +139,7 @@ fn second_open_of_a_directory_is_refused() {
 /// reach the threshold, and the old generation is removed.
 #[test]
 fn compaction_bounds_the_log() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let config = FileOffsetStoreConfig::default().with_compaction_bytes_min(4096);
     let store = FileOffsetStore::open_with(dir.path(), config).unwrap();
@@ -161,6 +174,7 @@ fn compaction_bounds_the_log() {
 /// generations; open uses the newest and removes the rest.
 #[test]
 fn open_removes_leftovers_of_interrupted_compactions() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let store = FileOffsetStore::open(dir.path()).unwrap();
     store.commit("g", &[(tp("t", 0), at(1))]).unwrap();
@@ -259,6 +273,7 @@ fn open_damaged(dir: &Path, f: &Fixture, bytes: &[u8]) -> (Result<Entries, Error
 /// corruption; from there on it keeps exactly the commits that are whole and cuts the rest.
 #[test]
 fn log_cut_at_every_length() {
+    let _serial = serial();
     for with_snapshot in [false, true] {
         let f = fixture(with_snapshot);
         assert_eq!(*f.lens.last().unwrap(), f.bytes.len());
@@ -298,6 +313,7 @@ fn log_cut_at_every_length() {
 /// never a state that was not committed.
 #[test]
 fn log_with_any_byte_flipped() {
+    let _serial = serial();
     for with_snapshot in [false, true] {
         let f = fixture(with_snapshot);
         let last_entry = f.lens[f.lens.len() - 2];
@@ -326,6 +342,7 @@ fn log_with_any_byte_flipped() {
 /// kept the size but not the data, or junk) are cut off; every commit is kept.
 #[test]
 fn junk_after_the_last_entry_is_cut_off() {
+    let _serial = serial();
     let f = fixture(true);
     let dir = tempfile::tempdir().unwrap();
     let junks: [Vec<u8>; 4] = [
@@ -381,6 +398,7 @@ fn crash_commit(i: u64) -> Entries {
 /// acknowledged one. Does nothing in a normal run.
 #[test]
 fn offsets_crash_child() {
+    let _serial = serial();
     let Ok(dir) = std::env::var(ENV_DIR) else {
         return;
     };
@@ -470,6 +488,7 @@ fn run_crash_child(dir: &Path, acks: &Path, after_ack: bool, delay_ms: u64, ctx:
 
 #[test]
 fn sigkill_during_commits() {
+    let _serial = serial();
     let seed = std::env::var(ENV_SEED)
         .ok()
         .and_then(|s| s.parse().ok())

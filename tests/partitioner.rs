@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use seglog::testing::partitioner_conformance;
 use seglog::{
-    murmur2, to_positive, DefaultPartitioner, Durability, Error, LogStore,
-    PartitionConfig, Partitioner, Record, StoreConfig, TopicConfig,
+    murmur2, to_positive, DefaultPartitioner, Durability, Error, LogStore, PartitionConfig,
+    Partitioner, Record, StoreConfig, TopicConfig,
 };
 
 /// Apache Kafka, `clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java`,

@@ -112,7 +112,13 @@ impl Partition {
         if !force && !self.config.cleanup_policy.compacts() {
             return Ok(report);
         }
-        let mut first_dirty = report.cleaned_up_to.0.max(self.view().log_start);
+        let view = self.view();
+        if report.cleaned_up_to.0 > view.log_end.offset {
+            // Only possible if recovery truncated the log below it: whatever the checkpoint
+            // claimed about the lost tail means nothing, so compact everything again.
+            report.cleaned_up_to = Offset(0);
+        }
+        let mut first_dirty = report.cleaned_up_to.0.max(view.log_start);
         let cleanable = self.cleanable(now_ms)?;
         let Some(cleanable_end) = cleanable.last().map(|c| c.end) else {
             return Ok(report);

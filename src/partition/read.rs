@@ -158,7 +158,14 @@ impl Partition {
                     break;
                 }
                 batch::check_crc(&rest[..total]).map_err(|k| corrupt(pos, k))?;
-                out.push(Batch::from_checked(header, data.slice(pos..pos + total)));
+                let batch = Batch::from_checked(header, data.slice(pos..pos + total));
+                // Compaction may have removed every record of the batch at or past `offset`:
+                // such a batch must not stand in for "the next record that exists".
+                if out.is_empty() && !holds_record_from(&batch, offset)? {
+                    pos += total;
+                    continue;
+                }
+                out.push(batch);
                 taken += total;
                 if taken >= max_bytes {
                     break;
@@ -233,6 +240,20 @@ impl Partition {
 fn entry_matches_log(data: &[u8], position: usize, base_offset: u64) -> bool {
     data.get(position..position + 8)
         .is_some_and(|b| b == base_offset.to_le_bytes().as_slice())
+}
+
+/// Whether `batch` holds a record at or after `offset`. Only a compacted batch can fail to
+/// (its offset range outlives its records), so others are not decoded.
+fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
+    if !batch.header().is_compacted() {
+        return Ok(true);
+    }
+    for r in batch.records() {
+        if r?.offset >= offset {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Where a read of one segment stopped.
