@@ -452,6 +452,8 @@ fn assemble(
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),
         pending_appends: AtomicU64::new(0),
+        gathering: AtomicBool::new(false),
+        gathered: Condvar::new(),
         waiters: AtomicUsize::new(0),
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
