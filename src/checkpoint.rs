@@ -45,17 +45,40 @@ pub(crate) fn write(path: &Path, value: u64) -> Result<()> {
     buf[4..12].copy_from_slice(&value.to_le_bytes());
     let crc = crc32fast::hash(&buf[..12]);
     buf[12..].copy_from_slice(&crc.to_le_bytes());
-    let tmp = path.with_extension("tmp");
+    replace_file(&path.with_extension("tmp"), path, &buf)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Write `bytes` to `tmp`, fsync it and rename it over `path`: a crash leaves the old or the
+/// new content, never a mix. The caller fsyncs the directory to make the rename durable.
+pub(crate) fn replace_file(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)
-        .at(&tmp)?;
-    f.write_all(&buf).at(&tmp)?;
-    f.sync_all().at(&tmp)?;
-    fs::rename(&tmp, path).at(path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+        .open(tmp)
+        .at(tmp)?;
+    f.write_all(bytes).at(tmp)?;
+    f.sync_all().at(tmp)?;
+    fs::rename(tmp, path).at(path)
+}
+
+/// Open (creating if needed) the lock file at `path` and take its exclusive `flock`:
+/// `Ok(None)` when another handle, in this process or another, holds it. The lock lasts as
+/// long as the returned file.
+pub(crate) fn try_lock_file(path: &Path) -> Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
+    }
 }
 
 /// fsync a directory so that file creations, renames and deletions in it are durable.

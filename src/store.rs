@@ -34,8 +34,7 @@
 //! offsets will live in `<dir>/__offsets/`).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::checkpoint::sync_dir;
+use crate::checkpoint::{self, sync_dir};
 use crate::error::IoContext;
 use crate::partition::LOCK_FILE as PARTITION_LOCK_FILE;
 use crate::partitioner::DefaultPartitioner;
@@ -704,21 +703,9 @@ fn discard(partitions: &[Arc<Partition>]) {
 }
 
 fn lock_store(dir: &Path) -> Result<File> {
-    let path = dir.join(STORE_LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::StoreAlreadyOpen {
-            path: dir.to_owned(),
-        }),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
+    checkpoint::try_lock_file(&dir.join(STORE_LOCK_FILE))?.ok_or_else(|| Error::StoreAlreadyOpen {
+        path: dir.to_owned(),
+    })
 }
 
 /// `<dir>/<topic>-<n>`.
@@ -829,18 +816,7 @@ fn write_metadata(dir: &Path, metas: &[TopicMeta]) -> Result<(), WriteFailure> {
     let bytes = encode_metadata(metas);
     let tmp = dir.join(TOPICS_METADATA_TMP);
     let path = dir.join(TOPICS_METADATA_FILE);
-    (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .at(&tmp)?;
-        f.write_all(&bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        fs::rename(&tmp, &path).at(&path)
-    })()
-    .map_err(not_renamed)?;
+    checkpoint::replace_file(&tmp, &path, &bytes).map_err(not_renamed)?;
     sync_dir(dir).map_err(|error| WriteFailure {
         error,
         renamed: true,

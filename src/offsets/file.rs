@@ -37,7 +37,7 @@ use super::{
     GROUP_ID_BYTES_MAX, OFFSET_COMMIT_PARTITIONS_MAX, OFFSET_METADATA_BYTES_MAX,
     OFFSET_TOPIC_BYTES_MAX,
 };
-use crate::checkpoint::sync_dir;
+use crate::checkpoint::{self, sync_dir};
 use crate::error::{CorruptKind, IoContext};
 use crate::{Error, Offset, Result, TopicPartition};
 
@@ -350,21 +350,9 @@ impl OffsetStore for FileOffsetStore {
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyOpen {
-            path: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
+    checkpoint::try_lock_file(&dir.join(LOCK_FILE))?.ok_or_else(|| Error::AlreadyOpen {
+        path: dir.to_owned(),
+    })
 }
 
 fn log_path(dir: &Path, generation: u64) -> PathBuf {

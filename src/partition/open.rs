@@ -1,7 +1,7 @@
 //! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
 
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -73,21 +73,9 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .at(&path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyOpen {
-            path: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
+    checkpoint::try_lock_file(&dir.join(LOCK_FILE))?.ok_or_else(|| Error::AlreadyOpen {
+        path: dir.to_owned(),
+    })
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
