@@ -223,14 +223,16 @@ pub(crate) fn encode_batch(
         last_offset_delta: u32::try_from(records.len().saturating_sub(1))
             .expect("bounded by the record limit"),
         meta: *meta,
+        timestamps: None,
     };
     encode(records, |i| i as u32, &frame, limits)
 }
 
 /// Re-encode the records of batch `original` that compaction keeps (`kept`, in offset order,
 /// all inside the batch's range). Base offset, last offset delta, leader epoch and producer
-/// fields stay as they were; the batch is marked [`ATTR_COMPACTED`]: its records' offsets
-/// may have gaps, and so may the offsets before it.
+/// fields and the first and max timestamps stay as they were (the timestamps then bound the
+/// kept records rather than equal theirs); the batch is marked [`ATTR_COMPACTED`]: its
+/// records' offsets may have gaps, and so may the offsets before it.
 pub(crate) fn encode_compacted(original: &BatchHeader, kept: &[LogRecord]) -> Vec<u8> {
     let frame = Frame {
         base_offset: original.base_offset,
@@ -242,6 +244,9 @@ pub(crate) fn encode_compacted(original: &BatchHeader, kept: &[LogRecord]) -> Ve
             producer_epoch: original.producer_epoch,
             base_sequence: original.base_sequence,
         },
+        // The original timestamps stay the delta base and the bounds: every kept record then
+        // encodes to exactly its original bytes, so the subset can never outgrow the batch.
+        timestamps: Some((original.first_timestamp, original.max_timestamp)),
     };
     let records: Vec<Record> = kept
         .iter()
@@ -268,6 +273,8 @@ struct Frame {
     attributes: u16,
     last_offset_delta: u32,
     meta: BatchMeta,
+    /// `(first, max)` timestamps to keep instead of deriving them from the records.
+    timestamps: Option<(i64, i64)>,
 }
 
 fn encode(
@@ -277,13 +284,10 @@ fn encode(
     limits: EncodeLimits,
 ) -> Result<Vec<u8>> {
     let first = records.first().ok_or(Error::EmptyBatch)?;
-    let first_timestamp = first.timestamp_ms;
-    let max_timestamp = records
-        .iter()
-        .map(|r| r.timestamp_ms)
-        .max()
-        .unwrap_or(first_timestamp)
-        .max(first_timestamp);
+    let (first_timestamp, max_timestamp) = frame.timestamps.unwrap_or_else(|| {
+        let max = records.iter().map(|r| r.timestamp_ms).max();
+        (first.timestamp_ms, max.unwrap_or(first.timestamp_ms))
+    });
     let batch_limit = limits.batch_bytes_max.min(BATCH_BYTES_LIMIT);
 
     // Payload plus the worst case of varint overhead per record: one allocation, no regrowth.
@@ -830,6 +834,27 @@ mod tests {
             encode_batch(&[], &BatchMeta::default(), LIMITS),
             Err(Error::EmptyBatch)
         ));
+    }
+
+    #[test]
+    fn a_compacted_subset_never_outgrows_its_batch() {
+        // Dropping the first record must not rebase the timestamp deltas on an outlier.
+        let mut records = vec![
+            Record::new("a").with_key("0").with_timestamp(0),
+            Record::new("b").with_key("1").with_timestamp(-(1 << 62)),
+        ];
+        records
+            .extend((2..50).map(|i| Record::new("c").with_key(format!("{i}")).with_timestamp(0)));
+        let mut buf = encode_batch(&records, &BatchMeta::default(), LIMITS).unwrap();
+        set_base_offset(&mut buf, 10);
+        let original = Batch::decode(Bytes::from(buf)).unwrap();
+        let kept: Vec<LogRecord> = original.records().skip(1).map(|r| r.unwrap()).collect();
+        let rewritten = encode_compacted(original.header(), &kept);
+        assert!(rewritten.len() < original.encoded_len());
+        let again = Batch::decode(Bytes::from(rewritten)).unwrap();
+        assert!(again.header().is_compacted());
+        let back: Vec<LogRecord> = again.records().map(|r| r.unwrap()).collect();
+        assert_eq!(back, kept);
     }
 
     #[test]

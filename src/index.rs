@@ -182,7 +182,10 @@ impl IndexFile {
         trailer[4..8].copy_from_slice(&crc.to_le_bytes());
         self.write_slot(self.entries, &trailer);
         self.map = Map::Empty;
-        let len = ((self.entries + 1) * self.entry_len) as u64;
+        // Until the read-only map is back, there are no entries to read (lookups then scan
+        // from the start of the log), also if what follows fails.
+        let entries = std::mem::take(&mut self.entries);
+        let len = ((entries + 1) * self.entry_len) as u64;
         let file = self.file.take().expect("only writable indexes are sealed");
         file.set_len(len).at(&self.path)?;
         drop(file);

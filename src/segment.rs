@@ -281,8 +281,9 @@ impl Segment {
     /// Keep this segment's files loaded for as long as the segment lives: it has been
     /// replaced on disk and can no longer be loaded by name.
     pub(crate) fn retire(&self, files: Arc<SegmentFiles>) {
-        *self.files.lock() = Some(files);
+        let mut slot = self.files.lock();
         self.retired.store(true, Ordering::Release);
+        *slot = Some(files);
     }
 
     /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
@@ -385,8 +386,10 @@ impl Segment {
     /// Close the files of a sealed segment (holders of the `Arc` keep theirs); they are
     /// loaded again on next use. The active segment is never unloaded.
     pub(crate) fn unload(&self) {
+        // `retired` is read under the same lock `retire` sets it under.
+        let mut slot = self.files.lock();
         if self.end_offset().is_some() && !self.retired.load(Ordering::Acquire) {
-            *self.files.lock() = None;
+            *slot = None;
         }
     }
 

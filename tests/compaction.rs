@@ -1416,14 +1416,24 @@ fn rewritten_batches_keep_their_header_fields() {
             );
         }
         for (h, i) in now.iter().zip(0..5) {
-            // Only the middle record is left; the timestamps describe it.
+            // Only the middle record is left; the original timestamps stay as its bounds (and
+            // as the delta base, so the record keeps its bytes).
             assert_eq!(h.record_count, 1, "{ctx}");
             assert_eq!(
                 (h.first_timestamp, h.max_timestamp),
-                (200 + i, 200 + i),
+                (100 + i, 300 + i),
                 "{ctx}"
             );
         }
+        let middle: Vec<i64> = p
+            .read(Offset(0), 1 << 20)
+            .unwrap()
+            .batches()
+            .iter()
+            .take(5)
+            .map(|b| b.records().next().unwrap().unwrap().timestamp_ms)
+            .collect();
+        assert_eq!(middle, [200, 201, 202, 203, 204], "{ctx}");
         assert_eq!(now[5].record_count, 2, "{ctx}");
         let recs: Vec<u64> = offsets(p);
         assert_eq!(recs, [1, 4, 7, 10, 13, 17, 18], "{ctx}");

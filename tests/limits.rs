@@ -108,3 +108,74 @@ fn fill_more(p: &Partition) {
             .unwrap();
     }
 }
+
+#[test]
+fn a_closed_handle_changes_nothing_in_a_directory_reopened_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_segment_bytes(1024);
+    let old = Partition::open(dir.path(), cfg.clone()).unwrap();
+    fill(&old, 200);
+    old.close().unwrap();
+    let new = Partition::open(dir.path(), cfg).unwrap();
+    for result in [
+        old.delete_records_before(Offset(150)).map(|_| ()),
+        old.apply_retention_at(i64::MAX).map(|_| ()),
+        old.compact_at(i64::MAX, true).map(|_| ()),
+    ] {
+        assert!(matches!(result, Err(seglog::Error::Closed)), "{result:?}");
+    }
+    assert_eq!(new.log_start_offset(), Offset(0));
+    assert_eq!(read_all(&new), 200);
+}
+
+#[test]
+fn an_emptied_sealed_segment_is_a_hole_not_a_skip() {
+    // Outside compaction nothing empties a sealed segment: an empty one lost its data, and
+    // neither recovery nor reads may pass over its offsets silently.
+    for (durability, crash) in [
+        (Durability::SyncEachAppend, false),
+        (Durability::SyncEachAppend, true),
+        (Durability::NoSync, true),
+    ] {
+        let what = format!("{durability:?}, crash {crash}");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = PartitionConfig::default()
+            .with_durability(durability.clone())
+            .with_segment_bytes(1024);
+        let p = Partition::open(dir.path(), cfg.clone()).unwrap();
+        fill(&p, 200);
+        let bases = p.segment_base_offsets();
+        assert!(bases.len() > 3);
+        if crash {
+            p.simulate_crash();
+        } else {
+            p.close().unwrap();
+            drop(p);
+        }
+        let victim = bases[1];
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(seglog::segment_path(dir.path(), victim, "log"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let p = Partition::open(dir.path(), cfg.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if durability == Durability::NoSync {
+            // No recovery point was ever written: recovery scans everything and, above the
+            // recovery point, truncates the log at the hole.
+            assert_eq!(p.log_end_offset(), victim, "{what}");
+            assert!(p.recovery_report().segments_removed > 0, "{what}");
+        } else {
+            // Below the recovery point nothing is scanned at open; reads find the hole.
+            let r = p.read(victim, 1024);
+            assert!(
+                matches!(r, Err(seglog::Error::Corrupt { .. })),
+                "{what}: {r:?}"
+            );
+            let r = p.read(Offset(0), usize::MAX);
+            assert!(r.is_ok(), "{what}: the segment before the hole still reads");
+        }
+    }
+}

@@ -30,6 +30,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -104,6 +105,7 @@ impl Partition {
     /// only to replace a pointer. Retention waits for compaction to finish.
     pub fn compact_at(&self, now_ms: i64, force: bool) -> Result<CompactionReport> {
         let _structure = self.retention.lock();
+        self.check_structure()?;
         let cleaner_path = self.dir.join(CLEANER_FILE);
         let mut report = CompactionReport {
             cleaned_up_to: Offset(checkpoint::read(&cleaner_path)?.unwrap_or(0)),
@@ -320,6 +322,22 @@ impl Partition {
         let base = new_seg.base_offset();
         // Commit point: once the manifest exists, `open` completes the swap.
         checkpoint::write(&segment_path(&self.dir, base, SWAP_EXT), end)?;
+        // Past it, a failure must not let this handle go on with the old segments (retention
+        // could delete what the next open restores from the manifest): fence the partition.
+        self.finish_swap(group, new_seg, files).inspect_err(|_| {
+            self.swap_failed.store(true, Ordering::Release);
+            self.failed.store(true, Ordering::Release);
+        })
+    }
+
+    /// The part of a swap after its commit point.
+    fn finish_swap(
+        &self,
+        group: &[&Cleanable],
+        new_seg: Segment,
+        files: SegmentFiles,
+    ) -> Result<()> {
+        let base = new_seg.base_offset();
         // Readers that hold the old segments keep their files open, whatever the names become.
         for c in group {
             let old_files = self.segment_files(&c.seg, c.seg.base_offset())?;

@@ -148,6 +148,8 @@ pub struct Partition {
     /// Sealed segments loaded on demand, oldest load first; bounded by `open_segments_max`.
     loaded: Mutex<VecDeque<Arc<Segment>>>,
     failed: AtomicBool,
+    /// A compaction swap failed after its commit point (see `check_structure`).
+    pub(crate) swap_failed: AtomicBool,
     closed: AtomicBool,
     /// Set by `simulate_crash`: drop without closing.
     skip_close: AtomicBool,
@@ -245,6 +247,20 @@ impl Partition {
             return Err(Error::Closed);
         }
         if self.failed.load(Ordering::Acquire) {
+            return Err(Error::PreviousIoFailed);
+        }
+        Ok(())
+    }
+
+    /// Retention and compaction change which segments exist: never on a closed handle (its
+    /// directory may belong to another one now), nor after a compaction swap failed past its
+    /// commit point (the next open completes it). They do run after an append failed: they
+    /// touch nothing at or above the high watermark.
+    pub(crate) fn check_structure(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.swap_failed.load(Ordering::Acquire) {
             return Err(Error::PreviousIoFailed);
         }
         Ok(())
@@ -620,6 +636,7 @@ impl Partition {
     /// is a no-op.
     pub fn delete_records_before(&self, offset: Offset) -> Result<Offset> {
         let _r = self.retention.lock();
+        self.check_structure()?;
         let v = self.view();
         if offset.0 > v.high_watermark.offset {
             return Err(Error::InvalidOffset {
@@ -644,6 +661,7 @@ impl Partition {
     /// Apply retention as if the time were `now_ms`: plan with [`retention::plan`], then delete.
     pub fn apply_retention_at(&self, now_ms: i64) -> Result<RetentionPlan> {
         let _r = self.retention.lock();
+        self.check_structure()?;
         self.retain_locked(now_ms)
     }
 
@@ -782,6 +800,10 @@ impl Partition {
     /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a partition closes it the same way,
     /// ignoring errors; call `close` to see them.
     pub fn close(&self) -> Result<()> {
+        // Retention and compaction finish first (they check `closed` before starting), and no
+        // fsync is in flight: nothing may touch the files once the lock is released.
+        let _structure = self.retention.lock();
+        let _sync_slot = self.claim_sync_slot();
         let mut w = self.writer.lock();
         let already = self.closed.swap(true, Ordering::AcqRel);
         self.notify_waiters();
@@ -814,6 +836,10 @@ impl Partition {
             checkpoint::sync_dir(&self.dir)
         })();
         if result.is_ok() {
+            // Everything is on disk: appenders waiting for an fsync are done, readers may see it.
+            let end = w.position();
+            self.sync.lock().durable = end.offset;
+            self.publish_high_watermark(end);
             self.dir_lock.lock().take();
         }
         if result.is_err() {
@@ -822,10 +848,30 @@ impl Partition {
         result
     }
 
+    /// Wait until no fsync is running and keep others from starting one until the guard drops.
+    fn claim_sync_slot(&self) -> SyncSlot<'_> {
+        let mut s = self.sync.lock();
+        while s.syncing {
+            self.sync_done.wait(&mut s);
+        }
+        s.syncing = true;
+        SyncSlot(self)
+    }
+
     /// Drop without closing, as if the process had died: no flush, no marker. For tests.
     #[doc(hidden)]
     pub fn simulate_crash(self) {
         self.skip_close.store(true, Ordering::Release);
+    }
+}
+
+/// Holds the group-commit slot for `close` (see `claim_sync_slot`).
+struct SyncSlot<'a>(&'a Partition);
+
+impl Drop for SyncSlot<'_> {
+    fn drop(&mut self) {
+        self.0.sync.lock().syncing = false;
+        self.0.sync_done.notify_all();
     }
 }
 

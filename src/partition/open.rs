@@ -279,8 +279,11 @@ fn recover(
         let is_last = i + 1 == bases.len();
         if scan.damage.is_none() && !is_last {
             // Compaction may have removed the last batches of a segment, or all of them: then
-            // the segment ends where the next one's name says it begins.
-            if last_compacted != Some(false) {
+            // the segment ends where the next one's name says it begins. Only a compacting
+            // partition may have emptied a segment; elsewhere an empty one is a lost one.
+            if last_compacted == Some(true)
+                || (last_compacted.is_none() && config.cleanup_policy.compacts())
+            {
                 expected = expected.max(bases[i + 1].0);
             }
             files.log.set_len(scan.end_position).at(&log_path)?;
@@ -437,6 +440,7 @@ fn assemble(
         retention: Mutex::new(()),
         loaded: Mutex::new(VecDeque::new()),
         failed: AtomicBool::new(false),
+        swap_failed: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),
         pending_appends: AtomicU64::new(0),

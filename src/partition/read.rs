@@ -95,7 +95,12 @@ impl Partition {
                 .end_offset()
                 .filter(|_| limit == files.sealed_size().unwrap_or(0))
             {
-                if end.next_offset != expected_end.0 && end.last_compacted == Some(false) {
+                let compacted_end = match end.last_compacted {
+                    Some(compacted) => compacted,
+                    // No batch at all: only compaction empties a sealed segment.
+                    None => self.config.cleanup_policy.compacts(),
+                };
+                if end.next_offset != expected_end.0 && !compacted_end {
                     return Err(Error::Corrupt {
                         path: seg.path(LOG_EXT),
                         position: limit,
