@@ -427,13 +427,20 @@ impl Consumer {
             ));
         }
         let wanted: BTreeSet<TopicPartition> = partitions.into_iter().collect();
-        let mut next = Vec::with_capacity(wanted.len());
-        for tp in wanted {
-            match self.parts.iter().position(|p| p.tp == tp) {
-                Some(i) => next.push(self.parts.swap_remove(i)),
-                None => next.push(self.open_partition(tp)?),
+        // Open the new partitions first: if one fails, nothing has changed.
+        let mut opened = Vec::new();
+        for tp in &wanted {
+            if !self.parts.iter().any(|p| &p.tp == tp) {
+                opened.push(self.open_partition(tp.clone())?);
             }
         }
+        let mut next = Vec::with_capacity(wanted.len());
+        for tp in wanted {
+            if let Some(i) = self.parts.iter().position(|p| p.tp == tp) {
+                next.push(self.parts.swap_remove(i));
+            }
+        }
+        next.extend(opened);
         next.sort_by(|a, b| a.tp.cmp(&b.tp));
         self.parts = next;
         self.mode = Mode::Manual;
@@ -847,9 +854,19 @@ impl Consumer {
     fn fetch(&mut self, max_records: usize) -> Result<Vec<ConsumerRecord>> {
         let n = self.parts.len();
         let mut out = Vec::with_capacity(max_records.min(4096));
+        // Where each partition stood, so that a failure returns nothing and loses nothing.
+        let mut before = Vec::new();
         for k in 0..n {
             let i = (self.next_fetch + k) % n;
-            self.fill(i, max_records - out.len(), &mut out)?;
+            before.push((i, self.parts[i].position));
+            if let Err(e) = self.fill(i, max_records - out.len(), &mut out) {
+                for (j, position) in before {
+                    let part = &mut self.parts[j];
+                    part.position = position;
+                    part.read_ahead.clear();
+                }
+                return Err(e);
+            }
             if out.len() == max_records {
                 self.next_fetch = (i + 1) % n;
                 return Ok(out);
@@ -908,6 +925,12 @@ impl Consumer {
                 break;
             };
             let part = &mut self.parts[i];
+            if read.is_empty() {
+                // Nothing up to the high watermark the read saw (compaction can leave such a
+                // gap at the end of the log): move past it rather than read it again and again.
+                part.position = Some(read.next_offset());
+                break;
+            }
             position = part.position.expect("resolved");
             part.read_ahead
                 .batches

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -134,7 +134,7 @@ impl Hasher for NameHasher {
 #[derive(Debug, Default)]
 pub struct DefaultPartitioner {
     /// Next keyless partition per topic (taken modulo the partition count at each call).
-    counters: RwLock<NameMap<AtomicU32>>,
+    counters: RwLock<NameMap<AtomicU64>>,
 }
 
 impl DefaultPartitioner {
@@ -164,7 +164,8 @@ impl DefaultPartitioner {
                 .or_default()
                 .fetch_add(1, Ordering::Relaxed)
         });
-        n % partition_count
+        // A 64-bit counter never wraps in practice, so the spread stays exactly even.
+        (n % u64::from(partition_count)) as u32
     }
 }
 

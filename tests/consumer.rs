@@ -514,3 +514,124 @@ fn misuse_is_a_typed_error() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+mod review_regressions {
+    //! Regressions found in review: a failed poll must lose nothing, a failed `assign` must
+    //! change nothing, and a gap compaction leaves at the end of the log must not stall.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use seglog::{
+        AutoOffsetReset, CleanupPolicy, CompactionConfig, Consumer, ConsumerConfig, Durability,
+        GroupCoordinator, LogStore, MemoryOffsetStore, Offset, PartitionConfig, Record,
+        StoreConfig, TopicConfig, TopicPartition,
+    };
+
+    fn env(
+        config: PartitionConfig,
+        partitions: u32,
+    ) -> (tempfile::TempDir, LogStore, Arc<GroupCoordinator>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(
+            dir.path(),
+            StoreConfig::default().with_maintenance_interval(None),
+        )
+        .unwrap();
+        store
+            .create_topic(
+                "t",
+                TopicConfig::new(partitions).with_partition_config(config),
+            )
+            .unwrap();
+        let groups = Arc::new(GroupCoordinator::for_store(
+            &store,
+            Arc::new(MemoryOffsetStore::new()),
+        ));
+        (dir, store, groups)
+    }
+
+    fn plain() -> PartitionConfig {
+        PartitionConfig::default().with_durability(Durability::NoSync)
+    }
+
+    #[test]
+    fn a_failed_poll_loses_no_record_of_another_partition() {
+        let (_d, store, groups) = env(plain(), 2);
+        let t = store.topic("t").unwrap();
+        for i in 0..5 {
+            t.append_to(0, &[Record::new(format!("p0-{i}"))]).unwrap();
+            t.append_to(1, &[Record::new(format!("p1-{i}"))]).unwrap();
+        }
+        let config = ConsumerConfig::default()
+            .with_auto_offset_reset(AutoOffsetReset::Error)
+            .with_auto_commit(false);
+        let mut c = Consumer::new(&store, groups, config).unwrap();
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        c.assign(vec![p0.clone(), p1.clone()]).unwrap();
+        c.seek(&p0, Offset(0)).unwrap();
+        c.seek(&p1, Offset(100)).unwrap();
+        assert!(c.poll(100, Duration::from_millis(10)).is_err());
+        assert_eq!(
+            c.position(&p0).unwrap(),
+            Offset(0),
+            "the failed poll moved p0"
+        );
+        c.seek(&p1, Offset(0)).unwrap();
+        let got = c.poll(100, Duration::from_millis(10)).unwrap();
+        assert_eq!(got.iter().filter(|r| r.partition == 0).count(), 5);
+        assert_eq!(got.iter().filter(|r| r.partition == 1).count(), 5);
+    }
+
+    #[test]
+    fn a_failed_assign_changes_nothing() {
+        let (_d, store, groups) = env(plain(), 1);
+        let t = store.topic("t").unwrap();
+        for i in 0..5 {
+            t.append_to(0, &[Record::new(format!("x{i}"))]).unwrap();
+        }
+        let config = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::Earliest);
+        let mut c = Consumer::new(&store, groups, config).unwrap();
+        let p0 = TopicPartition::new("t", 0);
+        c.assign(vec![p0.clone()]).unwrap();
+        assert_eq!(c.poll(2, Duration::from_millis(10)).unwrap().len(), 2);
+        assert!(c
+            .assign(vec![p0.clone(), TopicPartition::new("zz", 0)])
+            .is_err());
+        assert_eq!(c.assignment(), vec![p0.clone()]);
+        assert_eq!(c.position(&p0).unwrap(), Offset(2));
+    }
+
+    #[test]
+    fn a_gap_compaction_left_at_the_end_is_passed_over() {
+        let config = plain()
+            .with_cleanup_policy(CleanupPolicy::Compact)
+            .with_compaction(CompactionConfig::default().with_delete_retention_ms(0));
+        let (_d, store, groups) = env(config, 1);
+        let tp = TopicPartition::new("t", 0);
+        let p = store.partition(&tp).unwrap();
+        p.append(&[Record::new("v").with_key("k").with_timestamp(1)])
+            .unwrap();
+        p.append(&[Record::tombstone("k").with_timestamp(1)])
+            .unwrap();
+        p.roll().unwrap();
+        p.compact_at(i64::MAX / 2, true).unwrap();
+        // Both records are gone: offsets 0 and 1 hold nothing, the high watermark is 2.
+        let read = p.read(Offset(0), 1 << 20).unwrap();
+        assert!(read.is_empty());
+        assert_eq!(read.next_offset(), Offset(2));
+        let config = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::Earliest);
+        let mut c = Consumer::new(&store, groups, config).unwrap();
+        c.assign(vec![tp.clone()]).unwrap();
+        c.seek(&tp, Offset(0)).unwrap();
+        assert!(c.poll(10, Duration::from_millis(20)).unwrap().is_empty());
+        assert_eq!(c.position(&tp).unwrap(), Offset(2));
+        assert_eq!(c.lag(&tp).unwrap(), 0);
+        // New records after the gap arrive.
+        p.append(&[Record::new("w").with_key("k").with_timestamp(2)])
+            .unwrap();
+        let got = c.poll(10, Duration::from_millis(200)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].offset, Offset(2));
+    }
+}

@@ -12,6 +12,8 @@ use crate::{Error, Offset, Result};
 #[derive(Debug, Clone, Default)]
 pub struct ReadBatches {
     start: Offset,
+    /// Where an empty read leaves the reader: the high watermark it saw.
+    end: Offset,
     batches: Vec<Batch>,
 }
 
@@ -31,11 +33,13 @@ impl ReadBatches {
         self.batches.iter().map(Batch::encoded_len).sum()
     }
 
-    /// The offset to read next: one past the last batch, or the requested offset when empty.
+    /// The offset to read next: one past the last batch; when empty, the high watermark the
+    /// read saw (no record exists between the requested offset and it: compaction can leave
+    /// such a gap at the end of the log).
     pub fn next_offset(&self) -> Offset {
         self.batches
             .last()
-            .map_or(self.start, |b| b.last_offset().next())
+            .map_or(self.end, |b| b.last_offset().next())
     }
 
     /// The records at or after the requested offset, in order. Keys, values and headers are
@@ -69,6 +73,7 @@ impl Partition {
         }
         let mut out = ReadBatches {
             start: offset,
+            end: Offset(hw),
             batches: Vec::new(),
         };
         if offset.0 == hw {
