@@ -390,25 +390,37 @@ fn encode_record(
     }
     out.reserve(total);
     let start = out.len();
-    varint::put_i32(out, body as i32);
-    out.push(0);
-    varint::put_i64(out, ts_delta);
-    varint::put_i32(out, offset_delta);
-    put_opt(out, &r.key);
-    put_opt(out, &r.value);
-    varint::put_i32(out, r.headers.len() as i32);
+    // The fixed fields go through a stack buffer: one copy instead of a push per byte.
+    let mut head = varint::Scratch::new();
+    head.put_i32(body as i32);
+    head.put_u8(0);
+    head.put_i64(ts_delta);
+    head.put_i32(offset_delta);
+    put_opt(out, &mut head, &r.key);
+    put_opt(out, &mut head, &r.value);
+    head.put_i32(r.headers.len() as i32);
     for h in &r.headers {
-        varint::put_i32(out, h.key.len() as i32);
+        if !head.has_room() {
+            head.flush_into(out);
+        }
+        head.put_i32(h.key.len() as i32);
+        head.flush_into(out);
         out.extend_from_slice(&h.key);
-        put_opt(out, &h.value);
+        put_opt(out, &mut head, &h.value);
     }
+    head.flush_into(out);
     debug_assert_eq!(out.len() - start, total);
     Ok(())
 }
 
-fn put_opt(out: &mut Vec<u8>, b: &Option<Bytes>) {
-    varint::put_i32(out, opt_len(b));
+/// Gather `b`'s length in `head`; a present value flushes `head` and is copied after it.
+fn put_opt(out: &mut Vec<u8>, head: &mut varint::Scratch, b: &Option<Bytes>) {
+    if !head.has_room() {
+        head.flush_into(out);
+    }
+    head.put_i32(opt_len(b));
     if let Some(b) = b {
+        head.flush_into(out);
         out.extend_from_slice(b);
     }
 }
@@ -834,6 +846,37 @@ mod tests {
             encode_batch(&[], &BatchMeta::default(), LIMITS),
             Err(Error::EmptyBatch)
         ));
+    }
+
+    #[test]
+    fn many_headers_and_missing_fields_roundtrip() {
+        // Exercises every flush point of the encoder's stack buffer.
+        let mut r = Record::tombstone(Bytes::new()).with_timestamp(i64::MIN);
+        for i in 0..40 {
+            r.headers.push(Header {
+                key: Bytes::from(vec![b'h'; i % 3]),
+                value: (i % 2 == 0).then(|| Bytes::from(vec![b'v'; i])),
+            });
+        }
+        let records = vec![
+            r,
+            Record::new(Bytes::new()).with_timestamp(i64::MAX),
+            Record {
+                key: None,
+                value: None,
+                headers: Vec::new(),
+                timestamp_ms: 0,
+            },
+        ];
+        let buf = encode_batch(&records, &BatchMeta::default(), LIMITS).unwrap();
+        let batch = Batch::decode(Bytes::from(buf)).unwrap();
+        let back: Vec<LogRecord> = batch.records().collect::<Result<_>>().unwrap();
+        for (got, want) in back.iter().zip(&records) {
+            assert_eq!(
+                (&got.key, &got.value, &got.headers, got.timestamp_ms),
+                (&want.key, &want.value, &want.headers, want.timestamp_ms)
+            );
+        }
     }
 
     #[test]
