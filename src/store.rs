@@ -530,6 +530,10 @@ impl StoreInner {
             let mut renamed = dir.clone().into_os_string();
             renamed.push(DELETED_SUFFIX);
             let renamed = PathBuf::from(renamed);
+            // A leftover of an earlier deletion of the same name whose removal failed.
+            if renamed.exists() {
+                let _ = fs::remove_dir_all(&renamed);
+            }
             match fs::rename(&dir, &renamed).at(&dir) {
                 Ok(()) => doomed.push(renamed),
                 Err(e) => result = result.and(Err(e)),
