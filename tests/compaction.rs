@@ -5,15 +5,17 @@
 //! targeted tests of tombstone expiry, compaction lag, the active segment, the dirty ratio, the
 //! key-map budget, batch header fields, cleanup policies, old readers and concurrent use.
 
+mod support;
+use support::{kill_after, mix, wait_for_first_ack, Rng};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use proptest::prelude::*;
 use seglog::{
@@ -249,35 +251,6 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
-}
-
-/// Seeded xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(mix(seed) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    /// In `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// splitmix64 finaliser.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,7 +572,6 @@ const ENV_ACKS: &str = "SEGLOG_COMPACT_CHILD_ACKS";
 const ENV_GEN: &str = "SEGLOG_COMPACT_CHILD_GEN";
 const ENV_SYNC: &str = "SEGLOG_COMPACT_CHILD_SYNC";
 const ENV_SEED: &str = "SEGLOG_COMPACT_CRASH_SEED";
-const SIGKILL: i32 = 9;
 const CRASH_KEYS: u64 = 24;
 const CRASH_RETENTION_MS: u64 = 200;
 
@@ -669,7 +641,7 @@ fn compaction_crash_child() {
         .append(true)
         .open(std::env::var(ENV_ACKS).expect("acks path"))
         .expect("child: acks file");
-    let mut rng = Rng::new(gen ^ 0xC0FFEE);
+    let mut rng = Rng::seeded(gen ^ 0xC0FFEE);
     let mut seq = 0;
     loop {
         for _ in 0..rng.range(1, 8) {
@@ -723,24 +695,8 @@ fn run_crash_child(dir: &Path, acks: &Path, gen: u64, sync: bool, delay_ms: u64,
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn child");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fs::metadata(acks).is_ok_and(|m| m.len() > 0)
-        && child.try_wait().unwrap().is_none()
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    std::thread::sleep(Duration::from_millis(delay_ms));
-    child.kill().expect("kill child");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.signal(),
-        Some(SIGKILL),
-        "{ctx}: child did not die by our SIGKILL ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    wait_for_first_ack(&mut child, acks);
+    kill_after(child, Duration::from_millis(delay_ms), ctx);
 }
 
 /// Children append and compact on one directory and are killed at seeded random moments; after
@@ -753,7 +709,7 @@ fn sigkill_during_compaction_keeps_every_key() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xC0_4AC7_u64);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seeded(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("partition");
     let mut m = Model::default();

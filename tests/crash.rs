@@ -11,14 +11,16 @@
 //! `SEGLOG_CRASH_SEED` sets the seed of the random choices (kill delays, thread counts, segment
 //! sizes, batch shapes); where a kill lands still depends on scheduling.
 
+mod support;
+use support::{kill_after, mix, wait_for_first_ack, Rng};
+
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seglog::{Durability, Offset, Partition, PartitionConfig, Record};
 
@@ -30,38 +32,6 @@ const ENV_SEGMENT: &str = "SEGLOG_CRASH_CHILD_SEGMENT_BYTES";
 const ENV_SEED: &str = "SEGLOG_CRASH_SEED";
 
 const TS_BASE: i64 = 1_700_000_000_000;
-const SIGKILL: i32 = 9;
-
-/// Seeded xorshift64: reproducible kill timings and batch shapes.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(mix(seed) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-ish in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
-/// splitmix64 finaliser.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Identifies a record: child generation, thread, the thread's append sequence number,
 /// index within the batch and batch length.
@@ -169,7 +139,7 @@ fn crash_child() {
         for tid in 0..threads {
             let (p, acks) = (&p, &acks);
             s.spawn(move || {
-                let mut rng = Rng::new(gen * 1000 + tid);
+                let mut rng = Rng::seeded(gen * 1000 + tid);
                 for seq in 0.. {
                     let n = rng.range(1, 50);
                     let records: Vec<Record> = (0..n)
@@ -273,30 +243,11 @@ fn run_child(
     let delay = match when {
         KillAt::AfterSpawn(ms) => ms,
         KillAt::AfterFirstAck(ms) => {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                if std::fs::metadata(acks_path).is_ok_and(|m| m.len() > 0) {
-                    break;
-                }
-                if child.try_wait().expect("try_wait").is_some() || Instant::now() > deadline {
-                    break; // The status check below reports it.
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            wait_for_first_ack(&mut child, acks_path);
             ms
         }
     };
-    std::thread::sleep(Duration::from_millis(delay));
-    child.kill().expect("kill child");
-    let out = child.wait_with_output().expect("wait for child");
-    assert_eq!(
-        out.status.signal(),
-        Some(SIGKILL),
-        "{ctx}: child did not die by our SIGKILL ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kill_after(child, Duration::from_millis(delay), ctx);
     read_acks(acks_path)
 }
 
@@ -440,7 +391,7 @@ static KILL_LOOPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn kill_loop(name: &str, default_seed: u64, kills: u64, min_threads: u64, max_threads: u64) {
     let _one_at_a_time = KILL_LOOPS.lock().unwrap_or_else(|e| e.into_inner());
     let seed = seed(default_seed);
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::seeded(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("partition");
     let mut acked: Vec<Ack> = Vec::new();

@@ -14,14 +14,16 @@
 //! Also: leftovers of interrupted compactions, bounded growth, the directory lock.
 //! `SEGLOG_CRASH_SEED` sets the seed of the kill timings.
 
+mod support;
+use support::{kill_after, wait_for_first_ack, Rng};
+
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use seglog::testing::{durable_offset_store_conformance, offset_store_conformance};
 use seglog::{
@@ -366,7 +368,6 @@ fn junk_after_the_last_entry_is_cut_off() {
 const ENV_DIR: &str = "SEGLOG_OFFSETS_CRASH_DIR";
 const ENV_ACKS: &str = "SEGLOG_OFFSETS_CRASH_ACKS";
 const ENV_SEED: &str = "SEGLOG_CRASH_SEED";
-const SIGKILL: i32 = 9;
 const CRASH_GROUP: &str = "crash-group";
 const KILLS: u64 = 24;
 
@@ -423,20 +424,6 @@ fn offsets_crash_child() {
     }
 }
 
-/// Seeded xorshift64 for kill timings.
-struct Rng(u64);
-
-impl Rng {
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        lo + x % (hi - lo + 1)
-    }
-}
-
 /// The last acknowledged iteration in an acks file (only newline-terminated lines count).
 fn last_ack(path: &Path) -> Option<u64> {
     let text = fs::read_to_string(path).unwrap_or_default();
@@ -465,25 +452,9 @@ fn run_crash_child(dir: &Path, acks: &Path, after_ack: bool, delay_ms: u64, ctx:
         .spawn()
         .expect("spawn child");
     if after_ack {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !fs::metadata(acks).is_ok_and(|m| m.len() > 0)
-            && child.try_wait().expect("try_wait").is_none()
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_for_first_ack(&mut child, acks);
     }
-    std::thread::sleep(Duration::from_millis(delay_ms));
-    child.kill().expect("kill child");
-    let out = child.wait_with_output().expect("wait for child");
-    assert_eq!(
-        out.status.signal(),
-        Some(SIGKILL),
-        "{ctx}: child did not die by our SIGKILL ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kill_after(child, Duration::from_millis(delay_ms), ctx);
 }
 
 #[test]
@@ -493,7 +464,7 @@ fn sigkill_during_commits() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x00FF_5E75_u64);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::from_state(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("offsets");
     let partitions: BTreeSet<TopicPartition> = crash_partitions().into_iter().collect();

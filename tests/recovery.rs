@@ -4,6 +4,9 @@
 //! directory, damages its files directly (on a copy), reopens it and checks what `open`, the
 //! recovery report and every read return against a model of what was appended.
 
+mod support;
+use support::Rng;
+
 use std::fs::{self, OpenOptions};
 use std::path::Path;
 
@@ -15,33 +18,6 @@ use seglog::{
 /// Timestamps start here; record `o` gets roughly `TS_BASE + 10 * o`, with jitter, so time goes
 /// slightly backwards now and then, as real producers' clocks do.
 const TS_BASE: i64 = 1_700_000_000_000;
-
-/// A tiny deterministic xorshift64 generator: no extra crates, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed | 1)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Uniform-ish in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
 
 /// Every record appended, indexed by offset (all logs here start at offset 0).
 #[derive(Default)]
@@ -136,7 +112,7 @@ fn append_random(
 fn build(dir: &Path, durability: Durability, seed: u64) -> (Partition, Model) {
     let p = Partition::open(dir, config(durability)).unwrap();
     let mut model = Model::default();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     append_random(&p, &mut model, &mut rng, 45, 3000);
     assert!(
         p.segment_count() >= 3,
@@ -150,7 +126,7 @@ fn build(dir: &Path, durability: Durability, seed: u64) -> (Partition, Model) {
 fn build_small(dir: &Path, durability: Durability, seed: u64) -> (Partition, Model) {
     let p = Partition::open(dir, config(durability)).unwrap();
     let mut model = Model::default();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_state(seed);
     for _ in 0..2 {
         append_random(&p, &mut model, &mut rng, 8, 600);
         p.roll().unwrap();
@@ -208,7 +184,7 @@ fn assert_timestamps_match(p: &Partition, model: &Model, rng: &mut Rng, probes: 
 
 /// Append one more batch and read it back.
 fn assert_append_works(p: &Partition, model: &mut Model, seed: u64) {
-    let batch = gen_batch(&mut Rng::new(seed), model.end(), 200);
+    let batch = gen_batch(&mut Rng::from_state(seed), model.end(), 200);
     let base = model.end();
     append(p, model, batch);
     let read = p.read(Offset(base), 1 << 20).unwrap();
@@ -310,7 +286,7 @@ enum Tear {
 fn torn_tail_every_length(durability: Durability, tears: &[Tear], scanned: usize, seed: u64) {
     let src = tempfile::tempdir().unwrap();
     let (p, mut model) = build_small(src.path(), durability.clone(), seed);
-    let mut rng = Rng::new(seed + 1);
+    let mut rng = Rng::from_state(seed + 1);
     // Small batches at the end keep the number of lengths (opens) modest.
     append_random(&p, &mut model, &mut rng, 3, 40);
     let log_name = active_log(&p).file_name().unwrap().to_owned();
@@ -434,7 +410,7 @@ fn truncation_after_a_clean_close(old_timestamps: bool) {
     drop(p);
     // Tiny batches at the end, several per index interval, until the last one starts after the
     // last index entry: then nothing but the recovery point says it existed.
-    let mut rng = Rng::new(22);
+    let mut rng = Rng::from_state(22);
     let mut rounds = 0;
     let layout = loop {
         rounds += 1;
@@ -605,7 +581,7 @@ fn flipped_bytes_never_yield_a_wrong_record() {
         sources.push((dir, durability, crash, model, bases));
     }
 
-    let mut rng = Rng::new(33);
+    let mut rng = Rng::from_state(33);
     let targets = [
         Target::SealedLog,
         Target::ActiveLog,
@@ -672,7 +648,7 @@ fn flipped_bytes_never_yield_a_wrong_record() {
                 assert_eq!(p.log_end_offset(), Offset(model.end()), "{what}");
                 assert_eq!(reads_are_right_or_err(&p, model, &what), 0, "{what}");
                 // Sealed indexes carry a checksum, so damage is detected and they are rebuilt.
-                assert_timestamps_match(&p, model, &mut Rng::new(iteration as u64), 20);
+                assert_timestamps_match(&p, model, &mut Rng::from_state(iteration as u64), 20);
             }
             Target::SealedLog | Target::ActiveLog => {
                 errors += reads_are_right_or_err(&p, model, &what);
@@ -790,7 +766,7 @@ fn deleted_index_files_are_rebuilt() {
                         .unwrap_or_else(|e| panic!("{what}: {e}"));
                     assert_eq!(p.segment_base_offsets(), bases, "{what}");
                     assert_log_matches(&p, &model, model.end());
-                    assert_timestamps_match(&p, &model, &mut Rng::new(42), 40);
+                    assert_timestamps_match(&p, &model, &mut Rng::from_state(42), 40);
                     for ext in ["index", "timeindex"] {
                         for b in &bases {
                             assert!(
@@ -805,7 +781,7 @@ fn deleted_index_files_are_rebuilt() {
                     let p = Partition::open(dir.path(), config(durability.clone())).unwrap();
                     assert!(p.recovery_report().clean_shutdown, "{what}");
                     assert_log_matches(&p, &model, model.end());
-                    assert_timestamps_match(&p, &model, &mut Rng::new(44), 40);
+                    assert_timestamps_match(&p, &model, &mut Rng::from_state(44), 40);
                 }
             }
         }
@@ -841,7 +817,7 @@ fn crash_right_after_a_roll_recovers_to_the_previous_segment_end() {
         p.roll().unwrap();
         let prev_end = model.end();
         let prev_bases = p.segment_base_offsets();
-        let batch = gen_batch(&mut Rng::new(54), prev_end, 100);
+        let batch = gen_batch(&mut Rng::from_state(54), prev_end, 100);
         p.append(&batch).unwrap();
         let new_log = active_log(&p);
         let new_name = new_log.file_name().unwrap().to_owned();
