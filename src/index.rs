@@ -219,6 +219,11 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 }
 
 /// A fixed-size index entry and its little-endian encoding.
+///
+/// Contract: `write_to` **must** fill exactly `LEN` bytes and `read_from` **must** invert it;
+/// `read_from` **must not** panic on any `LEN` bytes (index files are caches read from disk;
+/// the index validates entries after decoding them). `LEN` **must** be at least 8, the size
+/// of the checksum trailer's magic and CRC, and at most 12.
 pub trait IndexRecord: Copy + std::fmt::Debug {
     /// Encoded size in bytes.
     const LEN: usize;
