@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::TopicPartition;
+use crate::offset::TopicPartition;
 
 /// The members of a group and what each subscribes to: member id → topic names.
 pub type Subscriptions = BTreeMap<String, BTreeSet<String>>;

@@ -11,12 +11,13 @@ use parking_lot::Mutex;
 use super::assignor::{
     validate_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
 };
-use crate::store::StoreInner;
-use crate::topic::validate_topic_name;
-use crate::{
-    validate_group_id, CommittedOffset, Error, FileOffsetStore, LogStore, OffsetStore, Result,
-    TopicPartition,
+use crate::error::{Error, Result};
+use crate::group::offset_store::{
+    validate_group_id, CommittedOffset, FileOffsetStore, OffsetStore,
 };
+use crate::offset::TopicPartition;
+use crate::topic::handle::validate_topic_name;
+use crate::topic::store::{LogStore, StoreInner};
 
 /// Directory of a store's data directory where [`GroupCoordinator::open`] keeps committed
 /// offsets.
@@ -708,7 +709,7 @@ impl Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryOffsetStore;
+    use crate::group::offset_store::MemoryOffsetStore;
 
     fn coordinator(partitions: u32) -> GroupCoordinator {
         GroupCoordinator::new(

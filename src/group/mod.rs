@@ -1,4 +1,4 @@
-//! Consumer groups: members share the partitions of the topics they subscribe to, each
+//! Layer 6, consumer groups: members share the partitions of the topics they subscribe to, each
 //! partition owned by exactly one member at a time (a queue inside a group); every group sees
 //! every record (publish-subscribe across groups).
 //!
@@ -8,11 +8,16 @@
 //!   partitions over in two steps (the old owner releases before the new one takes over) and
 //!   fences offset commits.
 //!
+//! - [`OffsetStore`](offset_store::OffsetStore) keeps committed offsets;
+//!   [`MemoryOffsetStore`](offset_store::MemoryOffsetStore) and
+//!   [`FileOffsetStore`](offset_store::FileOffsetStore) ship.
+//!
 //! A [`Consumer`](crate::Consumer) uses the coordinator for you; the coordinator's methods are
 //! public for custom consumers and for tests.
 
-mod assignor;
-mod coordinator;
+pub(crate) mod assignor;
+pub(crate) mod coordinator;
+pub(crate) mod offset_store;
 
 pub use assignor::{
     validate_assignment, Assignment, Assignor, PartitionCounts, RangeAssignor, RoundRobinAssignor,

@@ -14,9 +14,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{
-    validate_assignment, Assignment, Assignor, PartitionCounts, Subscriptions, TopicPartition,
+use crate::group::assignor::{
+    validate_assignment, Assignment, Assignor, PartitionCounts, Subscriptions,
 };
+use crate::offset::TopicPartition;
 
 /// Run every check of the [`Assignor`] contract on `assignor`. Panics, naming the case, on
 /// the first violation.

@@ -29,10 +29,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{
-    CommittedOffset, Error, Offset, OffsetStore, Result, TopicPartition, GROUP_ID_BYTES_MAX,
-    OFFSET_COMMIT_PARTITIONS_MAX, OFFSET_METADATA_BYTES_MAX, OFFSET_TOPIC_BYTES_MAX,
+use crate::error::{Error, Result};
+use crate::group::offset_store::{
+    CommittedOffset, OffsetStore, GROUP_ID_BYTES_MAX, OFFSET_COMMIT_PARTITIONS_MAX,
+    OFFSET_METADATA_BYTES_MAX, OFFSET_TOPIC_BYTES_MAX,
 };
+use crate::offset::{Offset, TopicPartition};
 
 type Entries = Vec<(TopicPartition, CommittedOffset)>;
 

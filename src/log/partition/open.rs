@@ -13,17 +13,17 @@ use super::{
     Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
     LOG_START_FILE, RECOVERY_POINT_FILE,
 };
-use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
-use crate::checkpoint;
-use crate::config::PartitionConfig;
-use crate::error::CorruptKind;
-use crate::error::IoContext;
-use crate::index::{OffsetIndex, TimeIndex};
-use crate::segment::{
+use crate::error::{CorruptKind, IoContext};
+use crate::error::{Error, Result};
+use crate::format::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::io::checkpoint;
+use crate::log::config::PartitionConfig;
+use crate::log::index::{OffsetIndex, TimeIndex};
+use crate::log::segment::{
     parse_log_name, segment_path, IndexCursor, Scan, ScanOutcome, Segment, SegmentFiles, INDEX_EXT,
     LOG_EXT, TIME_INDEX_EXT,
 };
-use crate::{Error, Offset, Result};
+use crate::offset::Offset;
 
 /// The log as `open` leaves it, before the handle is assembled.
 struct Opened {

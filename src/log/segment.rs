@@ -14,12 +14,13 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::error::{CorruptKind, IoContext};
-use crate::index::{
+use crate::error::{Error, Result};
+use crate::format::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use crate::log::index::{
     IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
-use crate::{Error, Offset, Result};
+use crate::offset::Offset;
 
 /// Extension of segment data files.
 pub const LOG_EXT: &str = "log";
@@ -80,7 +81,7 @@ impl SegmentFiles {
         let mut m = self.map.write();
         if m.len() < limit {
             let len = usize::try_from(map_len).unwrap_or(usize::MAX).max(limit);
-            *m = crate::logmap::map(&self.log, len)?;
+            *m = crate::io::mmap::map(&self.log, len)?;
         }
         Ok(m.slice(..limit))
     }

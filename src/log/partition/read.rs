@@ -1,11 +1,11 @@
 //! The read path: offset lookup through the sparse index, positioned reads of whole batches.
 
 use super::{Partition, View};
-use crate::batch::{self, Batch, BatchHeader};
-use crate::error::{CorruptKind, IoContext};
-use crate::record::LogRecord;
-use crate::segment::{Segment, SegmentFiles, LOG_EXT};
-use crate::{Error, Offset, Result};
+use crate::error::{CorruptKind, Error, IoContext, Result};
+use crate::format::batch::{self, Batch, BatchHeader};
+use crate::format::record::LogRecord;
+use crate::log::segment::{Segment, SegmentFiles, LOG_EXT};
+use crate::offset::Offset;
 
 /// The result of [`Partition::read`]: whole, CRC-checked batches, the first of which holds the
 /// requested offset.

@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
-use crate::checkpoint;
-use crate::config::{Durability, PartitionConfig};
-use crate::error::IoContext;
-use crate::record::{now_ms, Record};
-use crate::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
-use crate::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
-use crate::{Error, Offset, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::format::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
+use crate::format::record::{now_ms, Record};
+use crate::io::checkpoint;
+use crate::log::config::{Durability, PartitionConfig};
+use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
+use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
+use crate::offset::Offset;
 
 pub use compact::CompactionReport;
 pub use read::ReadBatches;

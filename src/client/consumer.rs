@@ -36,11 +36,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::store::StoreInner;
-use crate::{
-    Assignor, Batch, CommittedOffset, Error, GroupCoordinator, Header, LogStore, MemberConfig,
-    Offset, OffsetStore, Partition, ReadBatches, Records, Result, StickyAssignor, TopicPartition,
-};
+use crate::error::{Error, Result};
+use crate::format::batch::{Batch, Records};
+use crate::format::record::Header;
+use crate::group::assignor::{Assignor, StickyAssignor};
+use crate::group::coordinator::{GroupCoordinator, MemberConfig};
+use crate::group::offset_store::{CommittedOffset, OffsetStore};
+use crate::log::partition::{Partition, ReadBatches};
+use crate::offset::{Offset, TopicPartition};
+use crate::topic::store::{LogStore, StoreInner};
 
 /// What a consumer does for a partition that has no committed offset, or whose position is
 /// outside the log (below the log start after retention, or past the end).
@@ -202,7 +206,7 @@ impl ConsumerConfig {
             ));
         }
         if self.heartbeat_interval < Duration::from_millis(1)
-            || self.heartbeat_interval > crate::SESSION_TIMEOUT_MAX
+            || self.heartbeat_interval > crate::group::coordinator::SESSION_TIMEOUT_MAX
         {
             return Err(Error::config(
                 "heartbeat_interval",
@@ -211,7 +215,7 @@ impl ConsumerConfig {
             ));
         }
         if let Some(group) = &self.group_id {
-            crate::validate_group_id(group)?;
+            crate::group::offset_store::validate_group_id(group)?;
         }
         self.member_config(BTreeSet::new()).validate()
     }

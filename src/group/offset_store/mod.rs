@@ -11,7 +11,8 @@ mod memory;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::{Error, Offset, Result, TopicPartition};
+use crate::error::{Error, Result};
+use crate::offset::{Offset, TopicPartition};
 
 pub use file::{FileOffsetStore, FileOffsetStoreConfig};
 pub use memory::MemoryOffsetStore;

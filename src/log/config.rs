@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fault::FaultInjector;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::io::fault::FaultInjector;
 
 /// When an acknowledged append is on disk.
 ///
@@ -321,8 +321,8 @@ impl PartitionConfig {
                 "must be at least 64 bytes",
             ));
         }
-        if self.batch_bytes_max > crate::batch::BATCH_BYTES_LIMIT
-            || self.batch_bytes_max < crate::batch::BATCH_HEADER_LEN + 8
+        if self.batch_bytes_max > crate::format::batch::BATCH_BYTES_LIMIT
+            || self.batch_bytes_max < crate::format::batch::BATCH_HEADER_LEN + 8
         {
             return Err(Error::config(
                 "batch_bytes_max",

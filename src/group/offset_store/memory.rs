@@ -3,7 +3,8 @@
 use parking_lot::RwLock;
 
 use super::{validate_group_id, validate_offset_commit, CommittedOffset, OffsetMap, OffsetStore};
-use crate::{Result, TopicPartition};
+use crate::error::Result;
+use crate::offset::TopicPartition;
 
 /// An [`OffsetStore`] in a map in memory.
 ///

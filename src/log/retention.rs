@@ -5,7 +5,7 @@
 //! segments go first, the active (last) segment never goes, and neither does a segment holding
 //! offsets at or above the high watermark.
 
-use crate::Offset;
+use crate::offset::Offset;
 
 /// What retention needs to know about one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

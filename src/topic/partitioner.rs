@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
-use crate::Record;
+use crate::format::record::Record;
 
 /// Decides which partition of a topic a record goes to.
 ///

@@ -32,10 +32,10 @@
 
 use bytes::Bytes;
 
-use crate::error::CorruptKind;
-use crate::record::{Header, LogRecord, Record};
-use crate::varint;
-use crate::{Error, Offset, Result};
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::record::{Header, LogRecord, Record};
+use crate::format::varint;
+use crate::offset::Offset;
 
 /// Size of the fixed batch header.
 pub const BATCH_HEADER_LEN: usize = 61;

@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::error::IoContext;
-use crate::Result;
+use crate::error::{IoContext, Result};
 
 /// Bytes of one offset-index entry: relative offset u32 + file position u32.
 pub const OFFSET_ENTRY_LEN: usize = 8;

@@ -36,15 +36,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Partition, Position};
-use crate::batch::{self, Batch, BatchHeader};
-use crate::checkpoint;
 use crate::error::{CorruptKind, IoContext};
-use crate::record::{now_ms, LogRecord};
-use crate::segment::{
+use crate::error::{Error, Result};
+use crate::format::batch::{self, Batch, BatchHeader};
+use crate::format::record::{now_ms, LogRecord};
+use crate::io::checkpoint;
+use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
 };
-use crate::{Error, Offset, Result};
+use crate::offset::Offset;
 
 /// File holding the cleaner checkpoint: offsets below it have been compacted.
 pub(crate) const CLEANER_FILE: &str = "cleaner-offset.checkpoint";
@@ -518,7 +519,7 @@ pub(crate) fn complete_swaps(dir: &Path) -> Result<()> {
             }
         } else if name.ends_with(CLEANED) || name.ends_with(DELETED) {
             leftovers.push(entry.path());
-        } else if let Some(base) = crate::segment::parse_log_name(name) {
+        } else if let Some(base) = crate::log::segment::parse_log_name(name) {
             logs.push(base.0);
         }
     }

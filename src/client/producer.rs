@@ -28,11 +28,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::batch::{BATCH_BYTES_LIMIT, BATCH_HEADER_LEN};
-use crate::error::IoContext;
-use crate::partitioner::NameMap;
-use crate::store::StoreInner;
-use crate::{Error, LogStore, Offset, Partition, Record, Result, Topic};
+use crate::error::{Error, IoContext, Result};
+use crate::format::batch::{BATCH_BYTES_LIMIT, BATCH_HEADER_LEN};
+use crate::format::record::Record;
+use crate::log::partition::Partition;
+use crate::offset::Offset;
+use crate::topic::handle::Topic;
+use crate::topic::partitioner::NameMap;
+use crate::topic::store::{LogStore, StoreInner};
 
 /// Longest allowed [`ProducerConfig::linger`].
 pub const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);

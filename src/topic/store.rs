@@ -43,13 +43,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::checkpoint::{self, sync_dir};
-use crate::error::IoContext;
-use crate::partition::LOCK_FILE as PARTITION_LOCK_FILE;
-use crate::partitioner::DefaultPartitioner;
-use crate::producer::{Producer, ProducerConfig};
-use crate::topic::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
-use crate::{CleanupPolicy, Durability, Error, Partition, PartitionConfig, Result, TopicPartition};
+use crate::client::producer::{Producer, ProducerConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::io::checkpoint::{self, sync_dir};
+use crate::log::config::{CleanupPolicy, Durability, PartitionConfig};
+use crate::log::partition::{Partition, LOCK_FILE as PARTITION_LOCK_FILE};
+use crate::offset::TopicPartition;
+use crate::topic::handle::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+use crate::topic::partitioner::DefaultPartitioner;
 
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_METADATA_FILE: &str = "topics.meta";

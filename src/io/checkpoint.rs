@@ -8,8 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{CorruptKind, IoContext};
-use crate::{Error, Result};
+use crate::error::{CorruptKind, Error, IoContext, Result};
 
 const MAGIC: &[u8; 4] = b"SLCK";
 const LEN: usize = 16;

@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::partition::AppendInfo;
-use crate::partitioner::{DefaultPartitioner, Partitioner};
-use crate::{Error, Offset, Partition, PartitionConfig, Record, Result};
+use crate::error::{Error, Result};
+use crate::format::record::Record;
+use crate::log::config::PartitionConfig;
+use crate::log::partition::{AppendInfo, Partition};
+use crate::offset::Offset;
+use crate::topic::partitioner::{DefaultPartitioner, Partitioner};
 
 /// Most partitions one topic may have. Every partition is a directory with open files and
 /// mapped indexes, so the count is bounded like every other size in the crate.

@@ -37,9 +37,9 @@ use super::{
     GROUP_ID_BYTES_MAX, OFFSET_COMMIT_PARTITIONS_MAX, OFFSET_METADATA_BYTES_MAX,
     OFFSET_TOPIC_BYTES_MAX,
 };
-use crate::checkpoint::{self, sync_dir};
-use crate::error::{CorruptKind, IoContext};
-use crate::{Error, Offset, Result, TopicPartition};
+use crate::error::{CorruptKind, Error, IoContext, Result};
+use crate::io::checkpoint::{self, sync_dir};
+use crate::offset::{Offset, TopicPartition};
 
 const LOG_PREFIX: &str = "offsets-";
 const LOG_SUFFIX: &str = ".log";

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::Offset;
+use crate::offset::Offset;
 
 /// A record header: a key and an optional value, both raw bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
