@@ -1,6 +1,13 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # Layers
+//!
+//! Each folder of `src/` is a layer that uses only the layers below it (see `docs/design.md`):
+//! `format` (bytes) → `io` (files, the one memory-map module) → `log` (segments, partitions) →
+//! `replication` → `topic` (the store) → `group` (consumer groups, offset stores) → `client`
+//! (producer, consumer). This file only declares them and re-exports the public API.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, rust_2018_idioms)]
 
 mod client;
 mod error;
@@ -21,8 +28,7 @@ pub use client::consumer::{
 pub use client::producer::{Producer, ProducerConfig, SendHandle, LINGER_MAX};
 pub use error::{CorruptKind, Error, Result};
 pub use format::batch::{
-    check_batch, Batch, BatchHeader, BatchMeta, Records, ATTR_COMPACTED, BATCH_BYTES_LIMIT,
-    BATCH_HEADER_LEN, FORMAT_VERSION,
+    Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN, FORMAT_VERSION,
 };
 pub use format::record::{now_ms, Header, LogRecord, Record};
 pub use group::offset_store::{
@@ -42,10 +48,9 @@ pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,
 };
-pub use log::index::{Index, IndexEntry, IndexRecord, OffsetIndex, TimeEntry, TimeIndex};
 pub use log::partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
 pub use log::retention;
-pub use log::segment::{segment_path, Segment};
+pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
 pub use topic::handle::{
     validate_topic_name, Topic, TopicConfig, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,

@@ -1303,11 +1303,10 @@ fn rewritten_batches_keep_their_header_fields() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = base_cfg(1 << 20, compact_cfg());
     let p = Partition::open(dir.path(), cfg.clone()).unwrap();
-    let meta = |i: i64| BatchMeta {
-        leader_epoch: 3 + i as i32,
-        producer_id: 1_000 + i,
-        producer_epoch: i as i16,
-        base_sequence: 10 * i as i32,
+    let meta = |i: i64| {
+        BatchMeta::default()
+            .with_leader_epoch(3 + i as i32)
+            .with_producer(1_000 + i, i as i16, 10 * i as i32)
     };
     // Batches 0-4 lose their first and last records, batch 5 goes whole, batch 6 stays whole.
     for i in 0..5 {

@@ -6,9 +6,10 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use seglog::testing::check_batch;
 use seglog::{
-    check_batch, Batch, BatchMeta, Durability, Header, LogRecord, Offset, Partition,
-    PartitionConfig, Record, BATCH_HEADER_LEN, FORMAT_VERSION,
+    Batch, BatchMeta, Durability, Header, LogRecord, Offset, Partition, PartitionConfig, Record,
+    BATCH_HEADER_LEN, FORMAT_VERSION,
 };
 
 /// CRC-32 (IEEE, reflected, as `crc32fast` computes it), bitwise: tests must not share the
@@ -139,11 +140,10 @@ fn rec_strategy() -> impl Strategy<Value = RecSpec> {
 fn meta_strategy() -> impl Strategy<Value = Option<BatchMeta>> {
     prop::option::of(
         (any::<i32>(), any::<i64>(), any::<i16>(), any::<i32>()).prop_map(
-            |(leader_epoch, producer_id, producer_epoch, base_sequence)| BatchMeta {
-                leader_epoch,
-                producer_id,
-                producer_epoch,
-                base_sequence,
+            |(leader_epoch, producer_id, producer_epoch, base_sequence)| {
+                BatchMeta::default()
+                    .with_leader_epoch(leader_epoch)
+                    .with_producer(producer_id, producer_epoch, base_sequence)
             },
         ),
     )

@@ -7,7 +7,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use seglog::{check_batch, Batch};
+use seglog::testing::check_batch;
+use seglog::Batch;
 
 /// CRC-32 (IEEE, reflected) lookup table, built at compile time.
 const CRC_TABLE: [u32; 256] = {

@@ -52,7 +52,7 @@ pub const RECORDS_PER_BATCH_LIMIT: usize = BATCH_BYTES_LIMIT / RECORD_LEN_MIN;
 
 /// Attribute bit: the batch was rewritten by compaction. Its records' offsets may have gaps,
 /// and so may the offsets between it and the batch before it.
-pub const ATTR_COMPACTED: u16 = 1;
+pub(crate) const ATTR_COMPACTED: u16 = 1;
 /// Attribute bits this version knows; a batch with any other bit set is rejected.
 const ATTR_KNOWN: u16 = ATTR_COMPACTED;
 
@@ -61,7 +61,11 @@ pub(crate) const LENGTH_PREFIX_LEN: usize = 12;
 const CRC_START: usize = 16;
 
 /// Replication and idempotence metadata stamped into a batch header.
+///
+/// Start from [`BatchMeta::default`] (every field -1: none) and set what you know with the
+/// `with_*` methods; the struct is `#[non_exhaustive]` because the format will grow fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchMeta {
     /// Leader epoch that wrote the batch; -1 when unknown.
     pub leader_epoch: i32,
@@ -84,8 +88,32 @@ impl Default for BatchMeta {
     }
 }
 
+impl BatchMeta {
+    /// With the leader epoch that wrote the batch.
+    #[must_use]
+    pub fn with_leader_epoch(mut self, leader_epoch: i32) -> Self {
+        self.leader_epoch = leader_epoch;
+        self
+    }
+
+    /// With an idempotent producer's id, epoch and the sequence number of the first record.
+    #[must_use]
+    pub fn with_producer(
+        mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+}
+
 /// The decoded fixed header of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchHeader {
     /// Offset of the first record.
     pub base_offset: u64,
@@ -126,7 +154,7 @@ impl BatchHeader {
         self.base_offset + u64::from(self.last_offset_delta)
     }
 
-    /// True when compaction rewrote this batch ([`ATTR_COMPACTED`]).
+    /// True when compaction rewrote this batch (bit 0 of the attributes, see `docs/format.md`).
     pub fn is_compacted(&self) -> bool {
         self.attributes & ATTR_COMPACTED != 0
     }

@@ -42,6 +42,7 @@ pub enum RetentionReason {
 
 /// The outcome of [`plan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RetentionPlan {
     /// How many of the oldest segments to delete.
     pub delete_count: usize,

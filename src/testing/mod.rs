@@ -13,6 +13,7 @@
 pub mod assignor;
 pub mod offset_store;
 
+pub use crate::format::batch::check_batch;
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
