@@ -16,3 +16,4 @@ pub mod offset_store;
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
+pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
