@@ -120,13 +120,32 @@ struct Inode {
 fn write_into(data: &mut Vec<u8>, at: u64, bytes: &[u8]) {
     let at = usize::try_from(at).expect("simulated files fit in memory");
     if data.len() < at + bytes.len() {
-        data.resize(at + bytes.len(), 0);
+        resize_zeroed(data, at + bytes.len());
     }
     data[at..at + bytes.len()].copy_from_slice(bytes);
 }
 
 fn set_len_of(data: &mut Vec<u8>, len: u64) {
-    data.resize(usize::try_from(len).expect("simulated files fit in memory"), 0);
+    resize_zeroed(
+        data,
+        usize::try_from(len).expect("simulated files fit in memory"),
+    );
+}
+
+/// `data.resize(len, 0)`, growing by a zeroed allocation and a copy when the growth is large:
+/// index files are preallocated to megabytes, and `resize` fills byte by byte in unoptimised
+/// test builds.
+fn resize_zeroed(data: &mut Vec<u8>, len: usize) {
+    if len <= data.len() {
+        data.truncate(len);
+    } else if len - data.len() > 64 * 1024 {
+        let mut grown = vec![0u8; len];
+        grown[..data.len()].copy_from_slice(data);
+        *data = grown;
+    } else {
+        // Small growth (appends): amortised by `Vec`'s doubling.
+        data.resize(len, 0);
+    }
 }
 
 impl Inode {
@@ -660,7 +679,7 @@ impl FileHandle for SimFile {
 
     fn map_mut(&self, len: usize) -> io::Result<SimMapMut> {
         let mut buf = self.with(SimOp::Map, |i| Ok(i.data[..len.min(i.data.len())].to_vec()))?;
-        buf.resize(len, 0);
+        resize_zeroed(&mut buf, len);
         Ok(SimMapMut {
             buf,
             file: self.try_clone()?,

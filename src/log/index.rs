@@ -109,7 +109,11 @@ impl IndexFile {
         } else {
             // Sealed index files are never written or resized while mapped.
             let map = file.map(entries * entry_len).at(path)?;
-            assert_eq!(map.len(), entries * entry_len, "the file holds the mapped entries");
+            assert_eq!(
+                map.len(),
+                entries * entry_len,
+                "the file holds the mapped entries"
+            );
             Map::ReadOnly(map)
         };
         // The map outlives the descriptor: close it, so loaded segments cost no file handles.
@@ -162,10 +166,8 @@ impl IndexFile {
 
     fn write_slot(&mut self, i: usize, bytes: &[u8]) {
         match &mut self.map {
-            Map::Writable(m) => {
-                m.as_mut_slice()[i * self.entry_len..(i + 1) * self.entry_len]
-                    .copy_from_slice(bytes)
-            }
+            Map::Writable(m) => m.as_mut_slice()[i * self.entry_len..(i + 1) * self.entry_len]
+                .copy_from_slice(bytes),
             _ => panic!("write to a sealed index"),
         }
     }
@@ -452,7 +454,8 @@ mod tests {
     #[test]
     fn floor_lookup() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = OffsetIndex::open_writable(&Fs::Std, &dir.path().join("a.index"), 0, 80).unwrap();
+        let mut idx =
+            OffsetIndex::open_writable(&Fs::Std, &dir.path().join("a.index"), 0, 80).unwrap();
         assert_eq!(idx.lookup(5), None);
         for i in 1..=5u32 {
             idx.push(entry(i * 10, i * 100));
@@ -470,7 +473,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.index");
         // Room for four entries: three plus the trailer.
-        let mut idx = OffsetIndex::open_writable(&Fs::Std, &path, 0, 4 * OFFSET_ENTRY_LEN + 5).unwrap();
+        let mut idx =
+            OffsetIndex::open_writable(&Fs::Std, &path, 0, 4 * OFFSET_ENTRY_LEN + 5).unwrap();
         for i in 0..3u32 {
             assert!(!idx.is_full());
             idx.push(entry(i, i * 7));
@@ -499,18 +503,24 @@ mod tests {
         drop(t);
         let good = std::fs::read(&path).unwrap();
         assert_eq!(good.len(), 5 * TIME_ENTRY_LEN);
-        assert!(TimeIndex::open_read_only(&Fs::Std, &path).unwrap().is_verified());
+        assert!(TimeIndex::open_read_only(&Fs::Std, &path)
+            .unwrap()
+            .is_verified());
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
             std::fs::write(&path, &bad).unwrap();
             assert!(
-                !TimeIndex::open_read_only(&Fs::Std, &path).unwrap().is_verified(),
+                !TimeIndex::open_read_only(&Fs::Std, &path)
+                    .unwrap()
+                    .is_verified(),
                 "byte {i}"
             );
         }
         std::fs::write(&path, &good[..good.len() - 1]).unwrap();
-        assert!(!TimeIndex::open_read_only(&Fs::Std, &path).unwrap().is_verified());
+        assert!(!TimeIndex::open_read_only(&Fs::Std, &path)
+            .unwrap()
+            .is_verified());
     }
 
     #[test]
@@ -532,7 +542,8 @@ mod tests {
     #[test]
     fn time_index_lookup_and_validation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = TimeIndex::open_writable(&Fs::Std, &dir.path().join("e.timeindex"), 0, 120).unwrap();
+        let mut t =
+            TimeIndex::open_writable(&Fs::Std, &dir.path().join("e.timeindex"), 0, 120).unwrap();
         assert_eq!(t.lookup(100), 0);
         assert!(t.push(TimeEntry {
             timestamp: 10,

@@ -442,7 +442,10 @@ impl Segment {
         let relative_end = end.0 - self.base_offset.0;
         let fs = &self.fs;
         let indexes = OffsetIndex::open_read_only(fs, &self.path(INDEX_EXT)).and_then(|i| {
-            Ok((i, TimeIndex::open_read_only(fs, &self.path(TIME_INDEX_EXT))?))
+            Ok((
+                i,
+                TimeIndex::open_read_only(fs, &self.path(TIME_INDEX_EXT))?,
+            ))
         });
         let (index, time_index) = match indexes {
             Ok((i, t))

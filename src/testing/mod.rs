@@ -13,7 +13,7 @@
 pub mod assignor;
 pub mod offset_store;
 
+pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
-pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};

@@ -276,10 +276,13 @@ impl Partition {
         let first = &group[0].seg;
         let base = first.base_offset();
         let end = group.last().expect("groups are not empty").end;
-        let (new_seg, files) =
-            Segment::create_cleaned(
-                &self.config.fs,
-                &self.dir, base, CLEANED, self.config.index_bytes_max)?;
+        let (new_seg, files) = Segment::create_cleaned(
+            &self.config.fs,
+            &self.dir,
+            base,
+            CLEANED,
+            self.config.index_bytes_max,
+        )?;
         let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
         let mut size = 0u64;
         for c in group {
@@ -324,7 +327,11 @@ impl Partition {
     ) -> Result<()> {
         let base = new_seg.base_offset();
         // Commit point: once the manifest exists, `open` completes the swap.
-        checkpoint::write(&self.config.fs, &segment_path(&self.dir, base, SWAP_EXT), end)?;
+        checkpoint::write(
+            &self.config.fs,
+            &segment_path(&self.dir, base, SWAP_EXT),
+            end,
+        )?;
         // Past it, a failure must not let this handle go on with the old segments (retention
         // could delete what the next open restores from the manifest): fence the partition.
         self.finish_swap(group, new_seg, files).inspect_err(|_| {

@@ -571,9 +571,7 @@ impl Partition {
                 w.files.clone(),
             )
         };
-        let sync = |f: &SegmentFiles| -> Result<()> {
-            f.log.sync_data().at(&self.dir)
-        };
+        let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
         for f in &sealed {
             sync(f)?;
         }
@@ -583,7 +581,11 @@ impl Partition {
         }
         if !sealed.is_empty() {
             // Everything before the active segment is now on disk.
-            checkpoint::write(&self.config.fs, &self.dir.join(RECOVERY_POINT_FILE), end.segment_base)?;
+            checkpoint::write(
+                &self.config.fs,
+                &self.dir.join(RECOVERY_POINT_FILE),
+                end.segment_base,
+            )?;
         }
         Ok((end, covered))
     }
@@ -808,9 +810,7 @@ impl Partition {
             return Ok(());
         }
         let result = (|| {
-            let sync = |f: &SegmentFiles| -> Result<()> {
-                f.log.sync_data().at(&self.dir)
-            };
+            let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
             for f in std::mem::take(&mut w.unsynced_sealed) {
                 sync(&f)?;
             }
@@ -819,7 +819,11 @@ impl Partition {
             }
             sync(&w.files)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
-            checkpoint::write(&self.config.fs, &self.dir.join(RECOVERY_POINT_FILE), w.next_offset)?;
+            checkpoint::write(
+                &self.config.fs,
+                &self.dir.join(RECOVERY_POINT_FILE),
+                w.next_offset,
+            )?;
             let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
             self.config
                 .fs

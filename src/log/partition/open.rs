@@ -75,9 +75,11 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
 
 fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
     let path = dir.join(LOCK_FILE);
-    fs.try_lock(&path).at(&path)?.ok_or_else(|| Error::AlreadyOpen {
-        path: dir.to_owned(),
-    })
+    fs.try_lock(&path)
+        .at(&path)?
+        .ok_or_else(|| Error::AlreadyOpen {
+            path: dir.to_owned(),
+        })
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
