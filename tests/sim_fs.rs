@@ -124,7 +124,9 @@ fn torn_power_loss_keeps_sector_aligned_prefixes_of_unsynced_writes() {
         let got = sim.read_file(FILE).unwrap();
         let end = got.len();
         assert!(
-            end == DURABLE + unsynced.len() || end as u64 % SECTOR_BYTES == 0 || end == DURABLE,
+            end == DURABLE + unsynced.len()
+                || (end as u64).is_multiple_of(SECTOR_BYTES)
+                || end == DURABLE,
             "seed {seed}: torn at {end}, not at a sector boundary"
         );
         assert_eq!(&got[..DURABLE], &[7u8; DURABLE], "seed {seed}");

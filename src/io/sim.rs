@@ -2,30 +2,7 @@
 //! `testing`). Public as `seglog::testing::SimFs`; install it in a partition with
 //! `PartitionConfig::with_file_system`.
 //!
-//! # Model
-//! - A file is an inode holding two byte strings: what was written (what every read and map
-//!   sees) and what is *durable*. `sync_data`/`sync_all` of a file (or [`SimFs::sync_file`])
-//!   makes its written bytes durable. Writes since the last sync are also kept, in order, for
-//!   [`SimFs::power_loss_torn`].
-//! - A directory holds names that point to inodes, and the *durable* set of its names: a
-//!   creation, rename or removal becomes durable when its directory is synced
-//!   ([`SimFs::sync_dir`]). Directories themselves are durable as soon as they are created
-//!   (the seam's `create_dir_all` promises that; the std implementation fsyncs the parents).
-//! - [`SimFs::power_loss`] drops everything that is not durable: every directory's names revert
-//!   to its durable set (a file whose name never became durable is gone, a rename not yet
-//!   synced is undone), every file's bytes revert to its durable bytes, and every lock is
-//!   released. Handles opened before the power loss fail with `EIO` from then on, as a process
-//!   that died cannot write any more.
-//! - Memory maps are copies: a read-only map is a copy of (at most) the file's current bytes,
-//!   so readers map again when they need more; a writable map (an index file) is a heap buffer
-//!   that reaches the file only when the index writes it back, when it is sealed. Under the
-//!   simulation an index is therefore durable only after that write-back and a later sync, and
-//!   an active segment's index is lost by a crash: indexes are caches, rebuilt from the log
-//!   when in doubt.
-//! - Faults: [`SimFs::fail_nth`] and [`SimFs::fail_every`] make an operation fail with `EIO`
-//!   or `ENOSPC` (a real `std::io::Error` with that raw OS error). Every operation, of a file
-//!   or of the file system, counts one ([`SimFs::operations`]), in call order, so the same test
-//!   fails at the same place every run. A failed operation changes nothing.
+//! The model is documented on [`SimFs`] (public as `seglog::testing::SimFs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -359,11 +336,56 @@ impl State {
 }
 
 /// An in-memory file system that tracks what is durable, can lose power and can fail
-/// operations on demand (see the module docs of `seglog::testing` for the model).
+/// operations on demand.
+///
+/// # Model
+/// - A file is an inode holding two byte strings: what was written (what every read and map
+///   sees) and what is *durable*. `sync_data`/`sync_all` of a file (or [`SimFs::sync_file`])
+///   makes its written bytes durable. Writes since the last sync are also kept, in order, for
+///   [`SimFs::power_loss_torn`].
+/// - A directory holds names that point to inodes, and the *durable* set of its names: a
+///   creation, rename or removal becomes durable when its directory is synced
+///   ([`SimFs::sync_dir`]). Directories themselves are durable as soon as they are created
+///   (the seam's `create_dir_all` promises that; the std implementation fsyncs the parents).
+/// - [`SimFs::power_loss`] drops everything that is not durable: every directory's names revert
+///   to its durable set (a file whose name never became durable is gone, a rename not yet
+///   synced is undone), every file's bytes revert to its durable bytes, and every lock is
+///   released. Handles opened before the power loss fail with `EIO` from then on, as a process
+///   that died cannot write any more.
+/// - Memory maps are copies: a read-only map is a copy of (at most) the file's current bytes,
+///   so readers map again when they need more; a writable map (an index file) is a heap buffer
+///   that reaches the file only when the index writes it back, when it is sealed. Under the
+///   simulation an index is therefore durable only after that write-back and a later sync, and
+///   an active segment's index is lost by a crash: indexes are caches, rebuilt from the log
+///   when in doubt.
+/// - Faults: [`SimFs::fail_nth`] and [`SimFs::fail_every`] make an operation fail with `EIO`
+///   or `ENOSPC` (a real `std::io::Error` with that raw OS error). Every operation, of a file
+///   or of the file system, counts one ([`SimFs::operations`]), in call order, so the same test
+///   fails at the same place every run. A failed operation changes nothing.
 ///
 /// Share it as an `Arc<SimFs>` between the partition
-/// (`PartitionConfig::with_file_system`) and the test, which drives power losses and faults
-/// and may inspect or change files directly with the methods below.
+/// ([`PartitionConfig::with_file_system`](crate::PartitionConfig::with_file_system)) and the
+/// test, which drives power losses and faults and may inspect or change files directly with
+/// the methods below. Paths are only names inside the simulation: nothing touches the disk.
+///
+/// ```
+/// # fn main() -> seglog::Result<()> {
+/// use std::sync::Arc;
+/// use seglog::testing::SimFs;
+/// use seglog::{Partition, PartitionConfig, Record};
+///
+/// let sim = Arc::new(SimFs::new());
+/// // The default durability, `SyncEachAppend`, fsyncs before acknowledging.
+/// let config = PartitionConfig::default().with_file_system(sim.clone());
+/// let p = Partition::open("/data/p0", config.clone())?;
+/// p.append(&[Record::new("acknowledged")])?;
+/// p.simulate_crash();
+/// sim.power_loss();
+/// let p = Partition::open("/data/p0", config)?;
+/// assert_eq!(p.log_end_offset().0, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default)]
 pub struct SimFs {
     state: Arc<Mutex<State>>,

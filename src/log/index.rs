@@ -524,6 +524,28 @@ mod tests {
     }
 
     #[test]
+    fn sealing_writes_the_index_back_under_the_simulation() {
+        use crate::io::sim::SimFs;
+        let sim = std::sync::Arc::new(SimFs::new());
+        let fs = Fs::Sim(sim.clone());
+        sim.create_dir_all("/d").unwrap();
+        let path = Path::new("/d/s.index");
+        let mut idx = OffsetIndex::open_writable(&fs, path, 0, 80).unwrap();
+        for i in 1..=3u32 {
+            idx.push(entry(i, i * 10));
+        }
+        assert!(
+            sim.read_file(path).unwrap().iter().all(|&b| b == 0),
+            "a heap map reaches the file only when written back"
+        );
+        idx.seal().unwrap();
+        assert_eq!(sim.read_file(path).unwrap().len(), 4 * OFFSET_ENTRY_LEN);
+        let again = OffsetIndex::open_read_only(&fs, path).unwrap();
+        assert!(again.is_verified());
+        assert_eq!(again.last(), Some(entry(3, 30)));
+    }
+
+    #[test]
     fn reopening_writable_zeroes_the_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.index");

@@ -712,6 +712,27 @@ impl<'a> Window<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::sim::SimFs;
+
+    #[test]
+    fn mapped_remaps_when_the_map_is_only_as_long_as_the_file() {
+        // Under the simulation a map holds no more than the file: a reader asking for more
+        // than the last map held must get a new one.
+        let fs = Fs::Sim(std::sync::Arc::new(SimFs::new()));
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let seg = Segment::create_active(&fs, Path::new("/d"), Offset(0), 1024).unwrap();
+        let files = seg.loaded_files().unwrap();
+        files.log.write_all_at(&[1u8; 100], 0).unwrap();
+        assert_eq!(files.mapped(60, 1 << 20).unwrap().as_ref(), &[1u8; 60]);
+        files.log.write_all_at(&[2u8; 100], 100).unwrap();
+        let m = files.mapped(150, 1 << 20).unwrap();
+        assert_eq!(m.len(), 150);
+        assert_eq!(&m[95..105], &[1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+        assert!(
+            files.mapped(300, 1 << 20).is_err(),
+            "beyond the file: an error, not a panic"
+        );
+    }
 
     #[test]
     fn names_sort_and_parse() {
