@@ -376,3 +376,38 @@ fn failing_operations_during_appends_never_corrupt_what_was_acknowledged() {
         );
     }
 }
+
+#[test]
+fn locks_and_handles_across_a_power_loss() {
+    let sim = Arc::new(SimFs::new());
+    let p = Partition::open(DIR, config(&sim, Durability::SyncEachAppend)).unwrap();
+    let acked = append_batches(&p, 0, 4);
+    assert!(
+        matches!(
+            Partition::open(DIR, config(&sim, Durability::SyncEachAppend)),
+            Err(seglog::Error::AlreadyOpen { .. })
+        ),
+        "the simulated lock file is held"
+    );
+    sim.power_loss();
+    // The machine went down: the old handle's files are dead, its lock is gone.
+    assert!(matches!(
+        p.append(&[Record::new("after")]),
+        Err(seglog::Error::Io { .. })
+    ));
+    let q = Partition::open(DIR, config(&sim, Durability::SyncEachAppend)).unwrap();
+    assert_eq!(read_checked(&q), acked);
+    drop(p);
+    assert_eq!(
+        read_checked(&q),
+        acked,
+        "dropping the dead handle changed nothing"
+    );
+    drop(q);
+    let q = Partition::open(DIR, config(&sim, Durability::SyncEachAppend)).unwrap();
+    assert!(
+        q.recovery_report().clean_shutdown,
+        "closed cleanly on the simulation"
+    );
+    assert_eq!(read_checked(&q), acked);
+}
