@@ -351,7 +351,8 @@ impl State {
 ///   to its durable set (a file whose name never became durable is gone, a rename not yet
 ///   synced is undone), every file's bytes revert to its durable bytes, and every lock is
 ///   released. Handles opened before the power loss fail with `EIO` from then on, as a process
-///   that died cannot write any more.
+///   that died cannot write any more. Operations by path are not fenced that way: drop (or
+///   `simulate_crash`) a partition opened before a power loss rather than keep using it.
 /// - Memory maps are copies: a read-only map is a copy of (at most) the file's current bytes,
 ///   so readers map again when they need more; a writable map (an index file) is a heap buffer
 ///   that reaches the file only when the index writes it back, when it is sealed. Under the
