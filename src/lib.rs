@@ -42,8 +42,6 @@ pub use group::{
     StickyAssignor, Subscriptions, TopicMetadata, CLIENT_ID_BYTES_MAX, GROUP_MEMBERS_MAX,
     OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN, SUBSCRIPTION_TOPICS_MAX,
 };
-#[doc(hidden)]
-pub use io::fault::FaultInjector;
 pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,

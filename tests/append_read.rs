@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use seglog::testing::{SimError, SimFs, SimOp};
 use seglog::{
-    AppendInfo, Durability, Error, FaultInjector, Header, LogRecord, Offset, Partition,
-    PartitionConfig, Record,
+    AppendInfo, Durability, Error, Header, LogRecord, Offset, Partition, PartitionConfig, Record,
 };
 
 /// A config with no time-based behaviour (no age rolls, no retention) and no fsyncs, so tests
@@ -853,17 +853,17 @@ fn high_watermark_covers_acknowledged_appends_under_every_policy() {
 #[test]
 fn sync_threshold_by_records_syncs_on_the_tenth_record() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncThreshold {
             records: Some(10),
             bytes: None,
             interval: None,
         })
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
     // The next fsync fails: it shows exactly when the partition syncs.
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     for i in 0..9 {
         p.append(&[rec("x", i)]).unwrap();
         assert!(
@@ -883,21 +883,21 @@ fn sync_threshold_by_records_syncs_on_the_tenth_record() {
 
     // Without the fault: nine records and a batch of two, then counting restarts.
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncThreshold {
             records: Some(10),
             bytes: None,
             interval: None,
         })
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
     for i in 0..9 {
         p.append(&[rec("x", i)]).unwrap();
     }
     p.append(&[rec("y", 9), rec("z", 10)]).unwrap(); // 11 unsynced: synced by this append
     assert!(!p.flush_if_due().unwrap());
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     for i in 0..9 {
         p.append(&[rec("x", i)]).unwrap();
     }
@@ -913,16 +913,16 @@ fn sync_threshold_by_records_syncs_on_the_tenth_record() {
 #[test]
 fn sync_threshold_by_bytes_syncs_once_the_bytes_are_reached() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncThreshold {
             records: None,
             bytes: Some(1000),
             interval: None,
         })
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     let mut appended = 0;
     loop {
         appended += 1;
@@ -946,14 +946,14 @@ fn sync_threshold_by_bytes_syncs_once_the_bytes_are_reached() {
 #[test]
 fn sync_threshold_by_interval_is_enforced_by_flush_if_due() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncThreshold {
             records: None,
             bytes: None,
             interval: Some(Duration::from_millis(250)),
         })
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
     assert!(!p.flush_if_due().unwrap(), "nothing appended, nothing due");
     p.append(&[rec("a", 1)]).unwrap();
@@ -966,7 +966,7 @@ fn sync_threshold_by_interval_is_enforced_by_flush_if_due() {
     // The interval is also checked by append.
     p.append(&[rec("b", 2)]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     assert!(
         p.append(&[rec("c", 3)]).is_err(),
         "append past the interval must fsync"
@@ -997,14 +997,14 @@ fn sync_threshold_by_interval_is_enforced_by_flush_if_due() {
 #[test]
 fn sync_each_append_fsyncs_before_acknowledging() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncEachAppend)
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
     p.append(&[rec("a", 1)]).unwrap();
     assert_eq!(p.high_watermark(), Offset(1));
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     assert!(p.append(&[rec("b", 2)]).is_err());
     // The unsynced batch was never acknowledged, so readers never see it.
     assert_eq!(p.high_watermark(), Offset(1));

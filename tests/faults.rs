@@ -1,4 +1,5 @@
-//! Write-path error handling, driven by the test-only fault seam (`FaultInjector`).
+//! Write-path error handling, driven by one-shot faults of the simulated file system
+//! (`seglog::testing::SimFs`, which all partitions here live on).
 //!
 //! A failing segment write, or a failing fsync under each durability policy (per append,
 //! threshold-triggered, explicit `flush`, `close`, and with several threads appending), must
@@ -7,13 +8,16 @@
 //! content and appends work again. Each test acknowledges records, injects one fault, and
 //! checks the partition against the list of acknowledged records before and after reopening.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seglog::{
-    AppendInfo, Durability, Error, FaultInjector, Offset, Partition, PartitionConfig, Record,
-};
+use seglog::testing::{SimError, SimFs, SimOp};
+use seglog::{AppendInfo, Durability, Error, Offset, Partition, PartitionConfig, Record};
+
+/// The partition's directory inside the simulated file system.
+const DIR: &str = "/sim/partition";
 
 /// Records whose appends returned `Ok`: offset and value.
 type Acked = Vec<(u64, Vec<u8>)>;
@@ -112,7 +116,7 @@ fn assert_refuses_writes(p: &Partition, acked: &Acked, ctx: &str) {
     assert_acked_readable(p, acked, ctx);
 }
 
-/// Reopen without a fault injector after a failure: recovery must run.
+/// Reopen without a pending fault after a failure: recovery must run.
 fn reopen(dir: &std::path::Path, config: PartitionConfig, ctx: &str) -> Partition {
     let p = Partition::open(dir, config).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
     assert!(
@@ -135,19 +139,18 @@ fn check_reopened(p: &Partition, acked: &mut Acked, ctx: &str) {
     assert_acked_readable(p, acked, ctx);
 }
 
-fn config(durability: Durability, fi: &Arc<FaultInjector>) -> PartitionConfig {
+fn config(durability: Durability, fi: &Arc<SimFs>) -> PartitionConfig {
     PartitionConfig::default()
         .with_segment_bytes(1024)
         .with_index_interval_bytes(256)
         .with_durability(durability)
-        .with_fault_injector(fi.clone())
+        .with_file_system(fi.clone())
 }
 
-fn plain(durability: Durability) -> PartitionConfig {
-    PartitionConfig::default()
-        .with_segment_bytes(1024)
-        .with_index_interval_bytes(256)
-        .with_durability(durability)
+/// The same configuration on the same file system, once its faults have fired.
+fn plain(durability: Durability, fi: &Arc<SimFs>) -> PartitionConfig {
+    fi.clear_faults();
+    config(durability, fi)
 }
 
 #[test]
@@ -157,9 +160,8 @@ fn failed_write_is_an_error_and_blocks_appends_until_reopen() {
     for durability in [Durability::SyncEachAppend, Durability::NoSync] {
         for good in 0..8 {
             let ctx = format!("{durability:?}, {good} good appends");
-            let tmp = tempfile::tempdir().unwrap();
-            let fi = Arc::new(FaultInjector::new());
-            let p = Partition::open(tmp.path(), config(durability.clone(), &fi)).unwrap();
+            let fi = Arc::new(SimFs::new());
+            let p = Partition::open(Path::new(DIR), config(durability.clone(), &fi)).unwrap();
             let mut acked = Acked::new();
             for b in 0..good {
                 append_ok(&p, &mut acked, &format!("b{b}"), 1 + b % 3);
@@ -167,7 +169,7 @@ fn failed_write_is_an_error_and_blocks_appends_until_reopen() {
             let (end, hw) = (p.log_end_offset(), p.high_watermark());
             assert_eq!(end.0, acked_end(&acked), "{ctx}");
 
-            fi.fail_next_write();
+            fi.fail_next(SimOp::Write, SimError::Enospc);
             let r = p.append(&batch("doomed", 2));
             assert!(is_io(&r), "{ctx}: the failing write: {r:?}");
             assert_eq!(
@@ -188,7 +190,7 @@ fn failed_write_is_an_error_and_blocks_appends_until_reopen() {
             } else {
                 drop(p);
             }
-            let p = reopen(tmp.path(), plain(durability.clone()), &ctx);
+            let p = reopen(Path::new(DIR), plain(durability.clone(), &fi), &ctx);
             // The failed batch was never written: the log resumes exactly where it stood.
             assert_eq!(p.log_end_offset(), end, "{ctx}");
             check_reopened(&p, &mut acked, &ctx);
@@ -200,9 +202,8 @@ fn failed_write_is_an_error_and_blocks_appends_until_reopen() {
 fn failed_fsync_under_sync_each_append() {
     for good in 0..8 {
         let ctx = format!("SyncEachAppend, {good} good appends");
-        let tmp = tempfile::tempdir().unwrap();
-        let fi = Arc::new(FaultInjector::new());
-        let p = Partition::open(tmp.path(), config(Durability::SyncEachAppend, &fi)).unwrap();
+        let fi = Arc::new(SimFs::new());
+        let p = Partition::open(Path::new(DIR), config(Durability::SyncEachAppend, &fi)).unwrap();
         let mut acked = Acked::new();
         for b in 0..good {
             append_ok(&p, &mut acked, &format!("b{b}"), 1 + b % 3);
@@ -210,7 +211,7 @@ fn failed_fsync_under_sync_each_append() {
         let end = acked_end(&acked);
         assert_eq!(p.high_watermark().0, end, "{ctx}");
 
-        fi.fail_next_sync();
+        fi.fail_next(SimOp::Sync, SimError::Eio);
         let r = p.append(&batch("doomed", 2));
         assert!(is_io(&r), "{ctx}: the append whose fsync fails: {r:?}");
         // Under SyncEachAppend readers only see synced batches.
@@ -231,7 +232,7 @@ fn failed_fsync_under_sync_each_append() {
         } else {
             drop(p);
         }
-        let p = reopen(tmp.path(), plain(Durability::SyncEachAppend), &ctx);
+        let p = reopen(Path::new(DIR), plain(Durability::SyncEachAppend, &fi), &ctx);
         // The unacknowledged batch may survive (it reached the page cache) or not, but only whole.
         let after = p.log_end_offset().0;
         assert!(
@@ -273,9 +274,8 @@ fn failed_threshold_fsync() {
     ];
     for durability in thresholds {
         let ctx = format!("{durability:?}");
-        let tmp = tempfile::tempdir().unwrap();
-        let fi = Arc::new(FaultInjector::new());
-        let p = Partition::open(tmp.path(), config(durability.clone(), &fi)).unwrap();
+        let fi = Arc::new(SimFs::new());
+        let p = Partition::open(Path::new(DIR), config(durability.clone(), &fi)).unwrap();
         let mut acked = Acked::new();
         // A synced prefix, then arm: appends below the threshold do not fsync and succeed;
         // the first one to reach it fsyncs, fails, and reports the failure.
@@ -283,7 +283,7 @@ fn failed_threshold_fsync() {
             append_ok(&p, &mut acked, &format!("pre{b}"), 3);
         }
         p.flush().unwrap();
-        fi.fail_next_sync();
+        fi.fail_next(SimOp::Sync, SimError::Eio);
         let mut below = 0;
         let err = loop {
             assert!(below < 100, "{ctx}: the threshold never triggered an fsync");
@@ -308,7 +308,7 @@ fn failed_threshold_fsync() {
         );
         p.simulate_crash();
         // Acknowledged but unsynced records survive a process crash (they are in the page cache).
-        let p = reopen(tmp.path(), plain(durability), &ctx);
+        let p = reopen(Path::new(DIR), plain(durability, &fi), &ctx);
         check_reopened(&p, &mut acked, &ctx);
     }
 }
@@ -317,12 +317,11 @@ fn failed_threshold_fsync() {
 fn failed_flush_under_no_sync() {
     for crash in [true, false] {
         let ctx = format!("NoSync, crash {crash}");
-        let tmp = tempfile::tempdir().unwrap();
-        let fi = Arc::new(FaultInjector::new());
-        let p = Partition::open(tmp.path(), config(Durability::NoSync, &fi)).unwrap();
+        let fi = Arc::new(SimFs::new());
+        let p = Partition::open(Path::new(DIR), config(Durability::NoSync, &fi)).unwrap();
         let mut acked = Acked::new();
         // Armed from the start: NoSync appends never fsync, across several rolls.
-        fi.fail_next_sync();
+        fi.fail_next(SimOp::Sync, SimError::Eio);
         for b in 0..20 {
             append_ok(&p, &mut acked, &format!("b{b}"), 1 + b % 4);
         }
@@ -340,7 +339,7 @@ fn failed_flush_under_no_sync() {
         } else {
             drop(p);
         }
-        let p = reopen(tmp.path(), plain(Durability::NoSync), &ctx);
+        let p = reopen(Path::new(DIR), plain(Durability::NoSync, &fi), &ctx);
         // Nothing unacknowledged was written: the reopened log ends where the acks said.
         assert_eq!(p.log_end_offset().0, acked_end(&acked), "{ctx}");
         check_reopened(&p, &mut acked, &ctx);
@@ -350,9 +349,8 @@ fn failed_flush_under_no_sync() {
 #[test]
 fn fsync_failure_with_concurrent_appenders() {
     const THREADS: usize = 4;
-    let tmp = tempfile::tempdir().unwrap();
-    let fi = Arc::new(FaultInjector::new());
-    let p = Partition::open(tmp.path(), config(Durability::SyncEachAppend, &fi)).unwrap();
+    let fi = Arc::new(SimFs::new());
+    let p = Partition::open(Path::new(DIR), config(Durability::SyncEachAppend, &fi)).unwrap();
     let acks = AtomicUsize::new(0);
 
     let results: Vec<(Acked, Vec<seglog::Result<AppendInfo>>)> = std::thread::scope(|s| {
@@ -391,7 +389,7 @@ fn fsync_failure_with_concurrent_appenders() {
         while acks.load(Ordering::Relaxed) < 60 && !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(1));
         }
-        fi.fail_next_sync();
+        fi.fail_next(SimOp::Sync, SimError::Eio);
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
 
@@ -425,8 +423,8 @@ fn fsync_failure_with_concurrent_appenders() {
     assert_acked_readable(&p, &acked, "before reopen");
     drop(p);
     let p = reopen(
-        tmp.path(),
-        plain(Durability::SyncEachAppend),
+        Path::new(DIR),
+        plain(Durability::SyncEachAppend, &fi),
         "after reopen",
     );
     check_reopened(&p, &mut acked, "after reopen");
@@ -438,18 +436,17 @@ fn failing_fsync_in_close_is_reported() {
     // leaves nothing unsynced, but close still syncs the active segment.
     for durability in [Durability::NoSync, Durability::SyncEachAppend] {
         let ctx = format!("{durability:?}");
-        let tmp = tempfile::tempdir().unwrap();
-        let fi = Arc::new(FaultInjector::new());
-        let p = Partition::open(tmp.path(), config(durability.clone(), &fi)).unwrap();
+        let fi = Arc::new(SimFs::new());
+        let p = Partition::open(Path::new(DIR), config(durability.clone(), &fi)).unwrap();
         let mut acked = Acked::new();
         for b in 0..12 {
             append_ok(&p, &mut acked, &format!("b{b}"), 1 + b % 3);
         }
-        fi.fail_next_sync();
+        fi.fail_next(SimOp::Sync, SimError::Eio);
         let r = p.close();
         assert!(is_io(&r), "{ctx}: close with a failing fsync: {r:?}");
         assert!(
-            !tmp.path().join(".clean-shutdown").exists(),
+            !fi.exists(Path::new(DIR).join(".clean-shutdown")),
             "{ctx}: clean-shutdown marker written after a failed fsync"
         );
         let r = p.append(&batch("after-close", 1));
@@ -460,10 +457,10 @@ fn failing_fsync_in_close_is_reported() {
         assert_acked_readable(&p, &acked, &ctx);
         drop(p);
         assert!(
-            !tmp.path().join(".clean-shutdown").exists(),
+            !fi.exists(Path::new(DIR).join(".clean-shutdown")),
             "{ctx}: dropping after a failed close wrote the clean-shutdown marker"
         );
-        let p = reopen(tmp.path(), plain(durability), &ctx);
+        let p = reopen(Path::new(DIR), plain(durability, &fi), &ctx);
         check_reopened(&p, &mut acked, &ctx);
     }
 }

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use seglog::testing::{SimError, SimFs, SimOp};
 use seglog::{
-    DefaultPartitioner, Durability, Error, FaultInjector, LogStore, Offset, Partition,
-    PartitionConfig, Producer, ProducerConfig, Record, StoreConfig, TopicConfig,
+    DefaultPartitioner, Durability, Error, LogStore, Offset, Partition, PartitionConfig, Producer,
+    ProducerConfig, Record, StoreConfig, TopicConfig,
 };
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -279,12 +280,12 @@ fn close_and_drop_append_everything_accepted() {
 #[test]
 fn append_errors_reach_every_handle_of_the_batch() {
     let (_dir, store) = store();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let topic = store
         .create_topic(
             "t",
             TopicConfig::new(1)
-                .with_partition_config(fast_config().with_fault_injector(faults.clone())),
+                .with_partition_config(fast_config().with_file_system(faults.clone())),
         )
         .unwrap();
     let producer = store
@@ -301,7 +302,7 @@ fn append_errors_reach_every_handle_of_the_batch() {
                 .unwrap()
         })
         .collect();
-    faults.fail_next_write();
+    faults.fail_next(SimOp::Write, SimError::Enospc);
     let err = producer.flush().unwrap_err();
     assert!(
         matches!(&err, Error::SendFailed { topic, partition: 0, source } if topic == "t"

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use seglog::retention::{self, RetentionPolicy, RetentionReason, SegmentInfo};
-use seglog::{
-    Durability, Error, FaultInjector, LogRecord, Offset, Partition, PartitionConfig, Record,
-};
+use seglog::testing::{SimError, SimFs, SimOp};
+use seglog::{Durability, Error, LogRecord, Offset, Partition, PartitionConfig, Record};
 
 /// No fsyncs, no age rolls, no retention unless a test asks for it.
 fn quiet() -> PartitionConfig {
@@ -453,15 +452,15 @@ fn retention_never_deletes_data_at_or_above_the_high_watermark() {
     // The partition: a failed fsync under SyncEachAppend leaves written, unacknowledged data
     // above the high watermark. Retention must keep everything from the watermark on.
     let dir = tempfile::tempdir().unwrap();
-    let faults = Arc::new(FaultInjector::new());
+    let faults = Arc::new(SimFs::new());
     let config = quiet()
         .with_durability(Durability::SyncEachAppend)
         .with_retention_ms(Some(1))
         .with_retention_bytes(Some(1))
-        .with_fault_injector(faults.clone());
+        .with_file_system(faults.clone());
     let p = Partition::open(dir.path(), config).unwrap();
     build(&p, 3, 4, |o| o as i64);
-    faults.fail_next_sync();
+    faults.fail_next(SimOp::Sync, SimError::Eio);
     assert!(p.append(&[rec(value_of(16), 16)]).is_err());
     assert_eq!(
         (p.high_watermark(), p.log_end_offset()),

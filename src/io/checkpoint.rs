@@ -4,18 +4,18 @@
 //! Written to `NAME.tmp`, fsynced, renamed over `NAME`, then the directory is fsynced, so a
 //! crash leaves either the old or the new value, never a torn one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::Path;
 
 use crate::error::{CorruptKind, Error, IoContext, Result};
+use crate::io::fs::{FileSystem, Fs, OpenFlags, StdFs};
 
 const MAGIC: &[u8; 4] = b"SLCK";
 const LEN: usize = 16;
 
 /// Read the checkpoint at `path`: `Ok(None)` when it does not exist.
-pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
-    let bytes = match fs::read(path) {
+pub(crate) fn read(fs: &Fs, path: &Path) -> Result<Option<u64>> {
+    let bytes = match fs.read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
@@ -37,52 +37,50 @@ pub(crate) fn read(path: &Path) -> Result<Option<u64>> {
     )))
 }
 
-/// Atomically replace the checkpoint at `path` with `value`.
-pub(crate) fn write(path: &Path, value: u64) -> Result<()> {
+/// Atomically and durably replace the checkpoint at `path` with `value`.
+pub(crate) fn write(fs: &Fs, path: &Path, value: u64) -> Result<()> {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     buf[4..12].copy_from_slice(&value.to_le_bytes());
     let crc = crc32fast::hash(&buf[..12]);
     buf[12..].copy_from_slice(&crc.to_le_bytes());
-    replace_file(&path.with_extension("tmp"), path, &buf)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    replace_file_in(fs, &path.with_extension("tmp"), path, &buf)?;
+    sync_dir_in(fs, path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Write `bytes` to `tmp`, fsync it and rename it over `path`: a crash leaves the old or the
 /// new content, never a mix. The caller fsyncs the directory to make the rename durable.
-pub(crate) fn replace_file(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .at(tmp)?;
-    f.write_all(bytes).at(tmp)?;
+pub(crate) fn replace_file_in(fs: &Fs, tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let f = fs.open(tmp, OpenFlags::CREATE_TRUNCATE).at(tmp)?;
+    f.write_all_at(bytes, 0).at(tmp)?;
     f.sync_all().at(tmp)?;
-    fs::rename(tmp, path).at(path)
+    fs.rename(tmp, path).at(path)
 }
 
-/// Open (creating if needed) the lock file at `path` and take its exclusive `flock`:
-/// `Ok(None)` when another handle, in this process or another, holds it. The lock lasts as
-/// long as the returned file.
+/// [`replace_file_in`] on the real file system, for the layers above the log (topic
+/// metadata), which keep std files for now.
+pub(crate) fn replace_file(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file_in(&Fs::Std, tmp, path, bytes)
+}
+
+/// Open (creating if needed) the lock file at `path` on the real file system and take its
+/// exclusive `flock`: `Ok(None)` when another handle, in this process or another, holds it.
+/// The lock lasts as long as the returned file. For the layers above the log; a partition
+/// locks through its [`Fs`].
 pub(crate) fn try_lock_file(path: &Path) -> Result<Option<File>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .at(path)?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
+    StdFs.try_lock(path).at(path)
 }
 
-/// fsync a directory so that file creations, renames and deletions in it are durable.
+/// Make the entries of `dir` on `fs` durable (fsync of the directory), with the path in the
+/// error.
+pub(crate) fn sync_dir_in(fs: &Fs, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).at(dir)
+}
+
+/// fsync a directory of the real file system so that file creations, renames and deletions
+/// in it are durable. For the layers above the log; a partition syncs through its [`Fs`].
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    StdFs.sync_dir(dir).at(dir)
 }
 
 #[cfg(test)]
@@ -93,23 +91,23 @@ mod tests {
     fn roundtrip_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.checkpoint");
-        assert_eq!(read(&p).unwrap(), None);
-        write(&p, 42).unwrap();
-        assert_eq!(read(&p).unwrap(), Some(42));
-        write(&p, 7).unwrap();
-        assert_eq!(read(&p).unwrap(), Some(7));
+        assert_eq!(read(&Fs::Std, &p).unwrap(), None);
+        write(&Fs::Std, &p, 42).unwrap();
+        assert_eq!(read(&Fs::Std, &p).unwrap(), Some(42));
+        write(&Fs::Std, &p, 7).unwrap();
+        assert_eq!(read(&Fs::Std, &p).unwrap(), Some(7));
     }
 
     #[test]
     fn damage_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.checkpoint");
-        write(&p, 42).unwrap();
-        let mut b = fs::read(&p).unwrap();
+        write(&Fs::Std, &p, 42).unwrap();
+        let mut b = std::fs::read(&p).unwrap();
         b[5] ^= 1;
-        fs::write(&p, &b).unwrap();
-        assert!(matches!(read(&p), Err(Error::Corrupt { .. })));
-        fs::write(&p, b"short").unwrap();
-        assert!(matches!(read(&p), Err(Error::Corrupt { .. })));
+        std::fs::write(&p, &b).unwrap();
+        assert!(matches!(read(&Fs::Std, &p), Err(Error::Corrupt { .. })));
+        std::fs::write(&p, b"short").unwrap();
+        assert!(matches!(read(&Fs::Std, &p), Err(Error::Corrupt { .. })));
     }
 }

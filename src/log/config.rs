@@ -1,10 +1,9 @@
 //! Partition configuration: documented defaults, validated in [`Partition::open`](crate::Partition::open).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::io::fault::FaultInjector;
+use crate::io::fs::Fs;
 
 /// When an acknowledged append is on disk.
 ///
@@ -166,9 +165,9 @@ pub struct PartitionConfig {
     /// On open, truncate at corruption found below the recovery point instead of failing
     /// with [`Error::CorruptBelowRecoveryPoint`]. Default `false`.
     pub truncate_corrupt: bool,
-    /// Test-only fault seam: makes writes or fsyncs fail on demand.
-    #[doc(hidden)]
-    pub fault_injector: Option<Arc<FaultInjector>>,
+    /// The file system the partition's files live on: the real one unless a test installed
+    /// a simulated one (`with_file_system`, feature `testing`).
+    pub(crate) fs: Fs,
 }
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
@@ -190,7 +189,7 @@ impl Default for PartitionConfig {
             compaction: CompactionConfig::default(),
             open_segments_max: 128,
             truncate_corrupt: false,
-            fault_injector: None,
+            fs: Fs::Std,
         }
     }
 }
@@ -292,10 +291,16 @@ impl PartitionConfig {
         self.truncate_corrupt = v;
         self
     }
-    /// Installs a fault injector (tests only).
-    #[doc(hidden)]
-    pub fn with_fault_injector(mut self, f: Arc<FaultInjector>) -> Self {
-        self.fault_injector = Some(f);
+    /// Puts the partition's files on the simulated file system `sim` instead of the real
+    /// one (feature `testing`): every file operation of the partition (segments, indexes,
+    /// checkpoints, its lock) then goes to `sim`, which the test keeps to cut the power
+    /// ([`SimFs::power_loss`](crate::testing::SimFs::power_loss)) or inject faults
+    /// ([`SimFs::fail_nth`](crate::testing::SimFs::fail_nth)). The partition's directory path
+    /// only names files inside `sim`. Not recorded in a topic store's metadata: a store
+    /// always reopens its partitions on the real file system.
+    #[cfg(feature = "testing")]
+    pub fn with_file_system(mut self, sim: std::sync::Arc<crate::io::sim::SimFs>) -> Self {
+        self.fs = Fs::Sim(sim);
         self
     }
 

@@ -1,25 +1,25 @@
 //! Sparse offset index and time index: fixed-size entries in a memory-mapped file.
 //!
-//! This is the only module with `unsafe` code, all of it mapping index files. An index file
-//! belongs to exactly one segment of one open [`Partition`](crate::Partition) (the partition
-//! holds an exclusive lock on its directory), so no other handle in this or another
-//! cooperating process writes it. While a segment is active its index files are preallocated
-//! to `index_bytes_max` and mapped writable; when the segment is sealed they are trimmed to
-//! their entries and mapped read-only. Entries are only read below the published entry count,
-//! and a file is only resized after its map is dropped.
+//! An index file belongs to exactly one segment of one open partition (the partition holds
+//! an exclusive lock on its directory), so no other handle in this or another cooperating
+//! process writes it. While a segment is active its index files are preallocated to
+//! `index_bytes_max` and mapped writable; when the segment is sealed they are trimmed to their
+//! entries and mapped read-only. Entries are only read below the published entry count, and a
+//! file is only resized after its map is dropped. The maps themselves live in `io::mmap`,
+//! behind the file seam (`io::fs`); under the simulated file system a writable map is a heap
+//! buffer that reaches the file when the index is sealed.
 //!
 //! Indexes are caches: a sealed index ends with a trailer holding the CRC-32 of its entries
 //! ([`OffsetIndex::is_verified`]), [`OffsetIndex::validate`] and [`TimeIndex::validate`] check
 //! an index against the log it describes, and the caller rebuilds it from the log on any doubt.
-#![allow(unsafe_code)]
 
-use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
+use bytes::Bytes;
 
 use crate::error::{IoContext, Result};
+use crate::io::fs::{Fs, FsFile, OpenFlags, WritableMapFs};
 
 /// Bytes of one offset-index entry: relative offset u32 + file position u32.
 pub const OFFSET_ENTRY_LEN: usize = 8;
@@ -29,15 +29,15 @@ pub const TIME_ENTRY_LEN: usize = 12;
 enum Map {
     /// Zero-length file: nothing to map.
     Empty,
-    Writable(MmapMut),
-    ReadOnly(Mmap),
+    Writable(WritableMapFs),
+    ReadOnly(Bytes),
 }
 
 impl Map {
     fn bytes(&self) -> &[u8] {
         match self {
             Map::Empty => &[],
-            Map::Writable(m) => m,
+            Map::Writable(m) => m.as_slice(),
             Map::ReadOnly(m) => m,
         }
     }
@@ -51,11 +51,12 @@ const TRAILER_MAGIC: &[u8; 4] = b"SLIX";
 /// A sealed file ends with one trailer entry: `TRAILER_MAGIC`, the CRC-32 of all entries before
 /// it (u32 LE), zero padding. A writable file keeps a slot free for it.
 struct IndexFile {
+    fs: Fs,
     path: PathBuf,
     /// Bytes per entry.
     entry_len: usize,
     /// Open while writable (sealing resizes it); a read-only map needs no descriptor.
-    file: Option<File>,
+    file: Option<FsFile>,
     map: Map,
     entries: usize,
     /// Opened sealed with a trailer whose checksum matches the entries.
@@ -66,18 +67,13 @@ impl IndexFile {
     /// Open (creating if needed) for appending: preallocate to `capacity_bytes` and map
     /// writable. The first `entries` entries are kept; the caller has checked them.
     fn open_writable(
+        fs: &Fs,
         path: &Path,
         entry_len: usize,
         entries: usize,
         capacity_bytes: usize,
     ) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .at(path)?;
+        let file = fs.open(path, OpenFlags::CREATE).at(path)?;
         // Room for the kept entries plus the trailer even if the configured size shrank since
         // they were written (the segment then rolls at its next append).
         let capacity = (capacity_bytes / entry_len).max(entries + 1) * entry_len;
@@ -87,11 +83,11 @@ impl IndexFile {
         let map = if capacity == 0 {
             Map::Empty
         } else {
-            // SAFETY: the file is exclusively ours (see the module docs); it keeps this length
-            // until `seal` drops the map before trimming it.
-            Map::Writable(unsafe { MmapOptions::new().len(capacity).map_mut(&file) }.at(path)?)
+            // The file keeps this length until `seal` drops the map before trimming it.
+            Map::Writable(file.map_mut(capacity).at(path)?)
         };
         Ok(IndexFile {
+            fs: fs.clone(),
             path: path.to_owned(),
             entry_len,
             file: Some(file),
@@ -104,22 +100,26 @@ impl IndexFile {
     /// Open a sealed index read-only. Trailing bytes that do not form a whole entry are
     /// ignored; without a matching trailer the index is not `verified` and every entry counts
     /// (the caller decides whether to rebuild).
-    fn open_read_only(path: &Path, entry_len: usize) -> Result<Self> {
-        let file = File::open(path).at(path)?;
-        let len = file.metadata().at(path)?.len() as usize;
+    fn open_read_only(fs: &Fs, path: &Path, entry_len: usize) -> Result<Self> {
+        let file = fs.open(path, OpenFlags::READ).at(path)?;
+        let len = file.len().at(path)? as usize;
         let entries = len / entry_len;
         let map = if entries == 0 {
             Map::Empty
         } else {
-            // SAFETY: sealed index files are never written or resized while mapped; the
-            // partition's directory lock keeps other handles out.
-            Map::ReadOnly(
-                unsafe { MmapOptions::new().len(entries * entry_len).map(&file) }.at(path)?,
-            )
+            // Sealed index files are never written or resized while mapped.
+            let map = file.map(entries * entry_len).at(path)?;
+            assert_eq!(
+                map.len(),
+                entries * entry_len,
+                "the file holds the mapped entries"
+            );
+            Map::ReadOnly(map)
         };
         // The map outlives the descriptor: close it, so loaded segments cost no file handles.
         drop(file);
         let mut index = IndexFile {
+            fs: fs.clone(),
             path: path.to_owned(),
             entry_len,
             file: None,
@@ -144,7 +144,7 @@ impl IndexFile {
     /// Entries that fit, keeping one slot for the trailer.
     fn capacity(&self) -> usize {
         match &self.map {
-            Map::Writable(m) => (m.len() / self.entry_len).saturating_sub(1),
+            Map::Writable(m) => (m.as_slice().len() / self.entry_len).saturating_sub(1),
             _ => self.entries,
         }
     }
@@ -166,9 +166,8 @@ impl IndexFile {
 
     fn write_slot(&mut self, i: usize, bytes: &[u8]) {
         match &mut self.map {
-            Map::Writable(m) => {
-                m[i * self.entry_len..(i + 1) * self.entry_len].copy_from_slice(bytes)
-            }
+            Map::Writable(m) => m.as_mut_slice()[i * self.entry_len..(i + 1) * self.entry_len]
+                .copy_from_slice(bytes),
             _ => panic!("write to a sealed index"),
         }
     }
@@ -180,6 +179,10 @@ impl IndexFile {
         let crc = crc32fast::hash(&self.map.bytes()[..self.entries * self.entry_len]);
         trailer[4..8].copy_from_slice(&crc.to_le_bytes());
         self.write_slot(self.entries, &trailer);
+        if let Map::Writable(m) = &self.map {
+            m.write_back((self.entries + 1) * self.entry_len)
+                .at(&self.path)?;
+        }
         self.map = Map::Empty;
         // Until the read-only map is back, there are no entries to read (lookups then scan
         // from the start of the log), also if what follows fails.
@@ -188,7 +191,7 @@ impl IndexFile {
         let file = self.file.take().expect("only writable indexes are sealed");
         file.set_len(len).at(&self.path)?;
         drop(file);
-        *self = Self::open_read_only(&self.path, self.entry_len)?;
+        *self = Self::open_read_only(&self.fs, &self.path, self.entry_len)?;
         Ok(())
     }
 
@@ -296,20 +299,21 @@ pub type TimeIndex = Index<TimeEntry>;
 impl<E: IndexRecord> Index<E> {
     /// Open for appending, keeping the first `entries` entries.
     pub(crate) fn open_writable(
+        fs: &Fs,
         path: &Path,
         entries: usize,
         capacity_bytes: usize,
     ) -> Result<Self> {
         Ok(Index {
-            file: IndexFile::open_writable(path, E::LEN, entries, capacity_bytes)?,
+            file: IndexFile::open_writable(fs, path, E::LEN, entries, capacity_bytes)?,
             entry: PhantomData,
         })
     }
 
     /// Open a sealed index read-only.
-    pub(crate) fn open_read_only(path: &Path) -> Result<Self> {
+    pub(crate) fn open_read_only(fs: &Fs, path: &Path) -> Result<Self> {
         Ok(Index {
-            file: IndexFile::open_read_only(path, E::LEN)?,
+            file: IndexFile::open_read_only(fs, path, E::LEN)?,
             entry: PhantomData,
         })
     }
@@ -450,7 +454,8 @@ mod tests {
     #[test]
     fn floor_lookup() {
         let dir = tempfile::tempdir().unwrap();
-        let mut idx = OffsetIndex::open_writable(&dir.path().join("a.index"), 0, 80).unwrap();
+        let mut idx =
+            OffsetIndex::open_writable(&Fs::Std, &dir.path().join("a.index"), 0, 80).unwrap();
         assert_eq!(idx.lookup(5), None);
         for i in 1..=5u32 {
             idx.push(entry(i * 10, i * 100));
@@ -468,7 +473,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b.index");
         // Room for four entries: three plus the trailer.
-        let mut idx = OffsetIndex::open_writable(&path, 0, 4 * OFFSET_ENTRY_LEN + 5).unwrap();
+        let mut idx =
+            OffsetIndex::open_writable(&Fs::Std, &path, 0, 4 * OFFSET_ENTRY_LEN + 5).unwrap();
         for i in 0..3u32 {
             assert!(!idx.is_full());
             idx.push(entry(i, i * 7));
@@ -476,7 +482,7 @@ mod tests {
         assert!(idx.is_full());
         idx.seal().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
-        let again = OffsetIndex::open_read_only(&path).unwrap();
+        let again = OffsetIndex::open_read_only(&Fs::Std, &path).unwrap();
         assert!(again.is_verified());
         assert_eq!(again.len(), 3);
         assert_eq!(again.last(), Some(entry(2, 14)));
@@ -486,7 +492,7 @@ mod tests {
     fn any_damage_to_a_sealed_index_fails_its_checksum() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.timeindex");
-        let mut t = TimeIndex::open_writable(&path, 0, 120).unwrap();
+        let mut t = TimeIndex::open_writable(&Fs::Std, &path, 0, 120).unwrap();
         for i in 1..=4u32 {
             t.push(TimeEntry {
                 timestamp: i64::from(i) * 100,
@@ -497,18 +503,46 @@ mod tests {
         drop(t);
         let good = std::fs::read(&path).unwrap();
         assert_eq!(good.len(), 5 * TIME_ENTRY_LEN);
-        assert!(TimeIndex::open_read_only(&path).unwrap().is_verified());
+        assert!(TimeIndex::open_read_only(&Fs::Std, &path)
+            .unwrap()
+            .is_verified());
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
             std::fs::write(&path, &bad).unwrap();
             assert!(
-                !TimeIndex::open_read_only(&path).unwrap().is_verified(),
+                !TimeIndex::open_read_only(&Fs::Std, &path)
+                    .unwrap()
+                    .is_verified(),
                 "byte {i}"
             );
         }
         std::fs::write(&path, &good[..good.len() - 1]).unwrap();
-        assert!(!TimeIndex::open_read_only(&path).unwrap().is_verified());
+        assert!(!TimeIndex::open_read_only(&Fs::Std, &path)
+            .unwrap()
+            .is_verified());
+    }
+
+    #[test]
+    fn sealing_writes_the_index_back_under_the_simulation() {
+        use crate::io::sim::SimFs;
+        let sim = std::sync::Arc::new(SimFs::new());
+        let fs = Fs::Sim(sim.clone());
+        sim.create_dir_all("/d").unwrap();
+        let path = Path::new("/d/s.index");
+        let mut idx = OffsetIndex::open_writable(&fs, path, 0, 80).unwrap();
+        for i in 1..=3u32 {
+            idx.push(entry(i, i * 10));
+        }
+        assert!(
+            sim.read_file(path).unwrap().iter().all(|&b| b == 0),
+            "a heap map reaches the file only when written back"
+        );
+        idx.seal().unwrap();
+        assert_eq!(sim.read_file(path).unwrap().len(), 4 * OFFSET_ENTRY_LEN);
+        let again = OffsetIndex::open_read_only(&fs, path).unwrap();
+        assert!(again.is_verified());
+        assert_eq!(again.last(), Some(entry(3, 30)));
     }
 
     #[test]
@@ -516,12 +550,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.index");
         {
-            let mut idx = OffsetIndex::open_writable(&path, 0, 80).unwrap();
+            let mut idx = OffsetIndex::open_writable(&Fs::Std, &path, 0, 80).unwrap();
             for i in 0..4u32 {
                 idx.push(entry(i, i));
             }
         }
-        let idx = OffsetIndex::open_writable(&path, 2, 80).unwrap();
+        let idx = OffsetIndex::open_writable(&Fs::Std, &path, 2, 80).unwrap();
         assert_eq!(idx.len(), 2);
         let raw = std::fs::read(&path).unwrap();
         assert!(raw[16..].iter().all(|&b| b == 0));
@@ -530,7 +564,8 @@ mod tests {
     #[test]
     fn time_index_lookup_and_validation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = TimeIndex::open_writable(&dir.path().join("e.timeindex"), 0, 120).unwrap();
+        let mut t =
+            TimeIndex::open_writable(&Fs::Std, &dir.path().join("e.timeindex"), 0, 120).unwrap();
         assert_eq!(t.lookup(100), 0);
         assert!(t.push(TimeEntry {
             timestamp: 10,

@@ -5,8 +5,6 @@
 //! costs one directory listing; a sealed segment's indexes are checked against its log when
 //! loaded and rebuilt from the log if they are missing or inconsistent.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -17,6 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
 use crate::format::batch::{self, BatchHeader, BATCH_HEADER_LEN};
+use crate::io::fs::{Fs, FsFile, OpenFlags};
 use crate::log::index::{
     IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
@@ -49,7 +48,7 @@ pub(crate) fn parse_log_name(name: &str) -> Option<Offset> {
 
 /// The open files of a segment.
 pub(crate) struct SegmentFiles {
-    pub log: File,
+    pub log: FsFile,
     pub index: RwLock<OffsetIndex>,
     pub time_index: RwLock<TimeIndex>,
     /// Size of the log once sealed; `UNKNOWN` while active.
@@ -81,7 +80,12 @@ impl SegmentFiles {
         let mut m = self.map.write();
         if m.len() < limit {
             let len = usize::try_from(map_len).unwrap_or(usize::MAX).max(limit);
-            *m = crate::io::mmap::map(&self.log, len)?;
+            *m = self.log.map(len)?;
+        }
+        if m.len() < limit {
+            // Only a simulated file system maps no further than the file: it is shorter
+            // than what the caller says was written.
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         Ok(m.slice(..limit))
     }
@@ -95,6 +99,7 @@ impl SegmentFiles {
 /// One segment of a partition.
 pub struct Segment {
     base_offset: Offset,
+    fs: Fs,
     dir: PathBuf,
     /// One past the last offset once sealed (the next segment's base); `UNKNOWN` while active.
     end_offset: AtomicU64,
@@ -211,6 +216,7 @@ pub(crate) struct ScanOutcome {
 
 impl Segment {
     fn new(
+        fs: &Fs,
         dir: &Path,
         base_offset: Offset,
         end_offset: u64,
@@ -218,6 +224,7 @@ impl Segment {
     ) -> Self {
         Segment {
             base_offset,
+            fs: fs.clone(),
             dir: dir.to_owned(),
             end_offset: AtomicU64::new(end_offset),
             files: Mutex::new(files),
@@ -227,24 +234,25 @@ impl Segment {
     }
 
     /// A sealed segment ending before `end_offset`, loaded on first use.
-    pub(crate) fn sealed_lazy(dir: &Path, base_offset: Offset, end_offset: Offset) -> Self {
-        Segment::new(dir, base_offset, end_offset.0, None)
+    pub(crate) fn sealed_lazy(
+        fs: &Fs,
+        dir: &Path,
+        base_offset: Offset,
+        end_offset: Offset,
+    ) -> Self {
+        Segment::new(fs, dir, base_offset, end_offset.0, None)
     }
 
     /// Create a new, empty active segment (fails if its log file exists).
     pub(crate) fn create_active(
+        fs: &Fs,
         dir: &Path,
         base_offset: Offset,
         index_bytes_max: u32,
     ) -> Result<Self> {
-        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let seg = Segment::new(fs, dir, base_offset, UNKNOWN, None);
         let path = seg.path(LOG_EXT);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .at(&path)?;
+        let log = fs.open(&path, OpenFlags::CREATE_NEW).at(&path)?;
         let files = seg.writable_files(log, 0, 0, index_bytes_max)?;
         *seg.files.lock() = Some(Arc::new(files));
         Ok(seg)
@@ -254,20 +262,15 @@ impl Segment {
     /// (`.cleaned`) so that nothing mistakes them for a live segment until they are renamed.
     /// The returned segment reports its final paths; its files are the suffixed ones.
     pub(crate) fn create_cleaned(
+        fs: &Fs,
         dir: &Path,
         base_offset: Offset,
         suffix: &str,
         index_bytes_max: u32,
     ) -> Result<(Self, SegmentFiles)> {
-        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let seg = Segment::new(fs, dir, base_offset, UNKNOWN, None);
         let path = seg.path(&format!("{LOG_EXT}{suffix}"));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .at(&path)?;
+        let log = fs.open(&path, OpenFlags::CREATE_TRUNCATE).at(&path)?;
         let files = seg.writable_files_at(suffix, log, 0, 0, index_bytes_max)?;
         Ok((seg, files))
     }
@@ -290,19 +293,16 @@ impl Segment {
     /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
     /// (already checked) indexes.
     pub(crate) fn open_active(
+        fs: &Fs,
         dir: &Path,
         base_offset: Offset,
         index_entries: usize,
         time_entries: usize,
         index_bytes_max: u32,
     ) -> Result<(Self, Arc<SegmentFiles>)> {
-        let seg = Segment::new(dir, base_offset, UNKNOWN, None);
+        let seg = Segment::new(fs, dir, base_offset, UNKNOWN, None);
         let path = seg.path(LOG_EXT);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let log = fs.open(&path, OpenFlags::WRITE).at(&path)?;
         let files =
             Arc::new(seg.writable_files(log, index_entries, time_entries, index_bytes_max)?);
         *seg.files.lock() = Some(files.clone());
@@ -311,7 +311,7 @@ impl Segment {
 
     fn writable_files(
         &self,
-        log: File,
+        log: FsFile,
         index_entries: usize,
         time_entries: usize,
         index_bytes_max: u32,
@@ -323,7 +323,7 @@ impl Segment {
     fn writable_files_at(
         &self,
         suffix: &str,
-        log: File,
+        log: FsFile,
         index_entries: usize,
         time_entries: usize,
         index_bytes_max: u32,
@@ -332,11 +332,13 @@ impl Segment {
         Ok(SegmentFiles {
             log,
             index: RwLock::new(OffsetIndex::open_writable(
+                &self.fs,
                 &self.path(&format!("{INDEX_EXT}{suffix}")),
                 index_entries,
                 cap,
             )?),
             time_index: RwLock::new(TimeIndex::open_writable(
+                &self.fs,
                 &self.path(&format!("{TIME_INDEX_EXT}{suffix}")),
                 time_entries,
                 cap / TIME_ENTRY_LEN * TIME_ENTRY_LEN,
@@ -411,8 +413,8 @@ impl Segment {
             }
         } else {
             let log = self.path(LOG_EXT);
-            let size = std::fs::metadata(&log).at(&log)?.len();
-            let t = match TimeIndex::open_read_only(&self.path(TIME_INDEX_EXT)) {
+            let size = self.fs.file_len(&log).at(&log)?;
+            let t = match TimeIndex::open_read_only(&self.fs, &self.path(TIME_INDEX_EXT)) {
                 Ok(t) if t.is_verified() && t.validate(end.0 - self.base_offset.0) => t,
                 _ => return Ok(None),
             };
@@ -435,18 +437,23 @@ impl Segment {
 
     fn load_sealed(&self, end: Offset) -> Result<SegmentFiles> {
         let log_path = self.path(LOG_EXT);
-        let log = File::open(&log_path).at(&log_path)?;
-        let size = log.metadata().at(&log_path)?.len();
+        let log = self.fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
+        let size = log.len().at(&log_path)?;
         let relative_end = end.0 - self.base_offset.0;
-        let indexes = OffsetIndex::open_read_only(&self.path(INDEX_EXT))
-            .and_then(|i| Ok((i, TimeIndex::open_read_only(&self.path(TIME_INDEX_EXT))?)));
+        let fs = &self.fs;
+        let indexes = OffsetIndex::open_read_only(fs, &self.path(INDEX_EXT)).and_then(|i| {
+            Ok((
+                i,
+                TimeIndex::open_read_only(fs, &self.path(TIME_INDEX_EXT))?,
+            ))
+        });
         let (index, time_index) = match indexes {
             Ok((i, t))
                 if i.is_verified()
                     && t.is_verified()
                     && i.validate(size)
                     && t.validate(relative_end)
-                    && index_files_whole(&self.path(INDEX_EXT), &self.path(TIME_INDEX_EXT))
+                    && index_files_whole(fs, &self.path(INDEX_EXT), &self.path(TIME_INDEX_EXT))
                     && (size == 0 || !t.is_empty()) =>
             {
                 (i, t)
@@ -464,18 +471,20 @@ impl Segment {
 
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
     /// invalid batch: reads past it will report the damage.
-    fn rebuild_indexes(&self, log: &File, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
+    fn rebuild_indexes(&self, log: &FsFile, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
         // Capacity for the worst case of one entry per smallest batch, bounded by the file.
         // Plus the final time entry and the trailers.
         let max_entries = (size as usize / BATCH_HEADER_LEN + 3).min(u32::MAX as usize / 16);
         let files = SegmentFiles {
             log: log.try_clone().at(&self.path(LOG_EXT))?,
             index: RwLock::new(OffsetIndex::open_writable(
+                &self.fs,
                 &self.path(INDEX_EXT),
                 0,
                 max_entries * OFFSET_ENTRY_LEN,
             )?),
             time_index: RwLock::new(TimeIndex::open_writable(
+                &self.fs,
                 &self.path(TIME_INDEX_EXT),
                 0,
                 max_entries * TIME_ENTRY_LEN,
@@ -551,7 +560,7 @@ impl Segment {
     pub(crate) fn delete_files(&self) -> Result<()> {
         for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
             let p = self.path(ext);
-            match std::fs::remove_file(&p) {
+            match self.fs.remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(p, e)),
@@ -561,8 +570,8 @@ impl Segment {
     }
 }
 
-fn index_files_whole(index: &Path, time_index: &Path) -> bool {
-    let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+fn index_files_whole(fs: &Fs, index: &Path, time_index: &Path) -> bool {
+    let len = |p: &Path| fs.file_len(p).ok();
     matches!(
         (len(index), len(time_index)),
         (Some(a), Some(b)) if a % OFFSET_ENTRY_LEN as u64 == 0 && b % TIME_ENTRY_LEN as u64 == 0
@@ -571,7 +580,7 @@ fn index_files_whole(index: &Path, time_index: &Path) -> bool {
 
 /// A scan of one log file: checks batch after batch and stops at the first invalid one.
 pub(crate) struct Scan<'a> {
-    pub log: &'a File,
+    pub log: &'a FsFile,
     pub path: &'a Path,
     /// The segment's base offset: no batch may start below it.
     pub base_offset: u64,
@@ -612,7 +621,7 @@ impl Scan<'_> {
 
 #[allow(clippy::too_many_arguments)]
 fn scan(
-    log: &File,
+    log: &FsFile,
     path: &Path,
     base_offset: u64,
     file_len: u64,
@@ -668,7 +677,7 @@ fn scan(
 
 /// A sliding read buffer over a file, so scans issue large reads.
 struct Window<'a> {
-    file: &'a File,
+    file: &'a FsFile,
     path: &'a Path,
     file_len: u64,
     start: u64,
@@ -676,7 +685,7 @@ struct Window<'a> {
 }
 
 impl<'a> Window<'a> {
-    fn new(file: &'a File, path: &'a Path, file_len: u64) -> Self {
+    fn new(file: &'a FsFile, path: &'a Path, file_len: u64) -> Self {
         Window {
             file,
             path,
@@ -703,6 +712,27 @@ impl<'a> Window<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::sim::SimFs;
+
+    #[test]
+    fn mapped_remaps_when_the_map_is_only_as_long_as_the_file() {
+        // Under the simulation a map holds no more than the file: a reader asking for more
+        // than the last map held must get a new one.
+        let fs = Fs::Sim(std::sync::Arc::new(SimFs::new()));
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let seg = Segment::create_active(&fs, Path::new("/d"), Offset(0), 1024).unwrap();
+        let files = seg.loaded_files().unwrap();
+        files.log.write_all_at(&[1u8; 100], 0).unwrap();
+        assert_eq!(files.mapped(60, 1 << 20).unwrap().as_ref(), &[1u8; 60]);
+        files.log.write_all_at(&[2u8; 100], 100).unwrap();
+        let m = files.mapped(150, 1 << 20).unwrap();
+        assert_eq!(m.len(), 150);
+        assert_eq!(&m[95..105], &[1, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+        assert!(
+            files.mapped(300, 1 << 20).is_err(),
+            "beyond the file: an error, not a panic"
+        );
+    }
 
     #[test]
     fn names_sort_and_parse() {

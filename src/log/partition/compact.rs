@@ -28,7 +28,6 @@
 //! Readers holding old segments keep reading the old files: they stay open until dropped.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::{now_ms, LogRecord};
 use crate::io::checkpoint;
+use crate::io::fs::Fs;
 use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
@@ -109,7 +109,7 @@ impl Partition {
         self.check_structure()?;
         let cleaner_path = self.dir.join(CLEANER_FILE);
         let mut report = CompactionReport {
-            cleaned_up_to: Offset(checkpoint::read(&cleaner_path)?.unwrap_or(0)),
+            cleaned_up_to: Offset(checkpoint::read(&self.config.fs, &cleaner_path)?.unwrap_or(0)),
             ..Default::default()
         };
         if !force && !self.config.cleanup_policy.compacts() {
@@ -144,7 +144,7 @@ impl Partition {
             let (map, map_end, mapped) = self.build_map(&cleanable, first_dirty, cleanable_end)?;
             report.dirty_bytes += mapped;
             self.rewrite(&cleanable, &map, map_end, now_ms, &mut report)?;
-            checkpoint::write(&cleaner_path, map_end)?;
+            checkpoint::write(&self.config.fs, &cleaner_path, map_end)?;
             report.passes += 1;
             report.cleaned_up_to = Offset(map_end);
             first_dirty = map_end;
@@ -276,8 +276,13 @@ impl Partition {
         let first = &group[0].seg;
         let base = first.base_offset();
         let end = group.last().expect("groups are not empty").end;
-        let (new_seg, files) =
-            Segment::create_cleaned(&self.dir, base, CLEANED, self.config.index_bytes_max)?;
+        let (new_seg, files) = Segment::create_cleaned(
+            &self.config.fs,
+            &self.dir,
+            base,
+            CLEANED,
+            self.config.index_bytes_max,
+        )?;
         let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
         let mut size = 0u64;
         for c in group {
@@ -322,7 +327,11 @@ impl Partition {
     ) -> Result<()> {
         let base = new_seg.base_offset();
         // Commit point: once the manifest exists, `open` completes the swap.
-        checkpoint::write(&segment_path(&self.dir, base, SWAP_EXT), end)?;
+        checkpoint::write(
+            &self.config.fs,
+            &segment_path(&self.dir, base, SWAP_EXT),
+            end,
+        )?;
         // Past it, a failure must not let this handle go on with the old segments (retention
         // could delete what the next open restores from the manifest): fence the partition.
         self.finish_swap(group, new_seg, files).inspect_err(|_| {
@@ -344,14 +353,15 @@ impl Partition {
             let old_files = self.segment_files(&c.seg, c.seg.base_offset())?;
             c.seg.retire(old_files);
         }
+        let fs = &self.config.fs;
         for c in group {
             for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-                rename_if_exists(&c.seg.path(ext), &suffixed(&c.seg.path(ext), DELETED))?;
+                rename_if_exists(fs, &c.seg.path(ext), &suffixed(&c.seg.path(ext), DELETED))?;
             }
         }
         for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
             let path = new_seg.path(ext);
-            rename_if_exists(&suffixed(&path, CLEANED), &path)?;
+            rename_if_exists(fs, &suffixed(&path, CLEANED), &path)?;
         }
         let (new_seg, _files) = new_seg.with_files(files);
         let new_seg = Arc::new(new_seg);
@@ -359,12 +369,12 @@ impl Partition {
         self.track_loaded(&new_seg);
         for c in group {
             for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-                remove_if_exists(&suffixed(&c.seg.path(ext), DELETED))?;
+                remove_if_exists(fs, &suffixed(&c.seg.path(ext), DELETED))?;
             }
         }
-        checkpoint::sync_dir(&self.dir)?;
-        remove_if_exists(&segment_path(&self.dir, base, SWAP_EXT))?;
-        checkpoint::sync_dir(&self.dir)
+        checkpoint::sync_dir_in(fs, &self.dir)?;
+        remove_if_exists(fs, &segment_path(&self.dir, base, SWAP_EXT))?;
+        checkpoint::sync_dir_in(fs, &self.dir)
     }
 
     /// Swap the group's segments for `new_seg` in the segment list (under the append lock).
@@ -476,7 +486,6 @@ impl KeepRule<'_> {
 }
 
 fn write_all_at(files: &SegmentFiles, bytes: &[u8], at: u64, seg: &Segment) -> Result<()> {
-    use std::os::unix::fs::FileExt;
     files
         .log
         .write_all_at(bytes, at)
@@ -489,15 +498,15 @@ fn suffixed(path: &Path, suffix: &str) -> std::path::PathBuf {
     s.into()
 }
 
-fn rename_if_exists(from: &Path, to: &Path) -> Result<()> {
-    match fs::rename(from, to) {
+fn rename_if_exists(fs: &Fs, from: &Path, to: &Path) -> Result<()> {
+    match fs.rename(from, to) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(from, e)),
         _ => Ok(()),
     }
 }
 
-fn remove_if_exists(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+fn remove_if_exists(fs: &Fs, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
         _ => Ok(()),
     }
@@ -505,26 +514,23 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 
 /// At open, before segments are listed: finish every swap whose manifest exists, and discard
 /// what interrupted passes left without one.
-pub(crate) fn complete_swaps(dir: &Path) -> Result<()> {
+pub(crate) fn complete_swaps(fs: &Fs, dir: &Path) -> Result<()> {
     let mut manifests = Vec::new();
     let mut leftovers = Vec::new();
     let mut logs = Vec::new();
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in fs.list_dir(dir).at(dir)? {
         if let Some(stem) = name.strip_suffix(".swap") {
             if let Ok(base) = stem.parse::<u64>() {
-                manifests.push((base, entry.path()));
+                manifests.push((base, dir.join(&name)));
             }
         } else if name.ends_with(CLEANED) || name.ends_with(DELETED) {
-            leftovers.push(entry.path());
-        } else if let Some(base) = crate::log::segment::parse_log_name(name) {
+            leftovers.push(dir.join(&name));
+        } else if let Some(base) = crate::log::segment::parse_log_name(&name) {
             logs.push(base.0);
         }
     }
     for (base, manifest) in &manifests {
-        let end = checkpoint::read(manifest)?.ok_or(Error::Corrupt {
+        let end = checkpoint::read(fs, manifest)?.ok_or(Error::Corrupt {
             path: manifest.clone(),
             position: 0,
             reason: CorruptKind::BadCheckpoint,
@@ -532,28 +538,28 @@ pub(crate) fn complete_swaps(dir: &Path) -> Result<()> {
         for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
             let path = segment_path(dir, Offset(*base), ext);
             let cleaned = suffixed(&path, CLEANED);
-            if cleaned.exists() {
+            if fs.exists(&cleaned).at(&cleaned)? {
                 // The rename had not happened: what has the final name is the old segment.
-                remove_if_exists(&path)?;
-                fs::rename(&cleaned, &path).at(&path)?;
+                remove_if_exists(fs, &path)?;
+                fs.rename(&cleaned, &path).at(&path)?;
             }
         }
         for old in logs.iter().filter(|b| *base < **b && **b < end) {
             for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-                remove_if_exists(&segment_path(dir, Offset(*old), ext))?;
+                remove_if_exists(fs, &segment_path(dir, Offset(*old), ext))?;
             }
         }
     }
     for path in leftovers {
         // Cleaned files of a committed swap were renamed above; the rest are discarded.
-        remove_if_exists(&path)?;
+        remove_if_exists(fs, &path)?;
     }
     if !manifests.is_empty() {
-        checkpoint::sync_dir(dir)?;
+        checkpoint::sync_dir_in(fs, dir)?;
         for (_, manifest) in &manifests {
-            remove_if_exists(manifest)?;
+            remove_if_exists(fs, manifest)?;
         }
-        checkpoint::sync_dir(dir)?;
+        checkpoint::sync_dir_in(fs, dir)?;
     }
     Ok(())
 }

@@ -14,7 +14,6 @@ mod open;
 mod read;
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
 use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
+use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
@@ -139,7 +139,7 @@ pub struct Partition {
     config: PartitionConfig,
     /// The directory lock; released by a successful `close`, so the directory can be opened
     /// again while stale handles linger (they refuse writes).
-    dir_lock: Mutex<Option<File>>,
+    dir_lock: Mutex<Option<FsLock>>,
     writer: Mutex<Writer>,
     view: RwLock<View>,
     sync: Mutex<SyncState>,
@@ -355,11 +355,7 @@ impl Partition {
     }
 
     fn write_at(&self, files: &SegmentFiles, buf: &[u8], position: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         let path = || self.dir.join("<active segment>");
-        if let Some(f) = &self.config.fault_injector {
-            f.check_write().map_err(|e| Error::io(path(), e))?;
-        }
         files
             .log
             .write_all_at(buf, position)
@@ -416,6 +412,7 @@ impl Partition {
         }
         w.active.seal(&w.files, &w.cursor, end, w.size)?;
         let new = Arc::new(Segment::create_active(
+            &self.config.fs,
             &self.dir,
             Offset(end),
             self.config.index_bytes_max,
@@ -574,22 +571,21 @@ impl Partition {
                 w.files.clone(),
             )
         };
-        let sync = |f: &SegmentFiles| -> Result<()> {
-            if let Some(fi) = &self.config.fault_injector {
-                fi.check_sync().at(&self.dir)?;
-            }
-            f.log.sync_data().at(&self.dir)
-        };
+        let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
         for f in &sealed {
             sync(f)?;
         }
         sync(&files)?;
         if dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
+            checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         }
         if !sealed.is_empty() {
             // Everything before the active segment is now on disk.
-            checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), end.segment_base)?;
+            checkpoint::write(
+                &self.config.fs,
+                &self.dir.join(RECOVERY_POINT_FILE),
+                end.segment_base,
+            )?;
         }
         Ok((end, covered))
     }
@@ -647,7 +643,7 @@ impl Partition {
         if offset.0 <= v.log_start {
             return Ok(Offset(v.log_start));
         }
-        checkpoint::write(&self.dir.join(LOG_START_FILE), offset.0)?;
+        checkpoint::write(&self.config.fs, &self.dir.join(LOG_START_FILE), offset.0)?;
         self.view.write().log_start = offset.0;
         self.retain_locked(now_ms())?;
         Ok(offset)
@@ -735,7 +731,7 @@ impl Partition {
         for s in &doomed {
             s.delete_files()?;
         }
-        checkpoint::sync_dir(&self.dir)?;
+        checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         Ok(plan)
     }
 
@@ -814,12 +810,7 @@ impl Partition {
             return Ok(());
         }
         let result = (|| {
-            let sync = |f: &SegmentFiles| -> Result<()> {
-                if let Some(fi) = &self.config.fault_injector {
-                    fi.check_sync().at(&self.dir)?;
-                }
-                f.log.sync_data().at(&self.dir)
-            };
+            let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
             for f in std::mem::take(&mut w.unsynced_sealed) {
                 sync(&f)?;
             }
@@ -828,12 +819,18 @@ impl Partition {
             }
             sync(&w.files)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
-            checkpoint::write(&self.dir.join(RECOVERY_POINT_FILE), w.next_offset)?;
+            checkpoint::write(
+                &self.config.fs,
+                &self.dir.join(RECOVERY_POINT_FILE),
+                w.next_offset,
+            )?;
             let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
-            File::create(&marker)
+            self.config
+                .fs
+                .open(&marker, OpenFlags::CREATE_TRUNCATE)
                 .and_then(|f| f.sync_all())
                 .at(&marker)?;
-            checkpoint::sync_dir(&self.dir)
+            checkpoint::sync_dir_in(&self.config.fs, &self.dir)
         })();
         if result.is_ok() {
             // Everything is on disk: appenders waiting for an fsync are done, readers may see it.
@@ -858,8 +855,10 @@ impl Partition {
         SyncSlot(self)
     }
 
-    /// Drop without closing, as if the process had died: no flush, no marker. For tests.
-    #[doc(hidden)]
+    /// Drop without closing, as if the process had died: no flush, no marker, the directory
+    /// lock released (feature `testing`). Pair it with
+    /// [`SimFs::power_loss`](crate::testing::SimFs::power_loss) to lose what was not durable.
+    #[cfg(feature = "testing")]
     pub fn simulate_crash(self) {
         self.skip_close.store(true, Ordering::Release);
     }

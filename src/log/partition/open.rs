@@ -1,7 +1,6 @@
 //! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
 
 use std::collections::VecDeque;
-use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
@@ -17,6 +16,7 @@ use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
 use crate::format::batch::{BatchHeader, BATCH_HEADER_LEN};
 use crate::io::checkpoint;
+use crate::io::fs::{Fs, FsFile, FsLock, OpenFlags};
 use crate::log::config::PartitionConfig;
 use crate::log::index::{OffsetIndex, TimeIndex};
 use crate::log::segment::{
@@ -38,20 +38,21 @@ struct Opened {
 
 pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
     config.validate()?;
-    fs::create_dir_all(dir).at(dir)?;
-    let lock = lock_dir(dir)?;
-    super::compact::complete_swaps(dir)?;
-    let bases = list_segments(dir)?;
+    let fs = &config.fs;
+    fs.create_dir_all(dir).at(dir)?;
+    let lock = lock_dir(fs, dir)?;
+    super::compact::complete_swaps(fs, dir)?;
+    let bases = list_segments(fs, dir)?;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = marker.exists();
+    let clean = fs.exists(&marker).at(&marker)?;
     if clean {
         // Deleted before anything is written, so a crash from here on is seen as unclean.
-        fs::remove_file(&marker).at(&marker)?;
-        checkpoint::sync_dir(dir)?;
+        fs.remove_file(&marker).at(&marker)?;
+        checkpoint::sync_dir_in(fs, dir)?;
     }
-    let log_start_ckpt = checkpoint::read(&dir.join(LOG_START_FILE))?.unwrap_or(0);
+    let log_start_ckpt = checkpoint::read(fs, &dir.join(LOG_START_FILE))?.unwrap_or(0);
     // A damaged recovery point only costs a longer scan: start from the beginning.
-    let recovery_point = checkpoint::read(&dir.join(RECOVERY_POINT_FILE))
+    let recovery_point = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
         .ok()
         .flatten()
         .unwrap_or(0);
@@ -72,28 +73,28 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
-    checkpoint::try_lock_file(&dir.join(LOCK_FILE))?.ok_or_else(|| Error::AlreadyOpen {
-        path: dir.to_owned(),
-    })
+fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
+    let path = dir.join(LOCK_FILE);
+    fs.try_lock(&path)
+        .at(&path)?
+        .ok_or_else(|| Error::AlreadyOpen {
+            path: dir.to_owned(),
+        })
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
 /// checkpoint temp files and index files without a log.
-fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
+fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(base) = parse_log_name(name) {
+    for name in fs.list_dir(dir).at(dir)? {
+        if let Some(base) = parse_log_name(&name) {
             bases.push(base);
         } else if name.ends_with(".tmp") {
-            let p = entry.path();
-            fs::remove_file(&p).at(&p)?;
+            let p = dir.join(name);
+            fs.remove_file(&p).at(&p)?;
         } else if name.ends_with(".index") || name.ends_with(".timeindex") {
-            index_files.push(entry.path());
+            index_files.push(dir.join(name));
         }
     }
     bases.sort();
@@ -102,7 +103,7 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
         let has_log =
             parse_log_name(&format!("{stem}.log")).is_some_and(|b| bases.binary_search(&b).is_ok());
         if !has_log {
-            fs::remove_file(&p).at(&p)?;
+            fs.remove_file(&p).at(&p)?;
         }
     }
     Ok(bases)
@@ -110,11 +111,12 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>> {
 
 fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opened> {
     let seg = Arc::new(Segment::create_active(
+        &config.fs,
         dir,
         Offset(base),
         config.index_bytes_max,
     )?);
-    checkpoint::sync_dir(dir)?;
+    checkpoint::sync_dir_in(&config.fs, dir)?;
     let files = seg.loaded_files().expect("new active segment is loaded");
     Ok(Opened {
         segments: vec![seg],
@@ -131,9 +133,9 @@ fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opene
     })
 }
 
-fn sealed_prefix(dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<Segment>> {
+fn sealed_prefix(fs: &Fs, dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<Segment>> {
     (0..upto)
-        .map(|i| Arc::new(Segment::sealed_lazy(dir, bases[i], bases[i + 1])))
+        .map(|i| Arc::new(Segment::sealed_lazy(fs, dir, bases[i], bases[i + 1])))
         .collect()
 }
 
@@ -149,11 +151,12 @@ fn open_clean(
 ) -> Result<Option<Opened>> {
     let last = *bases.last().expect("non-empty");
     let log_path = segment_path(dir, last, LOG_EXT);
-    let log = File::open(&log_path).at(&log_path)?;
-    let size = log.metadata().at(&log_path)?.len();
+    let fs = &config.fs;
+    let log = fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
+    let size = log.len().at(&log_path)?;
     let (Ok(index), Ok(time_index)) = (
-        OffsetIndex::open_read_only(&segment_path(dir, last, INDEX_EXT)),
-        TimeIndex::open_read_only(&segment_path(dir, last, TIME_INDEX_EXT)),
+        OffsetIndex::open_read_only(fs, &segment_path(dir, last, INDEX_EXT)),
+        TimeIndex::open_read_only(fs, &segment_path(dir, last, TIME_INDEX_EXT)),
     ) else {
         return Ok(None);
     };
@@ -187,13 +190,14 @@ fn open_clean(
     let (index_entries, time_entries) = (index.len(), time_index.len());
     drop((index, time_index, log));
     let (seg, files) = Segment::open_active(
+        fs,
         dir,
         last,
         index_entries,
         time_entries,
         config.index_bytes_max,
     )?;
-    let mut segments = sealed_prefix(dir, bases, bases.len() - 1);
+    let mut segments = sealed_prefix(fs, dir, bases, bases.len() - 1);
     segments.push(Arc::new(seg));
     Ok(Some(Opened {
         segments,
@@ -210,8 +214,7 @@ fn open_clean(
     }))
 }
 
-fn first_timestamp(log: &File, path: &Path, size: u64) -> Result<Option<i64>> {
-    use std::os::unix::fs::FileExt;
+fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Option<i64>> {
     if size < BATCH_HEADER_LEN as u64 {
         return Ok(None);
     }
@@ -231,15 +234,16 @@ fn recover(
     let first_scan = bases
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
-    let mut segments = sealed_prefix(dir, bases, first_scan);
+    let fs = &config.fs;
+    let mut segments = sealed_prefix(fs, dir, bases, first_scan);
     let mut report = RecoveryReport::default();
     let mut expected = bases[first_scan].0;
     let mut i = first_scan;
     let (active, files, cursor, size, next_offset) = loop {
         let base = bases[i];
-        let (seg, files) = Segment::open_active(dir, base, 0, 0, config.index_bytes_max)?;
+        let (seg, files) = Segment::open_active(fs, dir, base, 0, 0, config.index_bytes_max)?;
         let log_path = seg.path(LOG_EXT);
-        let file_len = files.log.metadata().at(&log_path)?.len();
+        let file_len = files.log.len().at(&log_path)?;
         let mut cursor = IndexCursor::new(config.index_interval_bytes);
         report.segments_scanned += 1;
         // A segment starts where the previous one ended, or later where compaction removed
@@ -309,8 +313,8 @@ fn recover(
         files.log.set_len(scan.end_position).at(&log_path)?;
         for later in &bases[i + 1..] {
             let p = segment_path(dir, *later, LOG_EXT);
-            report.truncated_bytes += fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            Segment::sealed_lazy(dir, *later, Offset(u64::MAX - 1)).delete_files()?;
+            report.truncated_bytes += fs.file_len(&p).unwrap_or(0);
+            Segment::sealed_lazy(fs, dir, *later, Offset(u64::MAX - 1)).delete_files()?;
             report.segments_removed += 1;
         }
         if scan.end_position != 0 || segments.is_empty() {
@@ -335,7 +339,7 @@ fn recover(
         let base = prev.base_offset();
         drop(prev);
         let (seg, files) =
-            Segment::open_active(dir, base, entries, time_entries, config.index_bytes_max)?;
+            Segment::open_active(fs, dir, base, entries, time_entries, config.index_bytes_max)?;
         let last_entry = files.index.read().last();
         let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
         break (seg, files, cursor, size, end);
@@ -348,8 +352,8 @@ fn recover(
         }
     }
     files.log.sync_data().at(&active.path(LOG_EXT))?;
-    checkpoint::sync_dir(dir)?;
-    checkpoint::write(&dir.join(RECOVERY_POINT_FILE), next_offset)?;
+    checkpoint::sync_dir_in(fs, dir)?;
+    checkpoint::write(fs, &dir.join(RECOVERY_POINT_FILE), next_offset)?;
     report.log_end_offset = Offset(next_offset);
     segments.push(Arc::new(active));
     Ok(Opened {
@@ -364,8 +368,7 @@ fn recover(
 }
 
 /// Whether bytes `[from, to)` of `log` are all zero.
-fn zeros_from(log: &File, path: &Path, from: u64, to: u64) -> Result<bool> {
-    use std::os::unix::fs::FileExt;
+fn zeros_from(log: &FsFile, path: &Path, from: u64, to: u64) -> Result<bool> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = from;
     while at < to {
@@ -382,7 +385,7 @@ fn zeros_from(log: &File, path: &Path, from: u64, to: u64) -> Result<bool> {
 fn assemble(
     dir: &Path,
     config: PartitionConfig,
-    lock: File,
+    lock: FsLock,
     o: Opened,
     log_start_ckpt: u64,
 ) -> Partition {
