@@ -254,8 +254,8 @@ impl SendHandle {
 }
 
 impl Producer {
-    /// A producer for the topics of `store` (also [`LogStore::producer`]). Starts the linger
-    /// timer thread if `config.linger` is positive.
+    /// A producer for the topics of `store`. Starts the linger timer thread if
+    /// `config.linger` is positive. [`Error::StoreClosed`] if the store is closed.
     pub fn new(store: &LogStore, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         store.inner().check_open()?;

@@ -43,7 +43,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::client::producer::{Producer, ProducerConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::{self, sync_dir};
 use crate::log::config::{CleanupPolicy, Durability, PartitionConfig};
@@ -285,11 +284,6 @@ impl LogStore {
     /// Take the failures the maintenance thread met (the most recent 64 are kept).
     pub fn take_maintenance_failures(&self) -> Vec<(TopicPartition, Error)> {
         self.inner.failures.lock().drain(..).collect()
-    }
-
-    /// A producer writing to this store's topics (see [`Producer`]).
-    pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
-        Producer::new(self, config)
     }
 
     pub(crate) fn inner(&self) -> &Arc<StoreInner> {
