@@ -44,7 +44,7 @@ use crate::group::coordinator::{GroupCoordinator, MemberConfig};
 use crate::group::offset_store::{CommittedOffset, OffsetStore};
 use crate::log::partition::{Partition, ReadBatches};
 use crate::offset::{Offset, TopicPartition};
-use crate::topic::store::{LogStore, StoreInner};
+use crate::topic::store::{LogStore, StoreHandle};
 
 /// What a consumer does for a partition that has no committed offset, or whose position is
 /// outside the log (below the log start after retention, or past the end).
@@ -305,7 +305,7 @@ pub trait RebalanceListener: Send {
 /// [`unsubscribe`]: Consumer::unsubscribe
 /// [`close`]: Consumer::close
 pub struct Consumer {
-    store: Arc<StoreInner>,
+    store: StoreHandle,
     groups: Arc<GroupCoordinator>,
     config: ConsumerConfig,
     mode: Mode,
@@ -401,7 +401,7 @@ impl Consumer {
     ) -> Result<Self> {
         config.validate()?;
         Ok(Consumer {
-            store: store.inner().clone(),
+            store: store.handle(),
             groups,
             config,
             mode: Mode::Idle,

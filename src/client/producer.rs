@@ -35,7 +35,7 @@ use crate::log::partition::Partition;
 use crate::offset::Offset;
 use crate::topic::handle::Topic;
 use crate::topic::partitioner::NameMap;
-use crate::topic::store::{LogStore, StoreInner};
+use crate::topic::store::{LogStore, StoreHandle};
 
 /// Longest allowed [`ProducerConfig::linger`].
 pub const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
@@ -123,7 +123,7 @@ impl std::fmt::Debug for Producer {
 }
 
 struct Shared {
-    store: Arc<StoreInner>,
+    store: StoreHandle,
     config: ProducerConfig,
     /// The current entry of each topic this producer has sent to.
     topics: RwLock<NameMap<Arc<TopicEntry>>>,
@@ -258,9 +258,10 @@ impl Producer {
     /// `config.linger` is positive. [`Error::StoreClosed`] if the store is closed.
     pub fn new(store: &LogStore, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
-        store.inner().check_open()?;
+        let handle = store.handle();
+        handle.check_open()?;
         let shared = Arc::new(Shared {
-            store: store.inner().clone(),
+            store: handle,
             config,
             topics: RwLock::new(NameMap::default()),
             retired: Mutex::new(Vec::new()),

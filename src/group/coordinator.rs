@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,7 +17,7 @@ use crate::group::offset_store::{
 };
 use crate::offset::TopicPartition;
 use crate::topic::handle::validate_topic_name;
-use crate::topic::store::{LogStore, StoreInner};
+use crate::topic::store::{LogStore, WeakStoreHandle};
 
 /// Directory of a store's data directory where [`GroupCoordinator::open`] keeps committed
 /// offsets.
@@ -61,12 +61,12 @@ impl<F: Fn(&str) -> Option<u32> + Send + Sync> TopicMetadata for F {
 }
 
 /// A store's topics, without keeping the store alive.
-struct StoreTopics(Weak<StoreInner>);
+struct StoreTopics(WeakStoreHandle);
 
 impl TopicMetadata for StoreTopics {
     fn partition_count(&self, topic: &str) -> Option<u32> {
-        let inner = self.0.upgrade()?;
-        let topic = inner.topic(topic).ok()?;
+        let store = self.0.upgrade()?;
+        let topic = store.topic(topic).ok()?;
         (!topic.is_deleted()).then(|| topic.partition_count())
     }
 }
@@ -308,10 +308,7 @@ impl GroupCoordinator {
     /// A coordinator for the topics of `store`, committing through `offsets`. It does not
     /// keep the store open: once the store is dropped, every topic reads as absent.
     pub fn for_store(store: &LogStore, offsets: Arc<dyn OffsetStore>) -> Self {
-        Self::new(
-            offsets,
-            Arc::new(StoreTopics(Arc::downgrade(store.inner()))),
-        )
+        Self::new(offsets, Arc::new(StoreTopics(store.handle().downgrade())))
     }
 
     /// A coordinator for the topics of `store` whose commits go to a durable
