@@ -13,11 +13,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::{self, sync_dir};
-use crate::log::config::{CleanupPolicy, Durability, PartitionConfig};
+use crate::log::config::{FieldCodec, PartitionConfig};
 use crate::topic::handle::{validate_topic_name, TOPIC_PARTITIONS_MAX};
 use crate::topic::store::STORE_TOPICS_MAX;
 
@@ -68,72 +67,28 @@ pub(super) fn write_metadata(dir: &Path, metas: &[TopicMeta]) -> Result<(), Writ
     })
 }
 
+/// The file's bytes: header line, one line per topic (its name, `partitions=`, then every
+/// persisted [`PartitionConfig`] field as `key=value`), the CRC line.
 fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
     let mut body = String::new();
     body.push_str(METADATA_HEADER);
     body.push('\n');
     for m in metas {
-        let c = &m.config;
-        body.push_str(&format!(
-            "topic {} partitions={} segment_bytes={} segment_ms={} index_interval_bytes={} \
-             index_bytes_max={} record_bytes_max={} batch_bytes_max={} durability={} \
-             preallocate_bytes={} retention_ms={} retention_bytes={} cleanup_policy={} \
-             delete_retention_ms={} min_compaction_lag_ms={} min_cleanable_dirty_ratio={} \
-             map_bytes_max={} open_segments_max={} truncate_corrupt={}\n",
-            m.name,
-            m.partitions,
-            c.segment_bytes,
-            opt(c.segment_ms),
-            c.index_interval_bytes,
-            c.index_bytes_max,
-            c.record_bytes_max,
-            c.batch_bytes_max,
-            encode_durability(&c.durability),
-            c.preallocate_bytes,
-            opt(c.retention_ms),
-            opt(c.retention_bytes),
-            encode_cleanup_policy(c.cleanup_policy),
-            c.compaction.delete_retention_ms,
-            c.compaction.min_compaction_lag_ms,
-            // Display of an f64 is the shortest text that parses back to the same value.
-            c.compaction.min_cleanable_dirty_ratio,
-            c.compaction.map_bytes_max,
-            c.open_segments_max,
-            c.truncate_corrupt,
-        ));
+        body.push_str("topic ");
+        body.push_str(&m.name);
+        body.push_str(" partitions=");
+        m.partitions.encode(&mut body);
+        m.config.for_each_field(|key, value| {
+            body.push(' ');
+            body.push_str(key);
+            body.push('=');
+            value.encode(&mut body);
+        });
+        body.push('\n');
     }
     let crc = crc32fast::hash(body.as_bytes());
     body.push_str(&format!("crc32 {crc:08x}\n"));
     body.into_bytes()
-}
-
-fn opt(v: Option<u64>) -> String {
-    v.map_or_else(|| "none".to_owned(), |v| v.to_string())
-}
-
-fn encode_cleanup_policy(p: CleanupPolicy) -> &'static str {
-    match p {
-        CleanupPolicy::Delete => "delete",
-        CleanupPolicy::Compact => "compact",
-        CleanupPolicy::CompactAndDelete => "compact_delete",
-    }
-}
-
-fn encode_durability(d: &Durability) -> String {
-    match d {
-        Durability::NoSync => "no_sync".to_owned(),
-        Durability::SyncEachAppend => "sync_each_append".to_owned(),
-        Durability::SyncThreshold {
-            records,
-            bytes,
-            interval,
-        } => format!(
-            "sync_threshold:{}:{}:{}",
-            opt(*records),
-            opt(*bytes),
-            opt(interval.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
-        ),
-    }
 }
 
 /// Read and check `topics.meta`: `Ok(None)` when it does not exist.
@@ -202,47 +157,12 @@ fn decode_topic(line: &str) -> Result<TopicMeta, &'static str> {
     let name = words.next().ok_or("missing topic name")?;
     validate_topic_name(name).map_err(|_| "invalid topic name")?;
     let mut partitions = None;
-    let mut c = PartitionConfig::default();
+    let mut config = PartitionConfig::default();
     for word in words {
         let (key, value) = word.split_once('=').ok_or("expected key=value")?;
-        let num = || value.parse::<u64>().map_err(|_| "bad number");
-        let opt_num = || match value {
-            "none" => Ok(None),
-            v => v.parse::<u64>().map(Some).map_err(|_| "bad number"),
-        };
         match key {
-            "partitions" => partitions = Some(value.parse::<u32>().map_err(|_| "bad number")?),
-            "segment_bytes" => c.segment_bytes = num()?,
-            "segment_ms" => c.segment_ms = opt_num()?,
-            "index_interval_bytes" => {
-                c.index_interval_bytes = value.parse().map_err(|_| "bad number")?
-            }
-            "index_bytes_max" => c.index_bytes_max = value.parse().map_err(|_| "bad number")?,
-            "record_bytes_max" => c.record_bytes_max = value.parse().map_err(|_| "bad number")?,
-            "batch_bytes_max" => c.batch_bytes_max = value.parse().map_err(|_| "bad number")?,
-            "durability" => c.durability = decode_durability(value)?,
-            "preallocate_bytes" => c.preallocate_bytes = num()?,
-            "retention_ms" => c.retention_ms = opt_num()?,
-            "retention_bytes" => c.retention_bytes = opt_num()?,
-            "cleanup_policy" => {
-                c.cleanup_policy = match value {
-                    "delete" => CleanupPolicy::Delete,
-                    "compact" => CleanupPolicy::Compact,
-                    "compact_delete" => CleanupPolicy::CompactAndDelete,
-                    _ => return Err("unknown cleanup policy"),
-                }
-            }
-            "delete_retention_ms" => c.compaction.delete_retention_ms = num()?,
-            "min_compaction_lag_ms" => c.compaction.min_compaction_lag_ms = num()?,
-            "min_cleanable_dirty_ratio" => {
-                c.compaction.min_cleanable_dirty_ratio = value.parse().map_err(|_| "bad number")?
-            }
-            "map_bytes_max" => {
-                c.compaction.map_bytes_max = value.parse().map_err(|_| "bad number")?
-            }
-            "open_segments_max" => c.open_segments_max = value.parse().map_err(|_| "bad number")?,
-            "truncate_corrupt" => c.truncate_corrupt = value.parse().map_err(|_| "bad boolean")?,
-            _ => return Err("unknown key"),
+            "partitions" => partitions = Some(u32::decode(value)?),
+            _ => config.set_field(key, value)?,
         }
     }
     let partitions = partitions.ok_or("missing partitions")?;
@@ -252,42 +172,20 @@ fn decode_topic(line: &str) -> Result<TopicMeta, &'static str> {
     Ok(TopicMeta {
         name: name.to_owned(),
         partitions,
-        config: c,
-    })
-}
-
-fn decode_durability(v: &str) -> Result<Durability, &'static str> {
-    match v {
-        "no_sync" => return Ok(Durability::NoSync),
-        "sync_each_append" => return Ok(Durability::SyncEachAppend),
-        _ => {}
-    }
-    let rest = v
-        .strip_prefix("sync_threshold:")
-        .ok_or("unknown durability")?;
-    let parts: Vec<&str> = rest.split(':').collect();
-    let [records, bytes, interval] = parts[..] else {
-        return Err("bad sync_threshold");
-    };
-    let opt_num = |s: &str| match s {
-        "none" => Ok(None),
-        s => s.parse::<u64>().map(Some).map_err(|_| "bad number"),
-    };
-    Ok(Durability::SyncThreshold {
-        records: opt_num(records)?,
-        bytes: opt_num(bytes)?,
-        interval: opt_num(interval)?.map(Duration::from_nanos),
+        config,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::log::config::CompactionConfig;
+    use std::time::Duration;
 
-    #[test]
-    fn metadata_roundtrips_every_field() {
-        let config = PartitionConfig::default()
+    use super::*;
+    use crate::log::config::{CleanupPolicy, CompactionConfig, Durability};
+
+    /// A config whose every persisted field differs from the default.
+    fn unusual_config() -> PartitionConfig {
+        PartitionConfig::default()
             .with_segment_bytes(4096)
             .with_segment_ms(None)
             .with_index_interval_bytes(77)
@@ -311,39 +209,114 @@ mod tests {
                     .with_map_bytes_max(4096),
             )
             .with_open_segments_max(9)
-            .with_truncate_corrupt(true);
-        let metas = vec![
-            TopicMeta {
-                name: "a.b_c-d".into(),
-                partitions: 3,
-                config: config.clone(),
-            },
-            TopicMeta {
-                name: "x".into(),
-                partitions: 1,
-                config: PartitionConfig::default(),
-            },
-        ];
-        let bytes = encode_metadata(&metas);
-        let back = decode_metadata(&bytes).unwrap();
-        assert_eq!(back.len(), 2);
+            .with_truncate_corrupt(true)
+    }
+
+    fn sample_metas() -> Vec<TopicMeta> {
+        let meta = |name: &str, partitions, config| TopicMeta {
+            name: name.into(),
+            partitions,
+            config,
+        };
+        vec![
+            meta("a.b_c-d", 3, unusual_config()),
+            meta("x", 1, PartitionConfig::default()),
+            meta(
+                "n",
+                2,
+                PartitionConfig::default()
+                    .with_durability(Durability::NoSync)
+                    .with_cleanup_policy(CleanupPolicy::Compact),
+            ),
+        ]
+    }
+
+    /// The bytes the encoder wrote before the field table existed: the format must not move.
+    const GOLDEN: &str = "\
+seglog-topics 1\n\
+topic a.b_c-d partitions=3 segment_bytes=4096 segment_ms=none index_interval_bytes=77 index_bytes_max=1024 record_bytes_max=1000 batch_bytes_max=5000 durability=sync_threshold:3:none:1500000 preallocate_bytes=0 retention_ms=60000 retention_bytes=1048576 cleanup_policy=compact_delete delete_retention_ms=5 min_compaction_lag_ms=6 min_cleanable_dirty_ratio=0.30000000000000004 map_bytes_max=4096 open_segments_max=9 truncate_corrupt=true\n\
+topic x partitions=1 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=sync_each_append preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=delete delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
+topic n partitions=2 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=no_sync preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=compact delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
+crc32 45dbe89c\n\
+";
+
+    #[test]
+    fn encoding_is_byte_identical_to_format_version_1() {
+        assert_eq!(
+            String::from_utf8(encode_metadata(&sample_metas())).unwrap(),
+            GOLDEN
+        );
+        let back = decode_metadata(GOLDEN.as_bytes()).unwrap();
+        assert_eq!(encode_metadata(&back), GOLDEN.as_bytes());
+    }
+
+    #[test]
+    fn metadata_roundtrips_every_field() {
+        let metas = sample_metas();
+        let back = decode_metadata(&encode_metadata(&metas)).unwrap();
+        assert_eq!(back.len(), 3);
         assert_eq!(back[0].name, "a.b_c-d");
         assert_eq!(back[0].partitions, 3);
-        assert_eq!(format!("{:?}", back[0].config), format!("{config:?}"));
+        // Field by field, not through the table: a field missing from the table fails here.
+        let (c, b) = (&metas[0].config, &back[0].config);
+        assert_eq!(b.segment_bytes, c.segment_bytes);
+        assert_eq!(b.segment_ms, c.segment_ms);
+        assert_eq!(b.index_interval_bytes, c.index_interval_bytes);
+        assert_eq!(b.index_bytes_max, c.index_bytes_max);
+        assert_eq!(b.record_bytes_max, c.record_bytes_max);
+        assert_eq!(b.batch_bytes_max, c.batch_bytes_max);
+        assert_eq!(b.durability, c.durability);
+        assert_eq!(b.preallocate_bytes, c.preallocate_bytes);
+        assert_eq!(b.retention_ms, c.retention_ms);
+        assert_eq!(b.retention_bytes, c.retention_bytes);
+        assert_eq!(b.cleanup_policy, c.cleanup_policy);
+        assert_eq!(b.compaction, c.compaction);
+        assert_eq!(b.open_segments_max, c.open_segments_max);
+        assert_eq!(b.truncate_corrupt, c.truncate_corrupt);
+        for (m, b) in metas.iter().zip(&back).skip(1) {
+            assert_eq!(format!("{:?}", b.config), format!("{:?}", m.config));
+        }
+    }
+
+    #[test]
+    fn missing_keys_take_defaults_and_unknown_keys_fail() {
         assert_eq!(
-            format!("{:?}", back[1].config),
+            decode_topic("topic old partitions=2 segment_bytes=4096")
+                .unwrap()
+                .config
+                .segment_bytes,
+            4096
+        );
+        let old = decode_topic("topic old partitions=2").unwrap();
+        assert_eq!(
+            format!("{:?}", old.config),
             format!("{:?}", PartitionConfig::default())
         );
+        for (line, reason) in [
+            ("topic t partitions=1 colour=red", "unknown key"),
+            ("topic t partitions=1 segment_bytes=x", "bad number"),
+            ("topic t partitions=1 truncate_corrupt=1", "bad boolean"),
+            (
+                "topic t partitions=1 cleanup_policy=keep",
+                "unknown cleanup policy",
+            ),
+            (
+                "topic t partitions=1 durability=sometimes",
+                "unknown durability",
+            ),
+            (
+                "topic t partitions=1 durability=sync_threshold:1:2",
+                "bad sync_threshold",
+            ),
+            ("topic t segment_bytes=4096", "missing partitions"),
+        ] {
+            assert_eq!(decode_topic(line).err(), Some(reason), "{line}");
+        }
     }
 
     #[test]
     fn damaged_metadata_is_rejected() {
-        let metas = vec![TopicMeta {
-            name: "t".into(),
-            partitions: 2,
-            config: PartitionConfig::default(),
-        }];
-        let bytes = encode_metadata(&metas);
+        let bytes = encode_metadata(&sample_metas()[1..2]);
         for cut in 0..bytes.len() {
             assert!(decode_metadata(&bytes[..cut]).is_err(), "cut at {cut}");
         }
