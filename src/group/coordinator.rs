@@ -253,7 +253,25 @@ pub struct GroupDescription {
 ///   [`OffsetStore`] happen under the group's lock, so no rebalance slips in between.
 ///
 /// Groups are independent: every group gets every partition of its topics, and commits of
-/// one group never affect another (publish-subscribe across groups, queue inside one).
+/// one group never affect another (publish-subscribe across groups, queue inside one: each
+/// partition is owned by exactly one member of a group at a time).
+///
+/// # What ships
+///
+/// - Assignors, behind the [`Assignor`] trait: [`RangeAssignor`], [`RoundRobinAssignor`] and
+///   [`StickyAssignor`] (the default).
+/// - Offset stores, behind the [`OffsetStore`] trait: [`MemoryOffsetStore`] (volatile) and
+///   [`FileOffsetStore`] (durable; what [`open`](Self::open) uses, in
+///   `<data dir>/__offsets/`).
+/// - Topic metadata, behind the [`TopicMetadata`] trait: a [`LogStore`]'s topics
+///   ([`for_store`](Self::for_store)) or any closure.
+///
+/// A [`Consumer`](crate::Consumer) uses the coordinator for you; its methods are public for
+/// custom consumers and for tests.
+///
+/// [`RangeAssignor`]: crate::RangeAssignor
+/// [`RoundRobinAssignor`]: crate::RoundRobinAssignor
+/// [`MemoryOffsetStore`]: crate::MemoryOffsetStore
 ///
 /// # Locks
 ///

@@ -44,6 +44,8 @@ pub struct StoreConfig {
     /// How often the maintenance thread wakes to run [`Partition::flush_if_due`] on every
     /// partition (which enforces [`Durability::SyncThreshold`]'s `interval`). `None` starts
     /// no thread: call [`LogStore::run_maintenance`] yourself. Default 1 s; must be positive.
+    ///
+    /// [`Durability::SyncThreshold`]: crate::log::config::Durability::SyncThreshold
     pub maintenance_interval: Option<Duration>,
     /// How often the maintenance thread also applies retention
     /// ([`Partition::apply_retention`]) and compaction ([`Partition::compact`], a no-op

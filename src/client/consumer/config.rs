@@ -24,8 +24,8 @@ pub enum AutoOffsetReset {
     Error,
 }
 
-/// Configuration of a [`Consumer`]. Build it from [`ConsumerConfig::default`] and the
-/// `with_*` methods; [`Consumer::new`] validates it.
+/// Configuration of a [`Consumer`](super::Consumer). Build it from [`ConsumerConfig::default`] and the
+/// `with_*` methods; [`Consumer::new`](super::Consumer::new) validates it.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ConsumerConfig {
@@ -34,7 +34,7 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: AutoOffsetReset,
     /// Commit positions automatically: in `poll`, once `auto_commit_interval` has passed since
     /// the previous automatic commit; before giving up partitions in a rebalance; and in
-    /// [`close`](Consumer::close). Default `true` (as Kafka).
+    /// [`close`](super::Consumer::close). Default `true` (as Kafka).
     pub enable_auto_commit: bool,
     /// Interval of automatic commits. Zero commits on every `poll`. Default 5 s.
     pub auto_commit_interval: Duration,
@@ -43,15 +43,15 @@ pub struct ConsumerConfig {
     /// next `poll` (a seek drops them). Between 1 and 64 MiB; default 1 MiB.
     pub fetch_max_bytes: usize,
     /// With several partitions, the longest time `poll` waits on one of them before checking
-    /// the others (see [`Consumer`]'s "Waiting"). Between 1 ms and 1 s; default 10 ms.
+    /// the others (see [`Consumer`](super::Consumer)'s "Waiting"). Between 1 ms and 1 s; default 10 ms.
     pub poll_slice: Duration,
     /// Longest time a waiting group member goes without a coordinator call (which heartbeats
     /// and applies rebalances); a third of `session_timeout` if that is shorter. Between 1 ms
     /// and [`SESSION_TIMEOUT_MAX`]; default 100 ms.
     pub heartbeat_interval: Duration,
-    /// Group for [`commit`](Consumer::commit) and [`committed`](Consumer::committed) with a
+    /// Group for [`commit`](super::Consumer::commit) and [`committed`](super::Consumer::committed) with a
     /// manual assignment (Kafka's `group.id` for a standalone consumer: commits are not
-    /// fenced). Ignored by [`subscribe`](Consumer::subscribe), which names its group. Default
+    /// fenced). Ignored by [`subscribe`](super::Consumer::subscribe), which names its group. Default
     /// `None`.
     pub group_id: Option<String>,
     /// Group membership: see [`MemberConfig::session_timeout`]. Default 45 s.

@@ -8,11 +8,11 @@ use crate::offset::TopicPartition;
 ///
 /// They run inside [`Consumer::poll`] (and `close`/`unsubscribe` for `on_revoked`), on the
 /// polling thread, with the consumer itself as an argument: a listener may
-/// [`commit`](Consumer::commit), [`commit_offsets`](Consumer::commit_offsets),
-/// [`seek`](Consumer::seek) and query positions, but `poll`, `assign`, `subscribe`,
-/// `unsubscribe` fail there with [`Error::InvalidConsumerState`].
+/// [`commit`](super::Consumer::commit), [`commit_offsets`](super::Consumer::commit_offsets),
+/// [`seek`](super::Consumer::seek) and query positions, but `poll`, `assign`, `subscribe`,
+/// `unsubscribe` fail there with [`Error::InvalidConsumerState`](crate::error::Error::InvalidConsumerState).
 ///
-/// Partitions change hands in two steps (see [`GroupCoordinator`]): `on_revoked` runs while
+/// Partitions change hands in two steps (see [`GroupCoordinator`](crate::group::coordinator::GroupCoordinator)): `on_revoked` runs while
 /// the consumer still owns the partitions, so a commit made in it is the one the next owner
 /// starts from; ownership is given up right after it returns.
 pub trait RebalanceListener: Send {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::format::record::Header;
 use crate::offset::{Offset, TopicPartition};
 
-/// A record returned by [`Consumer::poll`]: where it is and what it holds. Key, value and
+/// A record returned by [`Consumer::poll`](super::Consumer::poll): where it is and what it holds. Key, value and
 /// header bytes are slices of the buffers read from the log (no per-record copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {

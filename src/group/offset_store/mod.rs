@@ -1,9 +1,6 @@
 //! Committed consumer offsets: the [`OffsetStore`] trait, its limits, and two implementations,
 //! [`MemoryOffsetStore`] (nothing survives the process) and [`FileOffsetStore`] (a small
 //! compacted log, fsynced on every commit).
-//!
-//! Offsets follow Kafka: a committed offset is the *next* offset the group will consume, so a
-//! consumer that processed records up to and including offset 41 commits `Offset(42)`.
 
 mod file;
 mod memory;
@@ -33,6 +30,9 @@ pub const OFFSET_COMMIT_PARTITIONS_MAX: usize = 10_000;
 
 /// A committed position: the next offset to consume, plus free-form application metadata
 /// (Kafka's `OffsetAndMetadata`).
+///
+/// Offsets follow Kafka: a committed offset is the *next* offset the group will consume, so a
+/// consumer that processed records up to and including offset 41 commits `Offset(42)`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct CommittedOffset {
     /// The next offset the group will consume in the partition.
