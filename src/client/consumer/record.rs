@@ -10,6 +10,7 @@ use crate::offset::{Offset, TopicPartition};
 /// A record returned by [`Consumer::poll`](super::Consumer::poll): where it is and what it holds. Key, value and
 /// header bytes are slices of the buffers read from the log (no per-record copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerRecord {
     /// The topic; shared between the records of one partition (an `Arc`, not a `String` per
     /// record).

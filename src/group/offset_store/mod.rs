@@ -33,7 +33,12 @@ pub const OFFSET_COMMIT_PARTITIONS_MAX: usize = 10_000;
 ///
 /// Offsets follow Kafka: a committed offset is the *next* offset the group will consume, so a
 /// consumer that processed records up to and including offset 41 commits `Offset(42)`.
+///
+/// Build one with [`CommittedOffset::new`] and [`with_metadata`](Self::with_metadata): the
+/// struct is non-exhaustive, so that fields Kafka's `OffsetAndMetadata` has (a leader epoch)
+/// can join it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct CommittedOffset {
     /// The next offset the group will consume in the partition.
     pub offset: Offset,
