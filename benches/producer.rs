@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use seglog::{
-    Durability, LogStore, PartitionConfig, ProducerConfig, Record, StoreConfig, TopicConfig,
+    Durability, LogStore, PartitionConfig, Producer, ProducerConfig, Record, StoreConfig,
+    TopicConfig,
 };
 
 const VALUE_BYTES: usize = 100;
@@ -54,7 +55,7 @@ fn record(i: u64) -> Record {
 /// Time `n` records sent one `send_batched` call each, flush included.
 fn time_send_batched(n: u64) -> Duration {
     let (_dir, store) = fresh();
-    let producer = store.producer(ProducerConfig::default()).unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default()).unwrap();
     let template = record(0);
     let start = Instant::now();
     for _ in 0..n {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seglog::{
-    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, LogStore, Offset, ProducerConfig,
-    Record, StoreConfig, TopicConfig, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, GroupCoordinator, LogStore, Offset, Producer,
+    ProducerConfig, Record, StoreConfig, TopicConfig, TopicPartition,
 };
 
 fn main() -> seglog::Result<()> {
@@ -23,7 +23,7 @@ fn main() -> seglog::Result<()> {
 
     // Produce: keyed records land on the partition Kafka's Java client would pick for the
     // key; batched sends are appended together, one batch per partition.
-    let producer = store.producer(ProducerConfig::default())?;
+    let producer = Producer::new(&store, ProducerConfig::default())?;
     let mut handles = Vec::new();
     for i in 0..30 {
         let record = Record::new(format!("order {i}")).with_key(format!("customer-{}", i % 5));

@@ -53,7 +53,7 @@ pub use offset::{Offset, TopicPartition};
 pub use topic::handle::{
     validate_topic_name, Topic, TopicConfig, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
 };
+pub use topic::maintenance::MaintenanceReport;
+pub use topic::metadata::TOPICS_METADATA_FILE;
 pub use topic::partitioner::{murmur2, to_positive, DefaultPartitioner, Partitioner};
-pub use topic::store::{
-    LogStore, MaintenanceReport, StoreConfig, STORE_TOPICS_MAX, TOPICS_METADATA_FILE,
-};
+pub use topic::store::{LogStore, StoreConfig, STORE_TOPICS_MAX};

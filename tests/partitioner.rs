@@ -287,7 +287,7 @@ fn a_partitioner_out_of_range_is_a_typed_error_not_a_wrap() {
         ),
         "{err:?}"
     );
-    let producer = store.producer(seglog::ProducerConfig::default()).unwrap();
+    let producer = seglog::Producer::new(&store, seglog::ProducerConfig::default()).unwrap();
     assert!(matches!(
         producer.send("t", Record::new("v")),
         Err(Error::PartitionOutOfRange { .. })
@@ -309,7 +309,7 @@ fn a_partitioner_out_of_range_is_a_typed_error_not_a_wrap() {
 fn keyless_records_spread_evenly_over_a_topics_partitions() {
     let (_dir, store) = store();
     let topic = store.create_topic("spread", topic_config(4)).unwrap();
-    let producer = store.producer(seglog::ProducerConfig::default()).unwrap();
+    let producer = seglog::Producer::new(&store, seglog::ProducerConfig::default()).unwrap();
     for i in 0..200 {
         let (p, _) = producer
             .send("spread", Record::new(format!("r{i}")))

@@ -68,7 +68,7 @@ fn values(p: &Partition) -> Vec<String> {
 fn send_returns_the_partition_and_offset_it_wrote() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 4);
-    let producer = store.producer(ProducerConfig::default()).unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default()).unwrap();
     for i in 0..20u64 {
         let key = format!("key-{}", i % 3);
         let (p, offset) = producer
@@ -111,13 +111,13 @@ fn send_returns_the_partition_and_offset_it_wrote() {
 fn records_sent_within_linger_land_in_one_batch() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 1);
-    let producer = store
-        .producer(
-            ProducerConfig::default()
-                .with_linger(HOUR)
-                .with_batch_bytes(1 << 20),
-        )
-        .unwrap();
+    let producer = Producer::new(
+        &store,
+        ProducerConfig::default()
+            .with_linger(HOUR)
+            .with_batch_bytes(1 << 20),
+    )
+    .unwrap();
     let handles: Vec<_> = (0..10)
         .map(|i| {
             producer
@@ -148,13 +148,13 @@ fn batches_are_cut_at_batch_bytes_without_waiting() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 1);
     // 100-byte values are estimated at 136 bytes: three fit in 500, a fourth does not.
-    let producer = store
-        .producer(
-            ProducerConfig::default()
-                .with_linger(HOUR)
-                .with_batch_bytes(500),
-        )
-        .unwrap();
+    let producer = Producer::new(
+        &store,
+        ProducerConfig::default()
+            .with_linger(HOUR)
+            .with_batch_bytes(500),
+    )
+    .unwrap();
     let handles: Vec<_> = (0..10)
         .map(|i| {
             let value = format!("{i:0>100}");
@@ -185,9 +185,11 @@ fn batches_are_cut_at_batch_bytes_without_waiting() {
 fn the_linger_timer_appends_without_flush() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 2);
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(Duration::from_millis(20)))
-        .unwrap();
+    let producer = Producer::new(
+        &store,
+        ProducerConfig::default().with_linger(Duration::from_millis(20)),
+    )
+    .unwrap();
     let handles: Vec<_> = (0..6)
         .map(|i| {
             producer
@@ -213,9 +215,11 @@ fn the_linger_timer_appends_without_flush() {
 fn zero_linger_appends_before_send_batched_returns() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 1);
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(Duration::ZERO))
-        .unwrap();
+    let producer = Producer::new(
+        &store,
+        ProducerConfig::default().with_linger(Duration::ZERO),
+    )
+    .unwrap();
     for i in 0..3 {
         let h = producer.send_batched("t", Record::new("x")).unwrap();
         assert!(h.is_ready());
@@ -231,7 +235,7 @@ fn close_and_drop_append_everything_accepted() {
     let config = ProducerConfig::default()
         .with_linger(HOUR)
         .with_batch_bytes(1 << 20);
-    let producer = store.producer(config.clone()).unwrap();
+    let producer = Producer::new(&store, config.clone()).unwrap();
     let handles: Vec<_> = (0..90)
         .map(|i| {
             producer
@@ -252,7 +256,7 @@ fn close_and_drop_append_everything_accepted() {
     producer.close().unwrap();
 
     // Drop without close: the same.
-    let producer = store.producer(config).unwrap();
+    let producer = Producer::new(&store, config).unwrap();
     let handles: Vec<_> = (0..30)
         .map(|i| {
             producer
@@ -288,9 +292,7 @@ fn append_errors_reach_every_handle_of_the_batch() {
                 .with_partition_config(fast_config().with_file_system(faults.clone())),
         )
         .unwrap();
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(HOUR))
-        .unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
     let ok = producer.send_batched("t", Record::new("ok")).unwrap();
     producer.flush().unwrap();
     assert_eq!(ok.wait().unwrap(), (0, Offset(0)));
@@ -339,9 +341,7 @@ fn rejected_records_do_not_spoil_their_batch() {
             TopicConfig::new(1).with_partition_config(fast_config().with_record_bytes_max(100)),
         )
         .unwrap();
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(HOUR))
-        .unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
     let a = producer.send_batched("t", Record::new("a")).unwrap();
     assert!(matches!(
         producer.send_batched("t", Record::new(vec![0u8; 101])),
@@ -363,9 +363,7 @@ fn rejected_records_do_not_spoil_their_batch() {
 fn a_synchronous_send_keeps_order_after_batched_ones() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 1);
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(HOUR))
-        .unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
     let handles: Vec<_> = (0..4)
         .map(|i| {
             producer
@@ -386,9 +384,7 @@ fn a_synchronous_send_keeps_order_after_batched_ones() {
 fn deleted_topics_fail_their_handles_and_recreated_ones_work() {
     let (_dir, store) = store();
     create(&store, "t", 1);
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(HOUR))
-        .unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
     let pending = producer.send_batched("t", Record::new("lost")).unwrap();
     store.delete_topic("t").unwrap();
     assert!(producer.flush().is_err());
@@ -415,9 +411,7 @@ fn deleted_topics_fail_their_handles_and_recreated_ones_work() {
 fn closing_the_store_first_fails_buffered_records_instead_of_hanging() {
     let (_dir, store) = store();
     create(&store, "t", 1);
-    let producer = store
-        .producer(ProducerConfig::default().with_linger(HOUR))
-        .unwrap();
+    let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
     let h = producer.send_batched("t", Record::new("x")).unwrap();
     store.close().unwrap();
     assert!(producer.close().is_err());
@@ -432,13 +426,13 @@ fn concurrent_senders_lose_nothing_and_keep_per_key_order() {
     let (_dir, store) = store();
     let topic = create(&store, "t", 3);
     let producer = Arc::new(
-        store
-            .producer(
-                ProducerConfig::default()
-                    .with_linger(Duration::from_millis(2))
-                    .with_batch_bytes(2048),
-            )
-            .unwrap(),
+        Producer::new(
+            &store,
+            ProducerConfig::default()
+                .with_linger(Duration::from_millis(2))
+                .with_batch_bytes(2048),
+        )
+        .unwrap(),
     );
     const THREADS: usize = 4;
     const PER_THREAD: usize = 600;

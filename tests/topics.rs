@@ -437,7 +437,7 @@ fn operations_after_close_fail() {
     ));
     assert!(matches!(store.run_maintenance(), Err(Error::StoreClosed)));
     assert!(matches!(
-        store.producer(seglog::ProducerConfig::default()),
+        seglog::Producer::new(&store, seglog::ProducerConfig::default()),
         Err(Error::StoreClosed)
     ));
     assert!(matches!(

@@ -1,18 +1,6 @@
-//! Producers: route records to partitions and append them, one at a time or in batches.
+//! [`Producer`]: routes records to partitions and appends them, one at a time or in batches.
 //!
-//! [`Producer::send`] appends one record as one batch before it returns. The batching mode,
-//! [`Producer::send_batched`], collects records per partition and appends each collection as
-//! one batch when it reaches [`ProducerConfig::batch_bytes`] or has waited
-//! [`ProducerConfig::linger`], returning a [`SendHandle`] to wait on.
-//!
-//! # Threads and locks
-//!
-//! A producer whose `linger` is positive owns one background thread, the *linger timer*: it
-//! sleeps until the oldest open batch is due and appends it. A batch that fills up is
-//! appended by the thread whose record filled it, so under load the timer does little and
-//! appends happen on the senders' threads (natural back-pressure: a sender waits while its
-//! partition's previous batch is written). With `linger` zero there is no thread and every
-//! `send_batched` appends before it returns.
+//! # Locks (implementation)
 //!
 //! Each partition buffer has two locks: `state` (the open batch; held only to push a record
 //! or cut the batch) and `order`, taken while still holding `state` when a batch is cut and
@@ -35,7 +23,7 @@ use crate::log::partition::Partition;
 use crate::offset::Offset;
 use crate::topic::handle::Topic;
 use crate::topic::partitioner::NameMap;
-use crate::topic::store::{LogStore, StoreInner};
+use crate::topic::store::{LogStore, StoreHandle};
 
 /// Longest allowed [`ProducerConfig::linger`].
 pub const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
@@ -98,12 +86,30 @@ impl ProducerConfig {
     }
 }
 
-/// Sends records to the topics of a [`LogStore`].
+/// Sends records to the topics of a [`LogStore`]; made with [`Producer::new`].
+///
+/// [`send`](Self::send) appends one record as one batch before it returns. The batching
+/// mode, [`send_batched`](Self::send_batched), collects records per partition and appends
+/// each collection as one batch when it reaches [`ProducerConfig::batch_bytes`] or has
+/// waited [`ProducerConfig::linger`], returning a [`SendHandle`] to wait on.
+///
+/// # Ordering
 ///
 /// `Producer` is `Send + Sync`: share one between threads. Records sent from one thread to
 /// one partition are appended in send order, whether they go through [`send`](Self::send),
 /// [`send_to`](Self::send_to) or the batching calls (a synchronous send first appends the
 /// partition's open batch). Records sent from different threads interleave in some order.
+///
+/// # Threads
+///
+/// A producer whose `linger` is positive owns one background thread, the *linger timer*: it
+/// sleeps until the oldest open batch is due and appends it. A batch that fills up is
+/// appended by the thread whose record filled it, so under load the timer does little and
+/// appends happen on the senders' threads (natural back-pressure: a sender waits while its
+/// partition's previous batch is written). With `linger` zero there is no thread and every
+/// `send_batched` appends before it returns.
+///
+/// # Closing
 ///
 /// [`close`](Self::close) (or drop) appends every accepted record before returning: nothing
 /// accepted is dropped. Close producers before their store; once the store is closed,
@@ -123,7 +129,7 @@ impl std::fmt::Debug for Producer {
 }
 
 struct Shared {
-    store: Arc<StoreInner>,
+    store: StoreHandle,
     config: ProducerConfig,
     /// The current entry of each topic this producer has sent to.
     topics: RwLock<NameMap<Arc<TopicEntry>>>,
@@ -161,7 +167,7 @@ struct PartitionBuffer {
     /// `batch_bytes`, capped by the partition's `batch_bytes_max`.
     batch_bytes: usize,
     state: Mutex<BufState>,
-    /// Held across the append of a cut batch; see the module docs.
+    /// Held across the append of a cut batch; see "Locks" at the top of this file.
     order: Mutex<()>,
     /// Batches cut but not yet appended.
     in_flight: AtomicUsize,
@@ -254,13 +260,14 @@ impl SendHandle {
 }
 
 impl Producer {
-    /// A producer for the topics of `store` (also [`LogStore::producer`]). Starts the linger
-    /// timer thread if `config.linger` is positive.
+    /// A producer for the topics of `store`. Starts the linger timer thread if
+    /// `config.linger` is positive. [`Error::StoreClosed`] if the store is closed.
     pub fn new(store: &LogStore, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
-        store.inner().check_open()?;
+        let handle = store.handle();
+        handle.check_open()?;
         let shared = Arc::new(Shared {
-            store: store.inner().clone(),
+            store: handle,
             config,
             topics: RwLock::new(NameMap::default()),
             retired: Mutex::new(Vec::new()),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,7 +17,7 @@ use crate::group::offset_store::{
 };
 use crate::offset::TopicPartition;
 use crate::topic::handle::validate_topic_name;
-use crate::topic::store::{LogStore, StoreInner};
+use crate::topic::store::{LogStore, WeakStoreHandle};
 
 /// Directory of a store's data directory where [`GroupCoordinator::open`] keeps committed
 /// offsets.
@@ -61,12 +61,12 @@ impl<F: Fn(&str) -> Option<u32> + Send + Sync> TopicMetadata for F {
 }
 
 /// A store's topics, without keeping the store alive.
-struct StoreTopics(Weak<StoreInner>);
+struct StoreTopics(WeakStoreHandle);
 
 impl TopicMetadata for StoreTopics {
     fn partition_count(&self, topic: &str) -> Option<u32> {
-        let inner = self.0.upgrade()?;
-        let topic = inner.topic(topic).ok()?;
+        let store = self.0.upgrade()?;
+        let topic = store.topic(topic).ok()?;
         (!topic.is_deleted()).then(|| topic.partition_count())
     }
 }
@@ -253,7 +253,25 @@ pub struct GroupDescription {
 ///   [`OffsetStore`] happen under the group's lock, so no rebalance slips in between.
 ///
 /// Groups are independent: every group gets every partition of its topics, and commits of
-/// one group never affect another (publish-subscribe across groups, queue inside one).
+/// one group never affect another (publish-subscribe across groups, queue inside one: each
+/// partition is owned by exactly one member of a group at a time).
+///
+/// # What ships
+///
+/// - Assignors, behind the [`Assignor`] trait: [`RangeAssignor`], [`RoundRobinAssignor`] and
+///   [`StickyAssignor`] (the default).
+/// - Offset stores, behind the [`OffsetStore`] trait: [`MemoryOffsetStore`] (volatile) and
+///   [`FileOffsetStore`] (durable; what [`open`](Self::open) uses, in
+///   `<data dir>/__offsets/`).
+/// - Topic metadata, behind the [`TopicMetadata`] trait: a [`LogStore`]'s topics
+///   ([`for_store`](Self::for_store)) or any closure.
+///
+/// A [`Consumer`](crate::Consumer) uses the coordinator for you; its methods are public for
+/// custom consumers and for tests.
+///
+/// [`RangeAssignor`]: crate::RangeAssignor
+/// [`RoundRobinAssignor`]: crate::RoundRobinAssignor
+/// [`MemoryOffsetStore`]: crate::MemoryOffsetStore
 ///
 /// # Locks
 ///
@@ -308,10 +326,7 @@ impl GroupCoordinator {
     /// A coordinator for the topics of `store`, committing through `offsets`. It does not
     /// keep the store open: once the store is dropped, every topic reads as absent.
     pub fn for_store(store: &LogStore, offsets: Arc<dyn OffsetStore>) -> Self {
-        Self::new(
-            offsets,
-            Arc::new(StoreTopics(Arc::downgrade(store.inner()))),
-        )
+        Self::new(offsets, Arc::new(StoreTopics(store.handle().downgrade())))
     }
 
     /// A coordinator for the topics of `store` whose commits go to a durable

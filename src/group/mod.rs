@@ -1,19 +1,7 @@
-//! Layer 6, consumer groups: members share the partitions of the topics they subscribe to, each
-//! partition owned by exactly one member at a time (a queue inside a group); every group sees
-//! every record (publish-subscribe across groups).
-//!
-//! - [`Assignor`] decides who owns what; [`RangeAssignor`], [`RoundRobinAssignor`] and
-//!   [`StickyAssignor`] ship.
-//! - [`GroupCoordinator`] keeps membership, session timeouts and generations, hands
-//!   partitions over in two steps (the old owner releases before the new one takes over) and
-//!   fences offset commits.
-//!
-//! - [`OffsetStore`](offset_store::OffsetStore) keeps committed offsets;
-//!   [`MemoryOffsetStore`](offset_store::MemoryOffsetStore) and
-//!   [`FileOffsetStore`](offset_store::FileOffsetStore) ship.
-//!
-//! A [`Consumer`](crate::Consumer) uses the coordinator for you; the coordinator's methods are
-//! public for custom consumers and for tests.
+//! Layer 6, consumer groups: the [`GroupCoordinator`] (membership, generations, the
+//! two-step hand-over of partitions, fenced commits; its docs hold the group model), the
+//! [`Assignor`]s that decide who owns what, and the [`OffsetStore`](offset_store::OffsetStore)s
+//! that keep committed offsets.
 
 pub(crate) mod assignor;
 pub(crate) mod coordinator;

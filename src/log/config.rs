@@ -196,22 +196,167 @@ impl Default for PartitionConfig {
 
 impl std::fmt::Debug for PartitionConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionConfig")
-            .field("segment_bytes", &self.segment_bytes)
-            .field("segment_ms", &self.segment_ms)
-            .field("index_interval_bytes", &self.index_interval_bytes)
-            .field("index_bytes_max", &self.index_bytes_max)
-            .field("record_bytes_max", &self.record_bytes_max)
-            .field("batch_bytes_max", &self.batch_bytes_max)
-            .field("durability", &self.durability)
-            .field("preallocate_bytes", &self.preallocate_bytes)
-            .field("retention_ms", &self.retention_ms)
-            .field("retention_bytes", &self.retention_bytes)
-            .field("cleanup_policy", &self.cleanup_policy)
-            .field("compaction", &self.compaction)
-            .field("open_segments_max", &self.open_segments_max)
-            .field("truncate_corrupt", &self.truncate_corrupt)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("PartitionConfig");
+        self.for_each_field(|name, value| {
+            d.field(name, &value);
+        });
+        d.finish_non_exhaustive()
+    }
+}
+
+/// Declares the persisted fields of [`PartitionConfig`] once, and generates from that list
+/// [`PartitionConfig::for_each_field`] (used by `Debug` and by the `topics.meta` encoder) and
+/// [`PartitionConfig::set_field`] (used by the decoder).
+macro_rules! persisted_fields {
+    ($($name:literal => $($place:ident).+;)+) => {
+        impl PartitionConfig {
+            /// Call `f` with the name and value of every persisted field, in `topics.meta`
+            /// order. Fields that are not persisted (test seams) are not visited.
+            pub(crate) fn for_each_field(&self, mut f: impl FnMut(&'static str, &dyn FieldCodec)) {
+                $(f($name, &self.$($place).+);)+
+            }
+
+            /// Set the persisted field called `name` from its text. Errors: `"unknown key"`,
+            /// or the value's parse error.
+            pub(crate) fn set_field(&mut self, name: &str, text: &str) -> Result<(), &'static str> {
+                match name {
+                    $($name => self.$($place).+ = FieldCodec::decode(text)?,)+
+                    _ => return Err("unknown key"),
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+// The one list of persisted fields: name (in `topics.meta` and `Debug`) => place in the
+// struct. A new persisted field is one line here (and a `FieldCodec` impl for a new type).
+// The names, order and value formats are on-disk format (docs/format.md, "Topic metadata"):
+// never rename, reorder or re-encode a field; add new ones at the end.
+persisted_fields! {
+    "segment_bytes" => segment_bytes;
+    "segment_ms" => segment_ms;
+    "index_interval_bytes" => index_interval_bytes;
+    "index_bytes_max" => index_bytes_max;
+    "record_bytes_max" => record_bytes_max;
+    "batch_bytes_max" => batch_bytes_max;
+    "durability" => durability;
+    "preallocate_bytes" => preallocate_bytes;
+    "retention_ms" => retention_ms;
+    "retention_bytes" => retention_bytes;
+    "cleanup_policy" => cleanup_policy;
+    "delete_retention_ms" => compaction.delete_retention_ms;
+    "min_compaction_lag_ms" => compaction.min_compaction_lag_ms;
+    "min_cleanable_dirty_ratio" => compaction.min_cleanable_dirty_ratio;
+    "map_bytes_max" => compaction.map_bytes_max;
+    "open_segments_max" => open_segments_max;
+    "truncate_corrupt" => truncate_corrupt;
+}
+
+/// The text form of a persisted [`PartitionConfig`] field's value in `topics.meta`: one
+/// word without spaces or `=`. Decoding what `encode` wrote gives the value back.
+pub(crate) trait FieldCodec: std::fmt::Debug {
+    /// Append the value's text to `out`.
+    fn encode(&self, out: &mut String);
+    /// Parse a value's text; the error is a short reason.
+    fn decode(text: &str) -> Result<Self, &'static str>
+    where
+        Self: Sized;
+}
+
+/// Integers and booleans: their `Display` text.
+macro_rules! display_codec {
+    ($($t:ty => $err:literal),+) => {$(
+        impl FieldCodec for $t {
+            fn encode(&self, out: &mut String) {
+                out.push_str(&self.to_string());
+            }
+            fn decode(text: &str) -> Result<Self, &'static str> {
+                text.parse().map_err(|_| $err)
+            }
+        }
+    )+};
+}
+
+// `Display` of an f64 is the shortest text that parses back to the same value.
+display_codec!(u32 => "bad number", u64 => "bad number", usize => "bad number",
+    f64 => "bad number", bool => "bad boolean");
+
+/// `none`, or the number.
+impl FieldCodec for Option<u64> {
+    fn encode(&self, out: &mut String) {
+        match self {
+            Some(v) => v.encode(out),
+            None => out.push_str("none"),
+        }
+    }
+    fn decode(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "none" => Ok(None),
+            v => u64::decode(v).map(Some),
+        }
+    }
+}
+
+/// `delete`, `compact` or `compact_delete`.
+impl FieldCodec for CleanupPolicy {
+    fn encode(&self, out: &mut String) {
+        out.push_str(match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactAndDelete => "compact_delete",
+        });
+    }
+    fn decode(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "delete" => Ok(CleanupPolicy::Delete),
+            "compact" => Ok(CleanupPolicy::Compact),
+            "compact_delete" => Ok(CleanupPolicy::CompactAndDelete),
+            _ => Err("unknown cleanup policy"),
+        }
+    }
+}
+
+/// `no_sync`, `sync_each_append`, or `sync_threshold:<records>:<bytes>:<interval ns>`, each
+/// threshold a number or `none`.
+impl FieldCodec for Durability {
+    fn encode(&self, out: &mut String) {
+        match self {
+            Durability::NoSync => out.push_str("no_sync"),
+            Durability::SyncEachAppend => out.push_str("sync_each_append"),
+            Durability::SyncThreshold {
+                records,
+                bytes,
+                interval,
+            } => {
+                let nanos = interval.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                out.push_str("sync_threshold:");
+                records.encode(out);
+                out.push(':');
+                bytes.encode(out);
+                out.push(':');
+                nanos.encode(out);
+            }
+        }
+    }
+    fn decode(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "no_sync" => return Ok(Durability::NoSync),
+            "sync_each_append" => return Ok(Durability::SyncEachAppend),
+            _ => {}
+        }
+        let rest = text
+            .strip_prefix("sync_threshold:")
+            .ok_or("unknown durability")?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let [records, bytes, interval] = parts[..] else {
+            return Err("bad sync_threshold");
+        };
+        Ok(Durability::SyncThreshold {
+            records: Option::<u64>::decode(records)?,
+            bytes: Option::<u64>::decode(bytes)?,
+            interval: Option::<u64>::decode(interval)?.map(Duration::from_nanos),
+        })
     }
 }
 

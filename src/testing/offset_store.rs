@@ -451,52 +451,13 @@ fn concurrent_commits<S: OffsetStore>(s: &S) {
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let writers: Vec<_> = (0..WRITERS)
-            .map(|w| {
-                scope.spawn(move || {
-                    for i in 1..=WRITER_COMMITS {
-                        let list: Entries = (0..WRITER_PARTITIONS)
-                            .map(|p| {
-                                (
-                                    tp(&format!("w{w}"), p),
-                                    at(i).with_metadata(format!("{w}:{i}")),
-                                )
-                            })
-                            .collect();
-                        commit(s, c, "conc", &list);
-                        // Other groups in between: independent.
-                        commit(s, c, &format!("conc-{w}"), &list[..1]);
-                    }
-                })
-            })
+            .map(|w| scope.spawn(move || writer_commits(s, c, w)))
             .collect();
         let reader = scope.spawn(|| {
             let mut seen = vec![0u64; WRITERS as usize];
             let mut last_pass = false;
             loop {
-                let snapshot = fetch_group(s, c, "conc");
-                let mut by_topic: BTreeMap<&str, Vec<&CommittedOffset>> = BTreeMap::new();
-                for (p, e) in &snapshot {
-                    by_topic.entry(p.topic.as_str()).or_default().push(e);
-                }
-                for (topic, entries) in by_topic {
-                    let w: usize = topic[1..].parse().expect("writer topic");
-                    assert_eq!(
-                        entries.len(),
-                        WRITER_PARTITIONS as usize,
-                        "{c}: torn commit seen: {snapshot:?}"
-                    );
-                    let offset = entries[0].offset.0;
-                    for e in &entries {
-                        assert_eq!(e.offset.0, offset, "{c}: torn commit seen: {snapshot:?}");
-                        assert_eq!(e.metadata, format!("{w}:{offset}"), "{c}: metadata");
-                    }
-                    assert!(
-                        offset >= seen[w],
-                        "{c}: {topic} went back from {} to {offset}",
-                        seen[w]
-                    );
-                    seen[w] = offset;
-                }
+                check_snapshot(c, &fetch_group(s, c, "conc"), &mut seen);
                 if last_pass {
                     return seen;
                 }
@@ -521,6 +482,53 @@ fn concurrent_commits<S: OffsetStore>(s: &S) {
             "{c}"
         );
         assert_eq!(fetch_group(s, c, &format!("conc-{w}")).len(), 1, "{c}");
+    }
+}
+
+/// Writer `w` of [`concurrent_commits`]: its commits to group `conc`, each followed by one
+/// to its own group.
+fn writer_commits<S: OffsetStore>(s: &S, c: &str, w: u32) {
+    for i in 1..=WRITER_COMMITS {
+        let list: Entries = (0..WRITER_PARTITIONS)
+            .map(|p| {
+                (
+                    tp(&format!("w{w}"), p),
+                    at(i).with_metadata(format!("{w}:{i}")),
+                )
+            })
+            .collect();
+        commit(s, c, "conc", &list);
+        // Other groups in between: independent.
+        commit(s, c, &format!("conc-{w}"), &list[..1]);
+    }
+}
+
+/// Check one snapshot of group `conc` seen by the reader of [`concurrent_commits`]: every
+/// writer's topic whole, with equal offsets and its own metadata, not behind `seen`, which
+/// is then advanced.
+fn check_snapshot(c: &str, snapshot: &[(TopicPartition, CommittedOffset)], seen: &mut [u64]) {
+    let mut by_topic: BTreeMap<&str, Vec<&CommittedOffset>> = BTreeMap::new();
+    for (p, e) in snapshot {
+        by_topic.entry(p.topic.as_str()).or_default().push(e);
+    }
+    for (topic, entries) in by_topic {
+        let w: usize = topic[1..].parse().expect("writer topic");
+        assert_eq!(
+            entries.len(),
+            WRITER_PARTITIONS as usize,
+            "{c}: torn commit seen: {snapshot:?}"
+        );
+        let offset = entries[0].offset.0;
+        for e in &entries {
+            assert_eq!(e.offset.0, offset, "{c}: torn commit seen: {snapshot:?}");
+            assert_eq!(e.metadata, format!("{w}:{offset}"), "{c}: metadata");
+        }
+        assert!(
+            offset >= seen[w],
+            "{c}: {topic} went back from {} to {offset}",
+            seen[w]
+        );
+        seen[w] = offset;
     }
 }
 

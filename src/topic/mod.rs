@@ -3,5 +3,8 @@
 //! maintenance thread that flushes and applies retention.
 
 pub(crate) mod handle;
+pub(crate) mod maintenance;
+pub(crate) mod metadata;
 pub(crate) mod partitioner;
 pub(crate) mod store;
+pub(crate) mod sweep;

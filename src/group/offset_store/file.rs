@@ -1,7 +1,7 @@
 //! [`FileOffsetStore`]: a durable offset store in one directory, a small compacted log.
 //!
 //! The design and the crash-recovery rules are documented on [`FileOffsetStore`]; the byte
-//! layout is here.
+//! layout is specified in `docs/format.md` ("Consumer offsets") and summarised here.
 //!
 //! # Format (all integers little-endian)
 //!
@@ -103,8 +103,9 @@ impl FileOffsetStoreConfig {
 ///
 /// Commits are serialised, each paying one fsync; fetches are served from memory and do not
 /// wait for a commit's fsync. The directory is locked while the store is open: a second
-/// `open` of it fails with [`Error::AlreadyOpen`]. The byte layout is documented at the top
-/// of `src/offsets/file.rs`.
+/// `open` of it fails with [`Error::AlreadyOpen`]. The byte layout is specified in the
+/// repository's `docs/format.md` ("Consumer offsets") and summarised at the top of
+/// `src/group/offset_store/file.rs`.
 ///
 /// # Design
 ///

@@ -1,9 +1,6 @@
 //! Committed consumer offsets: the [`OffsetStore`] trait, its limits, and two implementations,
 //! [`MemoryOffsetStore`] (nothing survives the process) and [`FileOffsetStore`] (a small
 //! compacted log, fsynced on every commit).
-//!
-//! Offsets follow Kafka: a committed offset is the *next* offset the group will consume, so a
-//! consumer that processed records up to and including offset 41 commits `Offset(42)`.
 
 mod file;
 mod memory;
@@ -33,7 +30,15 @@ pub const OFFSET_COMMIT_PARTITIONS_MAX: usize = 10_000;
 
 /// A committed position: the next offset to consume, plus free-form application metadata
 /// (Kafka's `OffsetAndMetadata`).
+///
+/// Offsets follow Kafka: a committed offset is the *next* offset the group will consume, so a
+/// consumer that processed records up to and including offset 41 commits `Offset(42)`.
+///
+/// Build one with [`CommittedOffset::new`] and [`with_metadata`](Self::with_metadata): the
+/// struct is non-exhaustive, so that fields Kafka's `OffsetAndMetadata` has (a leader epoch)
+/// can join it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub struct CommittedOffset {
     /// The next offset the group will consume in the partition.
     pub offset: Offset,

@@ -1,0 +1,145 @@
+//! Group membership: the per-poll step that applies the coordinator's view, rejoining,
+//! leaving, and automatic commits.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::client::consumer::listener::Callback;
+use crate::client::consumer::{Consumer, Mode};
+use crate::error::{Error, Result};
+use crate::group::offset_store::CommittedOffset;
+use crate::offset::TopicPartition;
+
+impl Consumer {
+    /// Heartbeat and apply the coordinator's view: revoke (auto-commit, callback, release),
+    /// then take over new partitions (callback). Rejoins after being removed.
+    pub(super) fn group_step(&mut self) -> Result<()> {
+        let Mode::Group(m) = &self.mode else {
+            return Ok(());
+        };
+        let (group, member_id) = (m.group.clone(), m.member_id.clone());
+        let sync = match self.groups.sync(&group, &member_id) {
+            Ok(sync) => sync,
+            Err(Error::UnknownMember { .. }) => {
+                self.rejoin()?;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Mode::Group(m) = &mut self.mode {
+            m.generation = sync.generation;
+        }
+        if !sync.to_revoke.is_empty() {
+            let revoke = sync.to_revoke.clone();
+            if self.config.enable_auto_commit {
+                self.commit_changed(Some(&revoke))?;
+            }
+            self.callback(Callback::Revoked, &revoke);
+            self.parts.retain(|p| !revoke.contains(&p.tp));
+            match self.groups.release(&group, &member_id, &revoke) {
+                Ok(()) => {}
+                Err(Error::UnknownMember { .. }) => return self.rejoin(),
+                Err(e) => return Err(e),
+            }
+        }
+        if !sync.assigned.is_empty() {
+            let mut added = Vec::new();
+            for tp in &sync.assigned {
+                // A topic deleted since the assignment: the next sync revokes it.
+                if let Ok(part) = self.open_partition(tp.clone()) {
+                    added.push(tp.clone());
+                    self.parts.push(part);
+                }
+            }
+            self.parts.sort_by(|a, b| a.tp.cmp(&b.tp));
+            self.callback(Callback::Assigned, &added);
+        }
+        let owned: BTreeSet<&TopicPartition> = sync
+            .owned
+            .iter()
+            .filter(|tp| !sync.to_revoke.contains(tp))
+            .collect();
+        self.parts.retain(|p| owned.contains(&p.tp));
+        Ok(())
+    }
+
+    /// After removal by the coordinator: report the partitions lost, join again.
+    pub(super) fn rejoin(&mut self) -> Result<()> {
+        let lost: Vec<TopicPartition> = self.assignment();
+        self.parts.clear();
+        if !lost.is_empty() {
+            self.callback(Callback::Lost, &lost);
+        }
+        let Mode::Group(m) = &self.mode else {
+            return Ok(());
+        };
+        let (group, topics) = (m.group.clone(), m.topics.clone());
+        let member_id = self
+            .groups
+            .join(&group, self.config.member_config(topics))?;
+        if let Mode::Group(m) = &mut self.mode {
+            m.member_id = member_id;
+            m.generation = 0;
+        }
+        Ok(())
+    }
+    /// Leave the group or drop the manual assignment; idle afterwards.
+    pub(super) fn shutdown(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        if let Mode::Group(m) = &mut self.mode {
+            // Ownership only changes through this consumer's own polls (or its removal), so
+            // what it holds is still its own: commit with the current generation even if a
+            // rebalance happened since the last poll. The coordinator still checks ownership.
+            if let Ok(generation) = self.groups.heartbeat(&m.group, &m.member_id) {
+                m.generation = generation;
+            }
+        }
+        if self.config.enable_auto_commit && self.group_id().is_some() {
+            result = self.commit_changed(None);
+        }
+        if let Mode::Group(m) = &self.mode {
+            let (group, member_id) = (m.group.clone(), m.member_id.clone());
+            let owned = self.assignment();
+            self.callback(Callback::Revoked, &owned);
+            match self.groups.leave(&group, &member_id) {
+                Ok(()) | Err(Error::UnknownMember { .. }) => {}
+                Err(e) => result = result.and(Err(e)),
+            }
+        }
+        self.mode = Mode::Idle;
+        self.parts.clear();
+        result
+    }
+
+    // ----- commits -----
+
+    /// Commit positions that moved since their last commit, of `only` partitions or all.
+    /// A commit fenced by a concurrent rebalance is skipped: those records will be delivered
+    /// again (at least once).
+    fn commit_changed(&mut self, only: Option<&[TopicPartition]>) -> Result<()> {
+        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
+            .parts
+            .iter()
+            .filter(|p| only.is_none_or(|o| o.contains(&p.tp)))
+            .filter_map(|p| match p.position {
+                Some(o) if p.committed != Some(o) => Some((p.tp.clone(), CommittedOffset::new(o))),
+                _ => None,
+            })
+            .collect();
+        match self.commit_offsets(&offsets) {
+            Ok(()) | Err(Error::FencedCommit { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn maybe_auto_commit(&mut self) -> Result<()> {
+        if !self.config.enable_auto_commit
+            || self.group_id().is_none()
+            || self.last_auto_commit.elapsed() < self.config.auto_commit_interval
+        {
+            return Ok(());
+        }
+        self.last_auto_commit = Instant::now();
+        self.commit_changed(None)
+    }
+}

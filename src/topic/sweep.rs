@@ -1,0 +1,185 @@
+//! The data directory's partition directories: their names, and the sweep at open that
+//! removes leftovers of topic operations interrupted by a crash (see [`LogStore`]'s
+//! "Topic operations and crashes").
+//!
+//! [`LogStore`]: crate::topic::store::LogStore
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, IoContext, Result};
+use crate::io::checkpoint::sync_dir;
+use crate::log::partition::{Partition, LOCK_FILE as PARTITION_LOCK_FILE};
+use crate::topic::handle::validate_topic_name;
+use crate::topic::metadata::TopicMeta;
+
+/// Suffix a partition directory gets when its topic is deleted, before it is removed.
+const DELETED_SUFFIX: &str = ".deleted";
+
+/// Close partitions that will not be published and remove their directories. Best effort:
+/// whatever is left is an orphan, removed by the next open.
+pub(super) fn discard(partitions: &[Arc<Partition>]) {
+    for p in partitions {
+        let _ = p.close();
+        let _ = fs::remove_dir_all(p.dir());
+    }
+}
+
+/// `<dir>/<topic>-<n>`.
+pub(super) fn partition_dir(dir: &Path, topic: &str, partition: u32) -> PathBuf {
+    dir.join(format!("{topic}-{partition}"))
+}
+
+/// Split a directory name `<topic>-<n>` into its topic and partition number. The topic may
+/// itself contain `-`; the partition is the canonical decimal after the last one.
+fn parse_partition_dir(name: &str) -> Option<(String, u32)> {
+    let (topic, n) = name.rsplit_once('-')?;
+    let partition: u32 = n.parse().ok()?;
+    (partition.to_string() == n && validate_topic_name(topic).is_ok())
+        .then(|| (topic.to_owned(), partition))
+}
+
+/// True if `path` is a partition directory seglog made: empty (created, not yet locked) or
+/// holding the partition lock file, which `Partition::open` creates first. Anything else
+/// named like a partition directory is not ours to remove.
+pub(super) fn is_partition_dir(path: &Path) -> Result<bool> {
+    let mut entries = fs::read_dir(path).at(path)?.peekable();
+    if entries.peek().is_none() {
+        return Ok(true);
+    }
+    for entry in entries {
+        if entry.at(path)?.file_name() == PARTITION_LOCK_FILE {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The subdirectories of a data directory that seglog made.
+#[derive(Default)]
+pub(super) struct PartitionDirs {
+    /// Partition directories: topic, partition number, path.
+    pub(super) live: Vec<(String, u32, PathBuf)>,
+    /// Directories of deleted partitions (`<topic>-<n>.deleted`).
+    pub(super) deleted: Vec<PathBuf>,
+}
+
+pub(super) fn partition_dirs(dir: &Path) -> Result<PartitionDirs> {
+    let mut found = PartitionDirs::default();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let path = entry.path();
+        if !entry.file_type().at(&path)?.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if let Some(stem) = name.strip_suffix(DELETED_SUFFIX) {
+            if parse_partition_dir(stem).is_some() {
+                found.deleted.push(path);
+            }
+        } else if let Some((topic, n)) = parse_partition_dir(&name) {
+            if is_partition_dir(&path)? {
+                found.live.push((topic, n, path));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Remove partition directories the metadata does not list: leftovers of a topic creation
+/// or partition addition interrupted before its commit, and of deletions.
+pub(super) fn remove_orphans(dir: &Path, metas: &[TopicMeta]) -> Result<()> {
+    let PartitionDirs { live, deleted } = partition_dirs(dir)?;
+    let mut removed = false;
+    for (topic, n, path) in live {
+        let listed = metas.iter().any(|m| m.name == topic && n < m.partitions);
+        if !listed {
+            fs::remove_dir_all(&path).at(&path)?;
+            removed = true;
+        }
+    }
+    for path in deleted {
+        fs::remove_dir_all(&path).at(&path)?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// `<dir>/<topic>-<n>.deleted`: where a deleted partition's directory is renamed before its
+/// removal, so that the name can be reused at once and a crash leaves an unambiguous leftover.
+pub(super) fn deleted_path(partition_dir: &Path) -> PathBuf {
+    let mut renamed = partition_dir.to_owned().into_os_string();
+    renamed.push(DELETED_SUFFIX);
+    PathBuf::from(renamed)
+}
+
+/// Rename each directory of a deleted topic's partitions out of the way, sync the data
+/// directory, then remove them. Returns the first error; continues past failures.
+pub(super) fn remove_deleted(data_dir: &Path, partitions: &[Arc<Partition>]) -> Result<()> {
+    let mut result = Ok(());
+    let mut doomed = Vec::new();
+    for p in partitions {
+        let _ = p.close();
+        let dir = p.dir().to_owned();
+        let renamed = deleted_path(&dir);
+        // A leftover of an earlier deletion of the same name whose removal failed.
+        if renamed.exists() {
+            let _ = fs::remove_dir_all(&renamed);
+        }
+        match fs::rename(&dir, &renamed).at(&dir) {
+            Ok(()) => doomed.push(renamed),
+            Err(e) => result = result.and(Err(e)),
+        }
+    }
+    result = result.and(sync_dir(data_dir));
+    for path in doomed {
+        if let Err(e) = fs::remove_dir_all(&path).at(&path) {
+            result = result.and(Err(e));
+        }
+    }
+    result.and(sync_dir(data_dir))
+}
+
+/// An error for a directory named like a partition that seglog did not make.
+pub(super) fn not_ours(dir: &Path) -> Error {
+    Error::io(
+        dir,
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "a directory seglog did not create is in the way",
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names_parse_back() {
+        assert_eq!(parse_partition_dir("a-1-0"), Some(("a-1".to_owned(), 0)));
+        assert_eq!(
+            parse_partition_dir("orders-12"),
+            Some(("orders".to_owned(), 12))
+        );
+        assert_eq!(parse_partition_dir("orders-012"), None);
+        assert_eq!(parse_partition_dir("__offsets"), None);
+        assert_eq!(parse_partition_dir("-3"), None);
+        assert_eq!(parse_partition_dir("x-"), None);
+    }
+
+    #[test]
+    fn deleted_path_appends_the_suffix() {
+        let p = deleted_path(Path::new("/data/orders-3"));
+        assert_eq!(p, Path::new("/data/orders-3.deleted"));
+        let name = p.file_name().unwrap().to_str().unwrap();
+        let stem = name.strip_suffix(DELETED_SUFFIX).unwrap();
+        assert_eq!(parse_partition_dir(stem), Some(("orders".to_owned(), 3)));
+    }
+}
