@@ -7,7 +7,28 @@
 //! `replication` → `topic` (the store) → `group` (consumer groups, offset stores) → `client`
 //! (producer, consumer). This file only declares them and re-exports the public API.
 #![deny(unsafe_code)]
-#![warn(missing_docs, rust_2018_idioms)]
+#![warn(missing_docs, rust_2018_idioms, clippy::pedantic)]
+// Pedantic lints this crate opts out of, each for a reason:
+#![allow(
+    // Every fallible function returns `Error`, whose variants say when they occur.
+    clippy::missing_errors_doc,
+    // Panics are assertions of internal invariants (bugs), never conditions a caller handles.
+    clippy::missing_panics_doc,
+    // Builders take `self` by value: an unused result is already a moved-from value.
+    clippy::return_self_not_must_use,
+    // Getters and pure helpers: `#[must_use]` on each would be noise.
+    clippy::must_use_candidate,
+    // On-disk integers have fixed widths; lengths are bounded by the format's limits (checked
+    // where bytes enter) before they are narrowed.
+    clippy::cast_possible_truncation,
+    // Bit reinterpretations the formats define: zigzag varints, Kafka's murmur2, signed
+    // on-disk fields.
+    clippy::cast_possible_wrap,
+    clippy::cast_sign_loss,
+    // Public calls take records and buffers by value so an implementation may keep them
+    // without a copy, whether or not today's does.
+    clippy::needless_pass_by_value
+)]
 
 mod client;
 mod error;

@@ -162,13 +162,21 @@ const MMAP_MODULE: &str = "io/mmap.rs";
 fn unsafe_code_lives_only_in_the_mmap_module() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = fs::read_to_string(root.join("src/lib.rs")).unwrap();
-    assert!(lib.contains("#![deny(unsafe_code)]"), "lib.rs must deny unsafe code");
+    assert!(
+        lib.contains("#![deny(unsafe_code)]"),
+        "lib.rs must deny unsafe code"
+    );
     let src = root.join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let mut offenders = Vec::new();
     for file in files {
-        let rel = file.strip_prefix(&src).unwrap().to_str().unwrap().to_owned();
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         let text = fs::read_to_string(&file).unwrap();
         let code: String = text
             .lines()
@@ -180,5 +188,8 @@ fn unsafe_code_lives_only_in_the_mmap_module() {
             offenders.push(rel);
         }
     }
-    assert!(offenders.is_empty(), "unsafe code outside {MMAP_MODULE}: {offenders:?}");
+    assert!(
+        offenders.is_empty(),
+        "unsafe code outside {MMAP_MODULE}: {offenders:?}"
+    );
 }

@@ -303,7 +303,7 @@ impl Producer {
         self.shared.check_open()?;
         let entry = self.shared.entry(topic)?;
         let partition = entry.topic.partition_for(&record)?;
-        let offset = self.shared.send_sync(&entry, partition, &record)?;
+        let offset = Shared::send_sync(&entry, partition, &record)?;
         Ok((partition, offset))
     }
 
@@ -313,7 +313,7 @@ impl Producer {
         self.shared.check_open()?;
         let entry = self.shared.entry(topic)?;
         entry.topic.partition(partition)?;
-        self.shared.send_sync(&entry, partition, &record)
+        Shared::send_sync(&entry, partition, &record)
     }
 
     /// Route `record` with the topic's partitioner and add it to that partition's open
@@ -406,10 +406,10 @@ fn record_size(record: &Record) -> (usize, usize) {
     let headers: usize = record
         .headers
         .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, bytes::Bytes::len))
         .sum();
-    let payload = record.key.as_ref().map_or(0, |k| k.len())
-        + record.value.as_ref().map_or(0, |v| v.len())
+    let payload = record.key.as_ref().map_or(0, bytes::Bytes::len)
+        + record.value.as_ref().map_or(0, bytes::Bytes::len)
         + headers;
     (payload, payload + 36 + 10 * record.headers.len())
 }
@@ -477,7 +477,7 @@ impl Shared {
     }
 
     /// The buffer of `partition` if one exists.
-    fn existing_buffer(&self, entry: &TopicEntry, partition: u32) -> Option<Arc<PartitionBuffer>> {
+    fn existing_buffer(entry: &TopicEntry, partition: u32) -> Option<Arc<PartitionBuffer>> {
         entry
             .buffers
             .read()
@@ -485,13 +485,13 @@ impl Shared {
             .and_then(Option::clone)
     }
 
-    fn send_sync(&self, entry: &TopicEntry, partition: u32, record: &Record) -> Result<Offset> {
+    fn send_sync(entry: &TopicEntry, partition: u32, record: &Record) -> Result<Offset> {
         if entry.topic.is_deleted() {
             return Err(Error::UnknownTopic {
                 topic: entry.name.to_string(),
             });
         }
-        if let Some(buf) = self.existing_buffer(entry, partition) {
+        if let Some(buf) = Self::existing_buffer(entry, partition) {
             let mut state = buf.state.lock();
             if !state.records.is_empty() || buf.in_flight.load(Ordering::Acquire) > 0 {
                 // Earlier batched records of this partition go first.

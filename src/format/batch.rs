@@ -30,6 +30,8 @@
 //! batch was encoded and checksummed outside it (Kafka does the same); recovery checks it
 //! against the offsets around it instead.
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 
 use crate::error::{CorruptKind, Error, Result};
@@ -365,18 +367,18 @@ fn estimate_rest(records: &[Record]) -> usize {
             let headers: usize = r
                 .headers
                 .iter()
-                .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, bytes::Bytes::len) + 10)
                 .sum();
-            r.key.as_ref().map_or(0, |k| k.len())
-                + r.value.as_ref().map_or(0, |v| v.len())
+            r.key.as_ref().map_or(0, bytes::Bytes::len)
+                + r.value.as_ref().map_or(0, bytes::Bytes::len)
                 + headers
         })
         .sum()
 }
 
-fn opt_len(b: &Option<Bytes>) -> i32 {
+fn opt_len(b: Option<&Bytes>) -> i32 {
     // Lengths are bounded by the record limit, checked before encoding.
-    b.as_ref().map_or(-1, |b| b.len() as i32)
+    b.map_or(-1, |b| b.len() as i32)
 }
 
 fn encode_record(
@@ -386,11 +388,11 @@ fn encode_record(
     offset_delta: u32,
     record_bytes_max: usize,
 ) -> Result<()> {
-    let payload = r.key.as_ref().map_or(0, |k| k.len())
-        + r.value.as_ref().map_or(0, |v| v.len())
+    let payload = r.key.as_ref().map_or(0, bytes::Bytes::len)
+        + r.value.as_ref().map_or(0, bytes::Bytes::len)
         + r.headers
             .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, bytes::Bytes::len))
             .sum::<usize>();
     if payload > record_bytes_max {
         return Err(Error::RecordTooLarge {
@@ -402,12 +404,14 @@ fn encode_record(
     let offset_delta = i32::try_from(offset_delta).expect("offset deltas fit in i32");
     let mut body = 1 + varint::len_i64(ts_delta) + varint::len_i32(offset_delta);
     for field in [&r.key, &r.value] {
-        body += varint::len_i32(opt_len(field)) + field.as_ref().map_or(0, |b| b.len());
+        body +=
+            varint::len_i32(opt_len(field.as_ref())) + field.as_ref().map_or(0, bytes::Bytes::len);
     }
     body += varint::len_i32(r.headers.len() as i32);
     for h in &r.headers {
         body += varint::len_i32(h.key.len() as i32) + h.key.len();
-        body += varint::len_i32(opt_len(&h.value)) + h.value.as_ref().map_or(0, |v| v.len());
+        body += varint::len_i32(opt_len(h.value.as_ref()))
+            + h.value.as_ref().map_or(0, bytes::Bytes::len);
     }
     let total = body + varint::len_i32(body as i32);
     if total > record_bytes_max.saturating_add(64) {
@@ -424,8 +428,8 @@ fn encode_record(
     head.put_u8(0);
     head.put_i64(ts_delta);
     head.put_i32(offset_delta);
-    put_opt(out, &mut head, &r.key);
-    put_opt(out, &mut head, &r.value);
+    put_opt(out, &mut head, r.key.as_ref());
+    put_opt(out, &mut head, r.value.as_ref());
     head.put_i32(r.headers.len() as i32);
     for h in &r.headers {
         if !head.has_room() {
@@ -434,7 +438,7 @@ fn encode_record(
         head.put_i32(h.key.len() as i32);
         head.flush_into(out);
         out.extend_from_slice(&h.key);
-        put_opt(out, &mut head, &h.value);
+        put_opt(out, &mut head, h.value.as_ref());
     }
     head.flush_into(out);
     debug_assert_eq!(out.len() - start, total);
@@ -442,7 +446,7 @@ fn encode_record(
 }
 
 /// Gather `b`'s length in `head`; a present value flushes `head` and is copied after it.
-fn put_opt(out: &mut Vec<u8>, head: &mut varint::Scratch, b: &Option<Bytes>) {
+fn put_opt(out: &mut Vec<u8>, head: &mut varint::Scratch, b: Option<&Bytes>) {
     if !head.has_room() {
         head.flush_into(out);
     }
@@ -497,7 +501,7 @@ impl Batch {
     /// a panic.
     pub fn decode(bytes: Bytes) -> Result<Batch> {
         let header = check_crc(&bytes).map_err(|reason| Error::Corrupt {
-            path: Default::default(),
+            path: PathBuf::default(),
             position: 0,
             reason,
         })?;
@@ -571,7 +575,7 @@ impl Iterator for Records {
         self.inner.next_record(bytes).map(|r| {
             r.map(|raw| raw.into_record(bytes))
                 .map_err(|reason| Error::Corrupt {
-                    path: Default::default(),
+                    path: PathBuf::default(),
                     position: 0,
                     reason,
                 })

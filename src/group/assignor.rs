@@ -147,7 +147,7 @@ fn empty_assignment(subscriptions: &Subscriptions) -> Assignment {
 pub struct RangeAssignor;
 
 impl Assignor for RangeAssignor {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "range"
     }
 
@@ -196,7 +196,7 @@ impl Assignor for RangeAssignor {
 pub struct RoundRobinAssignor;
 
 impl Assignor for RoundRobinAssignor {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "roundrobin"
     }
 
@@ -257,7 +257,7 @@ impl Assignor for RoundRobinAssignor {
 pub struct StickyAssignor;
 
 impl Assignor for StickyAssignor {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "sticky"
     }
 
@@ -354,7 +354,10 @@ mod tests {
             .map(|(m, topics)| {
                 (
                     m.to_string(),
-                    topics.iter().map(|t| t.to_string()).collect(),
+                    topics
+                        .iter()
+                        .map(std::string::ToString::to_string)
+                        .collect(),
                 )
             })
             .collect()

@@ -50,6 +50,10 @@ use crate::io::sim::{SimFile, SimFs, SimLock, SimMapMut};
 
 /// How to open a file. Files are always opened readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "the flags of std::fs::OpenOptions, one each"
+)]
 pub(crate) struct OpenFlags {
     /// Open for writing too.
     pub write: bool,

@@ -629,7 +629,9 @@ pub(crate) struct SimFile {
 
 impl std::fmt::Debug for SimFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimFile").field("ino", &self.ino).finish()
+        f.debug_struct("SimFile")
+            .field("ino", &self.ino)
+            .finish_non_exhaustive()
     }
 }
 

@@ -487,6 +487,22 @@ impl PartitionConfig {
                 "must be positive and at most batch_bytes_max",
             ));
         }
+        self.validate_durability()?;
+        self.validate_compaction()?;
+        if self.open_segments_max == 0 {
+            return Err(Error::config("open_segments_max", 0, "must be at least 1"));
+        }
+        if self.retention_bytes == Some(0) {
+            return Err(Error::config(
+                "retention_bytes",
+                0,
+                "must be positive or None",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_durability(&self) -> Result<()> {
         if let Durability::SyncThreshold {
             records,
             bytes,
@@ -508,6 +524,10 @@ impl PartitionConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    fn validate_compaction(&self) -> Result<()> {
         let ratio = self.compaction.min_cleanable_dirty_ratio;
         if !(0.0..=1.0).contains(&ratio) {
             return Err(Error::config(
@@ -521,16 +541,6 @@ impl PartitionConfig {
                 "compaction.map_bytes_max",
                 self.compaction.map_bytes_max,
                 "must be at least 1 KiB",
-            ));
-        }
-        if self.open_segments_max == 0 {
-            return Err(Error::config("open_segments_max", 0, "must be at least 1"));
-        }
-        if self.retention_bytes == Some(0) {
-            return Err(Error::config(
-                "retention_bytes",
-                0,
-                "must be positive or None",
             ));
         }
         Ok(())

@@ -122,7 +122,7 @@ impl std::fmt::Debug for Segment {
         f.debug_struct("Segment")
             .field("base_offset", &self.base_offset)
             .field("end_offset", &self.end_offset())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -503,7 +503,7 @@ impl Segment {
             full_check: false,
         };
         let outcome = scan.run(0, self.base_offset.0, &mut |h, pos| {
-            cursor.on_batch(self, &files, h, pos)
+            cursor.on_batch(self, &files, h, pos);
         })?;
         self.seal_files(&files, &cursor, outcome.next_offset)?;
         let SegmentFiles {

@@ -46,7 +46,7 @@ fn check(
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+    items.iter().map(std::string::ToString::to_string).collect()
 }
 
 fn tp(topic: &str, partition: u32) -> TopicPartition {
@@ -145,7 +145,7 @@ fn random_groups(assignor: &(impl Assignor + ?Sized)) {
                 let mine: BTreeSet<String> = topics
                     .iter()
                     .filter(|_| rng.below(2) == 0)
-                    .map(|t| t.to_string())
+                    .map(std::string::ToString::to_string)
                     .collect();
                 subs.insert(format!("member-{next_member:04}"), mine);
                 next_member += 1;

@@ -11,6 +11,7 @@
 //! formats are specified in `docs/format.md` ("Topic metadata"); they must never change
 //! meaning, so files written by older versions still open.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -87,7 +88,7 @@ fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
         body.push('\n');
     }
     let crc = crc32fast::hash(body.as_bytes());
-    body.push_str(&format!("crc32 {crc:08x}\n"));
+    writeln!(body, "crc32 {crc:08x}").expect("writing to a String cannot fail");
     body.into_bytes()
 }
 

@@ -98,7 +98,7 @@ pub fn to_positive(n: i32) -> u32 {
 /// from an adversary, and the lookup runs for every record sent.
 pub(crate) type NameMap<V> = HashMap<String, V, BuildHasherDefault<NameHasher>>;
 
-/// FNV-1a over the bytes: a few nanoseconds for a topic name, where SipHash costs tens.
+/// FNV-1a over the bytes: a few nanoseconds for a topic name, where `SipHash` costs tens.
 #[derive(Clone, Copy)]
 pub(crate) struct NameHasher(u64);
 

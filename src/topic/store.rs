@@ -338,19 +338,18 @@ impl StoreInner {
         fs::create_dir_all(dir).at(dir)?;
         let lock = lock_store(dir)?;
         remove_leftover_tmp(dir)?;
-        let metas = match read_metadata(&dir.join(TOPICS_METADATA_FILE))? {
-            Some(metas) => metas,
-            None => {
-                if let Some((_, _, orphan)) = partition_dirs(dir)?.live.into_iter().next() {
-                    return Err(Error::CorruptMetadata {
-                        path: orphan,
-                        line: 0,
-                        reason: "a partition directory exists but topics.meta does not",
-                    });
-                }
-                write_metadata(dir, &[]).map_err(|f| f.error)?;
-                Vec::new()
+        let metas = if let Some(metas) = read_metadata(&dir.join(TOPICS_METADATA_FILE))? {
+            metas
+        } else {
+            if let Some((_, _, orphan)) = partition_dirs(dir)?.live.into_iter().next() {
+                return Err(Error::CorruptMetadata {
+                    path: orphan,
+                    line: 0,
+                    reason: "a partition directory exists but topics.meta does not",
+                });
             }
+            write_metadata(dir, &[]).map_err(|f| f.error)?;
+            Vec::new()
         };
         remove_orphans(dir, &metas)?;
         let mut topics = BTreeMap::new();
@@ -428,7 +427,7 @@ impl StoreInner {
                 name: name.to_owned(),
                 partitions: config.partitions,
                 config: config.partition_config.clone(),
-            })
+            });
         });
         let committed = self.commit(&metas, &partitions);
         let topic = Arc::new(Topic::new(

@@ -336,7 +336,7 @@ impl Consumer {
             if !out.is_empty() || elapsed >= timeout {
                 return Ok(out);
             }
-            self.wait(timeout - elapsed);
+            self.wait(timeout.checked_sub(elapsed).unwrap());
         }
     }
 
@@ -427,18 +427,16 @@ impl Consumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        match &self.mode {
-            Mode::Group(m) => self
-                .groups
-                .commit(&m.group, &m.member_id, m.generation, offsets)?,
-            _ => {
-                let group = self
-                    .config
-                    .group_id
-                    .as_deref()
-                    .ok_or_else(|| state_error("no group: subscribe or set config.group_id"))?;
-                self.groups.offset_store().commit(group, offsets)?;
-            }
+        if let Mode::Group(m) = &self.mode {
+            self.groups
+                .commit(&m.group, &m.member_id, m.generation, offsets)?;
+        } else {
+            let group = self
+                .config
+                .group_id
+                .as_deref()
+                .ok_or_else(|| state_error("no group: subscribe or set config.group_id"))?;
+            self.groups.offset_store().commit(group, offsets)?;
         }
         for (tp, committed) in offsets {
             if let Some(p) = self.parts.iter_mut().find(|p| &p.tp == tp) {

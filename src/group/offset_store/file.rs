@@ -56,7 +56,7 @@ const KIND_SNAPSHOT: u8 = 1;
 const KIND_COMMIT: u8 = 2;
 /// kind u8 + count u32.
 const PAYLOAD_PREFIX_LEN: usize = 5;
-/// The fixed-size fields of an item: group_len, topic_len, partition, offset, metadata_len.
+/// The fixed-size fields of an item: `group_len`, `topic_len`, partition, offset, `metadata_len`.
 const ITEM_FIXED_LEN: usize = 2 + 2 + 4 + 8 + 4;
 const ITEM_BYTES_MAX: usize =
     ITEM_FIXED_LEN + GROUP_ID_BYTES_MAX + OFFSET_TOPIC_BYTES_MAX + OFFSET_METADATA_BYTES_MAX;
@@ -216,19 +216,18 @@ impl FileOffsetStore {
             fs::remove_file(tmp).at(tmp)?;
             removed = true;
         }
-        let (writer, live) = match listing.generations.last() {
-            Some(&generation) => load(&dir, generation)?,
-            None => {
-                let (file, path) = write_snapshot(&dir, 0, &OffsetMap::default())?;
-                let writer = Writer {
-                    file,
-                    path,
-                    generation: 0,
-                    log_bytes: 0,
-                    failed: false,
-                };
-                (writer, Live::default())
-            }
+        let (writer, live) = if let Some(&generation) = listing.generations.last() {
+            load(&dir, generation)?
+        } else {
+            let (file, path) = write_snapshot(&dir, 0, &OffsetMap::default())?;
+            let writer = Writer {
+                file,
+                path,
+                generation: 0,
+                log_bytes: 0,
+                failed: false,
+            };
+            (writer, Live::default())
         };
         for &old in listing
             .generations
