@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::state::{LogBounds, Position, View};
 use super::{
-    Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
-    LOG_START_FILE, RECOVERY_POINT_FILE,
+    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -399,6 +400,12 @@ fn assemble(
         segment_base: active.base_offset().0,
         bytes: o.size,
     };
+    // Recovery and a clean open both leave everything they kept on disk.
+    let durable = if o.report.clean_shutdown || o.report.segments_scanned > 0 {
+        o.next_offset
+    } else {
+        0
+    };
     let writer = Writer {
         segments: segments.clone(),
         active,
@@ -414,12 +421,7 @@ fn assemble(
         unsynced_bytes: 0,
         unsynced_since: None,
     };
-    let view = View {
-        segments,
-        log_start,
-        high_watermark: end,
-        log_end: end,
-    };
+    let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
         dir: dir.to_owned(),
         config,
@@ -427,11 +429,6 @@ fn assemble(
         writer: Mutex::new(writer),
         view: RwLock::new(view),
         sync: Mutex::new(SyncState {
-            durable: if o.report.clean_shutdown || o.report.segments_scanned > 0 {
-                o.next_offset
-            } else {
-                0
-            },
             syncing: false,
             last_covered: 0,
             last_sync: Duration::ZERO,
