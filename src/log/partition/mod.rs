@@ -12,6 +12,7 @@
 mod compact;
 mod open;
 mod read;
+mod recover;
 mod state;
 
 use std::collections::VecDeque;
