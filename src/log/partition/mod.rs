@@ -14,6 +14,7 @@ mod open;
 mod read;
 mod recover;
 mod state;
+mod truncate;
 
 use std::collections::VecDeque;
 use std::fs::File;

@@ -1,5 +1,6 @@
 //! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::path::Path;
@@ -241,7 +242,7 @@ fn recover(
     let mut scanned: Vec<ScannedSegment> = Vec::new();
     let mut expected = bases[first_scan].0;
     for (i, &base) in bases.iter().enumerate().skip(first_scan) {
-        let s = scan_segment(dir, config, base, expected)?;
+        let s = scan_segment(dir, config, base, expected, None)?;
         let facts = s.facts;
         scanned.push(s);
         if facts.ends_log() {
@@ -286,14 +287,19 @@ pub(super) struct ScannedSegment {
     pub facts: SegmentFacts,
 }
 
-/// Scan segment `base`, whose first batch must follow `expected` (see [`ScannedSegment`]).
+/// Scan segment `base`, whose first batch must follow `expected` (see [`ScannedSegment`]),
+/// after cutting its log to `cut_to` bytes if given.
 pub(super) fn scan_segment(
     dir: &Path,
     config: &PartitionConfig,
     base: Offset,
     expected: u64,
+    cut_to: Option<u64>,
 ) -> Result<ScannedSegment> {
     let (seg, files) = Segment::open_active(dir, base, 0, 0, config.index_bytes_max)?;
+    if let Some(size) = cut_to {
+        cut_log(&files, &seg, size)?;
+    }
     let log_path = seg.path(LOG_EXT);
     let file_len = files.log.metadata().at(&log_path)?.len();
     let mut cursor = IndexCursor::new(config.index_interval_bytes);
@@ -370,8 +376,7 @@ fn act(
         let s = scanned[at.index]
             .take()
             .expect("a scanned segment is sealed once");
-        let log_path = s.seg.path(LOG_EXT);
-        s.files.log.set_len(at.size).at(&log_path)?;
+        cut_log(&s.files, &s.seg, at.size)?;
         s.seg.seal(&s.files, &s.cursor, at.end_offset, at.size)?;
         kept.push(s.files.clone());
         segments.push(Arc::new(s.seg));
@@ -405,15 +410,15 @@ fn act(
 }
 
 /// Cut a segment's log to `size` bytes: everything after goes.
-pub(super) fn cut_log(files: &SegmentFiles, seg: &Segment, size: u64) -> Result<()> {
+fn cut_log(files: &SegmentFiles, seg: &Segment, size: u64) -> Result<()> {
     files.log.set_len(size).at(&seg.path(LOG_EXT))
 }
 
 /// Delete the files of `doomed`, in the order given (newest first, so that a crash part way
 /// leaves a shorter log, never one with a hole).
-pub(super) fn remove_segments(doomed: impl Iterator<Item = Segment>) -> Result<()> {
+pub(super) fn remove_segments<S: Borrow<Segment>>(doomed: impl Iterator<Item = S>) -> Result<()> {
     for seg in doomed {
-        seg.delete_files()?;
+        seg.borrow().delete_files()?;
     }
     Ok(())
 }

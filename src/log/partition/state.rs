@@ -175,17 +175,17 @@ impl View {
 
     /// The first readable offset.
     pub(crate) fn log_start(&self) -> u64 {
-        self.bounds.log_start
+        self.bounds.log_start()
     }
 
     /// One past the last offset readers may see, and where it lies.
     pub(crate) fn high_watermark(&self) -> Position {
-        self.bounds.high_watermark
+        self.bounds.high_watermark()
     }
 
     /// The offset the next record gets, and where it will be written.
     pub(crate) fn log_end(&self) -> Position {
-        self.bounds.log_end
+        self.bounds.log_end()
     }
 
     /// A new segment list (a roll, retention, compaction or truncation changed it).
