@@ -1,13 +1,21 @@
 //! The partition: an ordered sequence of segments with dense offsets, the heart of seglog.
 //!
 //! Locks, from outermost to innermost, and what each guards:
-//! - `retention`: serialises retention and `delete_records_before`;
+//! - `retention`: serialises retention, `delete_records_before`, compaction and truncation;
 //! - `writer`: the append lock — active segment, next offset, unsynced bookkeeping;
-//! - `sync`: group-commit state; taken without `writer` held while fsyncing;
-//! - `view`: what readers see (segment list, log start, high watermark). Readers hold it only
-//!   to clone an `Arc`; appends hold it only to store a few integers.
+//! - `sync`: group-commit state; taken without `writer` held while fsyncing; the durable end
+//!   changes only with it held (waiters check it under `sync`);
+//! - `view`: what readers see: the segment list and the bounds (`state::LogBounds`: log
+//!   start, high watermark, durable end, log end), changed only through their methods, which
+//!   assert `log_start <= high_watermark <= log_end` and `durable_end <= log_end`. Readers
+//!   hold it only to clone an `Arc`; appends hold it only to store a few integers.
 //!
-//! No fsync ever runs with `writer` held, except in `close`, which ends all appends anyway.
+//! No fsync ever runs with `writer` held, except in `close` and `truncate_to`, which hold the
+//! sync slot (no group commit in flight) and end or rewrite the log anyway.
+//!
+//! An append is a plan (encode and checksum, no lock) and an act (`write_locked`: one write at
+//! the log end under `writer`), which a replication follower's append of already-offset'd
+//! batches can share. Recovery is a scan, a pure plan (`recover::plan_recovery`) and an act.
 
 mod compact;
 mod open;

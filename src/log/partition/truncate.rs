@@ -42,10 +42,16 @@ impl Partition {
     /// truncation never removes records below the log start (an error rather than a clamp: a
     /// follower asked to cut there has diverged from its leader and must not carry on quietly).
     ///
-    /// Files are cut in place: a reader that took its view before the cut and reads the
-    /// removed bytes afterwards may fault on the shortened memory map. The replication issue
-    /// must keep readers off records it may truncate (they lie above the high watermark a
-    /// leader exposes) before making this public.
+    /// Files are cut in place, as recovery cuts them. That is safe for records no reader has
+    /// seen (above the high watermark), which is what a replication follower truncates once
+    /// acknowledgements move the high watermark. Below it, a [`ReadBatches`] a caller still
+    /// holds over removed records, or a read racing the cut, may touch memory-mapped pages past
+    /// the new end of file and fault (`SIGBUS`); the rebuilt index is reopened the same way.
+    /// Before this is made public, either restrict it to offsets at or above the high
+    /// watermark, or cut by writing the kept prefix to a new file and renaming it over the old
+    /// one (old maps then keep the old inode).
+    ///
+    /// [`ReadBatches`]: super::ReadBatches
     // Not called outside tests until the replication issue exposes it.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn truncate_to(&self, offset: Offset) -> Result<Offset> {
