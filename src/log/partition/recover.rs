@@ -185,6 +185,8 @@ pub(super) fn plan_recovery(input: RecoveryInput<'_>) -> Result<RecoveryPlan, Be
             index: tail,
             size: t.end_position,
         };
+        // The active segment's base never lies above the log end (the first scanned segment
+        // is expected at its own base, so this only guards inconsistent facts).
         (active, t.next_offset.max(t.base))
     };
     if log_end < input.recovery_point && !input.truncate_corrupt {
