@@ -994,3 +994,61 @@ fn a_sealed_segment_cut_at_a_batch_boundary_is_an_error_not_a_skip() {
     let r = p.read(Offset(0), 1).unwrap();
     assert_eq!(r.records().next().unwrap().unwrap().offset, Offset(0));
 }
+
+/// Issue 9, bug 1: an empty segment file whose base lies above the recovered log end (left by a
+/// crash between creating a segment and writing to it, or by a stray file) is past the tail.
+/// Recovery must remove it; keeping it as the active segment made the next appends land where
+/// reads never look, and acknowledged records were lost.
+#[test]
+fn an_empty_segment_above_the_log_end_is_removed_and_appends_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || {
+        PartitionConfig::default()
+            .with_segment_bytes(seglog::SEGMENT_BYTES_MIN)
+            .with_segment_ms(None)
+            .with_retention_ms(None)
+            .with_durability(Durability::SyncEachAppend)
+    };
+    let value = |o: u64| format!("value-{o}");
+    let p = Partition::open(dir.path(), config()).unwrap();
+    for o in 0..3 {
+        let info = p.append(&[Record::new(value(o))]).unwrap();
+        assert_eq!(info.base_offset, Offset(o));
+    }
+    p.simulate_crash();
+    fs::File::create(segment_path(dir.path(), Offset(5), "log")).unwrap();
+
+    let p = Partition::open(dir.path(), config()).unwrap();
+    assert_eq!(p.log_end_offset(), Offset(3));
+    let removed = p.recovery_report().segments_removed;
+    for o in 3..6 {
+        let info = p.append(&[Record::new(value(o))]).unwrap();
+        assert_eq!(info.base_offset, Offset(o), "acknowledged at {o}");
+    }
+    let read_back = |p: &Partition| {
+        for o in 0..6 {
+            let read = p.read(Offset(o), 1 << 10).unwrap();
+            let first = read
+                .records()
+                .next()
+                .unwrap_or_else(|| panic!("nothing at {o}"));
+            let r = first.unwrap();
+            assert_eq!(r.offset, Offset(o));
+            assert_eq!(
+                r.value.as_deref(),
+                Some(value(o).as_bytes()),
+                "value at {o}"
+            );
+        }
+        assert_eq!(p.log_end_offset(), Offset(6));
+    };
+    read_back(&p);
+    p.close().unwrap();
+    drop(p);
+    let p = Partition::open(dir.path(), config()).unwrap();
+    read_back(&p);
+    assert_eq!(
+        removed, 1,
+        "the empty segment past the tail is reported removed"
+    );
+}

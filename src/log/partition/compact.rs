@@ -34,7 +34,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Partition, Position};
+use super::state::Position;
+use super::Partition;
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
@@ -116,12 +117,12 @@ impl Partition {
             return Ok(report);
         }
         let view = self.view();
-        if report.cleaned_up_to.0 > view.log_end.offset {
+        if report.cleaned_up_to.0 > view.log_end().offset {
             // Only possible if recovery truncated the log below it: whatever the checkpoint
             // claimed about the lost tail means nothing, so compact everything again.
             report.cleaned_up_to = Offset(0);
         }
-        let mut first_dirty = report.cleaned_up_to.0.max(view.log_start);
+        let mut first_dirty = report.cleaned_up_to.0.max(view.log_start());
         let cleanable = self.cleanable(now_ms)?;
         let Some(cleanable_end) = cleanable.last().map(|c| c.end) else {
             return Ok(report);
@@ -135,6 +136,10 @@ impl Partition {
             .map(|c| c.meta.size)
             .sum();
         let total: u64 = cleanable.iter().map(|c| c.meta.size).sum();
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a ratio: 52 bits of mantissa are plenty"
+        )]
         let ratio = dirty as f64 / total.max(1) as f64;
         if !force && ratio < self.config.compaction.min_cleanable_dirty_ratio {
             return Ok(report);
@@ -158,9 +163,9 @@ impl Partition {
         let lag = i64::try_from(self.config.compaction.min_compaction_lag_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(lag);
         let mut out = Vec::new();
-        for seg in view.segments.iter() {
+        for seg in view.segments().iter() {
             let Some(end) = seg.end_offset() else { break };
-            if end.0 > view.high_watermark.offset {
+            if end.0 > view.high_watermark().offset {
                 break;
             }
             let meta = self.sealed_meta(seg, seg.base_offset())?;
@@ -397,22 +402,19 @@ impl Partition {
         }
         w.segments = Arc::new(segments);
         let mut v = self.view.write();
-        v.segments = w.segments.clone();
+        v.replace_segments(w.segments.clone());
         // Under `SyncEachAppend` the high watermark may still point into a replaced segment
         // (at its end: only segments wholly below it are compacted). Its byte position means
         // nothing in the new file: point it at the start of the next segment instead.
-        let hw = v.high_watermark;
+        let hw = v.high_watermark();
         if group
             .iter()
             .any(|c| c.seg.base_offset().0 == hw.segment_base)
         {
             let end = group.last().expect("groups are not empty").end;
             assert_eq!(hw.offset, end, "the high watermark is at the group's end");
-            v.high_watermark = Position {
-                offset: hw.offset,
-                segment_base: hw.offset,
-                bytes: 0,
-            };
+            v.bounds_mut()
+                .relocate_high_watermark(Position::segment_start(hw.offset));
         }
     }
 

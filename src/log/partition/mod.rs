@@ -1,17 +1,28 @@
 //! The partition: an ordered sequence of segments with dense offsets, the heart of seglog.
 //!
 //! Locks, from outermost to innermost, and what each guards:
-//! - `retention`: serialises retention and `delete_records_before`;
+//! - `retention`: serialises retention, `delete_records_before`, compaction and truncation;
 //! - `writer`: the append lock — active segment, next offset, unsynced bookkeeping;
-//! - `sync`: group-commit state; taken without `writer` held while fsyncing;
-//! - `view`: what readers see (segment list, log start, high watermark). Readers hold it only
-//!   to clone an `Arc`; appends hold it only to store a few integers.
+//! - `sync`: group-commit state; taken without `writer` held while fsyncing; the durable end
+//!   changes only with it held (waiters check it under `sync`);
+//! - `view`: what readers see: the segment list and the bounds (`state::LogBounds`: log
+//!   start, high watermark, durable end, log end), changed only through their methods, which
+//!   assert `log_start <= high_watermark <= log_end` and `durable_end <= log_end`. Readers
+//!   hold it only to clone an `Arc`; appends hold it only to store a few integers.
 //!
-//! No fsync ever runs with `writer` held, except in `close`, which ends all appends anyway.
+//! No fsync ever runs with `writer` held, except in `close` and `truncate_to`, which hold the
+//! sync slot (no group commit in flight) and end or rewrite the log anyway.
+//!
+//! An append is a plan (encode and checksum, no lock) and an act (`write_locked`: one write at
+//! the log end under `writer`), which a replication follower's append of already-offset'd
+//! batches can share. Recovery is a scan, a pure plan (`recover::plan_recovery`) and an act.
 
 mod compact;
 mod open;
 mod read;
+mod recover;
+mod state;
+mod truncate;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -21,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
 use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
@@ -30,6 +41,7 @@ use crate::log::config::{Durability, PartitionConfig};
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
+use state::{Position, View};
 
 pub use compact::CompactionReport;
 pub use read::ReadBatches;
@@ -70,21 +82,13 @@ pub struct RecoveryReport {
     pub log_end_offset: Offset,
 }
 
-/// Where the visible (or synced) log ends: an offset and the byte position it maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Position {
-    pub offset: u64,
-    pub segment_base: u64,
-    pub bytes: u64,
-}
-
-/// The readers' snapshot.
-#[derive(Clone)]
-pub(crate) struct View {
-    pub segments: Arc<Vec<Arc<Segment>>>,
-    pub log_start: u64,
-    pub high_watermark: Position,
-    pub log_end: Position,
+/// What the locked step of an append did.
+struct Appended {
+    info: AppendInfo,
+    /// The log end after the batch.
+    end: Position,
+    /// The policy wants an fsync now.
+    need_sync: bool,
 }
 
 /// State owned by the append lock.
@@ -120,8 +124,6 @@ impl Writer {
 
 #[derive(Debug, Default)]
 struct SyncState {
-    /// Every offset below this is on disk.
-    durable: u64,
     /// A thread is fsyncing right now; others wait for it rather than sync themselves.
     syncing: bool,
     /// Appends the last fsync covered, and how long it took: a leader about to fsync for
@@ -169,11 +171,11 @@ impl std::fmt::Debug for Partition {
         let v = self.view.read();
         f.debug_struct("Partition")
             .field("dir", &self.dir)
-            .field("log_start_offset", &v.log_start)
-            .field("high_watermark", &v.high_watermark.offset)
-            .field("log_end_offset", &v.log_end.offset)
-            .field("segments", &v.segments.len())
-            .finish()
+            .field("log_start_offset", &v.log_start())
+            .field("high_watermark", &v.high_watermark().offset)
+            .field("log_end_offset", &v.log_end().offset)
+            .field("segments", &v.segments().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -208,31 +210,31 @@ impl Partition {
 
     /// The first readable offset.
     pub fn log_start_offset(&self) -> Offset {
-        Offset(self.view.read().log_start)
+        Offset(self.view.read().log_start())
     }
 
     /// The offset the next appended record will get.
     pub fn log_end_offset(&self) -> Offset {
-        Offset(self.view.read().log_end.offset)
+        Offset(self.view.read().log_end().offset)
     }
 
     /// One past the last offset readers may see. Under [`Durability::SyncEachAppend`] it covers
     /// only synced batches; under the other policies every written batch. Replication will move
     /// it by acknowledgements instead.
     pub fn high_watermark(&self) -> Offset {
-        Offset(self.view.read().high_watermark.offset)
+        Offset(self.view.read().high_watermark().offset)
     }
 
     /// Number of segments, the active one included.
     pub fn segment_count(&self) -> usize {
-        self.view.read().segments.len()
+        self.view.read().segments().len()
     }
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<Offset> {
         self.view
             .read()
-            .segments
+            .segments()
             .iter()
             .map(|s| s.base_offset())
             .collect()
@@ -291,67 +293,81 @@ impl Partition {
                 return Err(Error::MissingKey { index });
             }
         }
-        // Encoding and checksumming happen before taking the append lock.
+        // Plan: encode and checksum before taking the append lock.
         let mut buf = batch::encode_batch(records, meta, limits)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
-        let sync_each = self.config.durability == Durability::SyncEachAppend;
+        // Act: one locked write at the next offset, then wake readers and sync as due.
+        let appended = self.append_encoded(&mut buf, header)?;
+        self.after_append(&appended)?;
+        Ok(appended.info)
+    }
 
-        let (info, end, need_sync) = {
-            let mut w = self.writer.lock();
-            self.check_writable()?;
-            if self.should_roll(&w, &header) {
-                if let Err(e) = self.roll_locked(&mut w) {
-                    return self.fail(e);
-                }
-            }
-            let base = w.next_offset;
-            batch::set_base_offset(&mut buf, base);
-            let header = BatchHeader {
-                base_offset: base,
-                ..header
-            };
-            let position = w.size;
-            if let Err(e) = self
-                .preallocate(&mut w, position + buf.len() as u64)
-                .and_then(|()| self.write_at(&w.files, &buf, position))
-            {
-                return self.fail(e);
-            }
-            let w = &mut *w;
-            w.cursor.on_batch(&w.active, &w.files, &header, position);
-            w.first_timestamp.get_or_insert(header.first_timestamp);
-            w.next_offset = header.last_offset() + 1;
-            w.size += buf.len() as u64;
-            w.unsynced_records += u64::from(header.record_count);
-            w.unsynced_bytes += buf.len() as u64;
-            w.unsynced_since.get_or_insert_with(Instant::now);
-            self.pending_appends.fetch_add(1, Ordering::SeqCst);
-            let end = w.position();
-            {
-                let mut v = self.view.write();
-                v.log_end = end;
-                if !sync_each {
-                    v.high_watermark = end;
-                }
-            }
-            let need_sync = sync_each || self.threshold_reached(w);
-            let info = AppendInfo {
-                base_offset: Offset(base),
-                last_offset: Offset(header.last_offset()),
-            };
-            (info, end, need_sync)
+    /// The locked step of an append: give the encoded batch in `buf` (whose parsed header is
+    /// `header`) the next offset and write it there. The base offset is not covered by the
+    /// CRC, so setting it does not re-checksum.
+    fn append_encoded(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        let base = w.next_offset;
+        batch::set_base_offset(buf, base);
+        let header = BatchHeader {
+            base_offset: base,
+            ..header
         };
-        if !sync_each {
+        match self.write_locked(&mut w, buf, &header) {
+            Ok(appended) => Ok(appended),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Write a batch that already carries its offsets (starting at the next offset) at the end
+    /// of the log: roll if due, write, index, account and publish to readers. Caller holds
+    /// `writer` and fails the partition on an error. Shared by every kind of append.
+    fn write_locked(&self, w: &mut Writer, buf: &[u8], header: &BatchHeader) -> Result<Appended> {
+        assert_eq!(
+            header.base_offset, w.next_offset,
+            "a batch is written at the log end"
+        );
+        if self.should_roll(w, header)? {
+            self.roll_locked(w)?;
+        }
+        let position = w.size;
+        self.preallocate(w, position + buf.len() as u64)?;
+        self.write_at(&w.files, buf, position)?;
+        w.cursor.on_batch(&w.active, &w.files, header, position);
+        w.first_timestamp.get_or_insert(header.first_timestamp);
+        w.next_offset = header.last_offset() + 1;
+        w.size += buf.len() as u64;
+        w.unsynced_records += u64::from(header.record_count);
+        w.unsynced_bytes += buf.len() as u64;
+        w.unsynced_since.get_or_insert_with(Instant::now);
+        self.pending_appends.fetch_add(1, Ordering::SeqCst);
+        let end = w.position();
+        let sync_each = self.config.durability == Durability::SyncEachAppend;
+        self.view.write().bounds_mut().advance_end(end, !sync_each);
+        Ok(Appended {
+            info: AppendInfo {
+                base_offset: Offset(header.base_offset),
+                last_offset: Offset(header.last_offset()),
+            },
+            end,
+            need_sync: sync_each || self.threshold_reached(w),
+        })
+    }
+
+    /// After the append lock is released: wake readers, fsync if the policy says so.
+    fn after_append(&self, appended: &Appended) -> Result<()> {
+        if self.config.durability != Durability::SyncEachAppend {
             self.notify_waiters();
         }
-        if need_sync {
+        if appended.need_sync {
             if self.gathering.load(Ordering::SeqCst) {
                 let _s = self.sync.lock();
                 self.gathered.notify_one();
             }
-            self.sync_to(end.offset)?;
+            self.sync_to(appended.end.offset)?;
         }
-        Ok(info)
+        Ok(())
     }
 
     fn write_at(&self, files: &SegmentFiles, buf: &[u8], position: u64) -> Result<()> {
@@ -364,12 +380,12 @@ impl Partition {
 
     /// Zero-fill ahead of the write position (see [`PartitionConfig::preallocate_bytes`]).
     fn preallocate(&self, w: &mut Writer, end: u64) -> Result<()> {
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let chunk = self.config.preallocate_bytes;
         if end <= w.preallocated || chunk == 0 || self.config.durability == Durability::NoSync {
             return Ok(());
         }
         let target = end.max((w.preallocated + chunk).min(self.config.segment_bytes));
-        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let mut at = w.preallocated.max(w.size);
         while at < target {
             let n = (target - at).min(ZEROS.len() as u64) as usize;
@@ -380,9 +396,11 @@ impl Partition {
         Ok(())
     }
 
-    fn should_roll(&self, w: &Writer, h: &BatchHeader) -> bool {
+    /// Whether `h` must go into a new segment. An active segment based above the log end is
+    /// a bug recovery must not leave behind: a typed error rather than a wrapped subtraction.
+    fn should_roll(&self, w: &Writer, h: &BatchHeader) -> Result<bool> {
         if w.size == 0 {
-            return false;
+            return Ok(false);
         }
         let len = h.total_len() as u64;
         let too_big = w.size + len > self.config.segment_bytes;
@@ -393,15 +411,20 @@ impl Partition {
             _ => false,
         };
         // Relative offsets are u32; keep one spare for the time index's end entry.
-        let offsets_full = w.next_offset + u64::from(h.last_offset_delta)
-            - w.active.base_offset().0
-            >= u64::from(u32::MAX) - 1;
+        let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
+            .checked_sub(w.active.base_offset().0)
+            .ok_or_else(|| Error::Corrupt {
+                path: w.active.path(LOG_EXT),
+                position: 0,
+                reason: CorruptKind::BadOffset,
+            })?;
+        let offsets_full = relative_last >= u64::from(u32::MAX) - 1;
         // The time index keeps room for the entry sealing adds.
         let index_full = w.files.index.read().is_full() || {
             let t = w.files.time_index.read();
             t.len() + 1 >= t.capacity()
         };
-        too_big || too_old || offsets_full || index_full
+        Ok(too_big || too_old || offsets_full || index_full)
     }
 
     /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
@@ -431,11 +454,9 @@ impl Partition {
         w.preallocated = 0;
         w.first_timestamp = None;
         let mut v = self.view.write();
-        v.segments = w.segments.clone();
-        v.log_end = w.position();
-        if self.config.durability != Durability::SyncEachAppend {
-            v.high_watermark = v.log_end;
-        }
+        v.replace_segments(w.segments.clone());
+        let publish = self.config.durability != Durability::SyncEachAppend;
+        v.bounds_mut().advance_end(w.position(), publish);
         Ok(())
     }
 
@@ -492,7 +513,7 @@ impl Partition {
     fn sync_to(&self, target: u64) -> Result<()> {
         let mut s = self.sync.lock();
         loop {
-            if s.durable >= target {
+            if self.view.read().bounds().durable_end() >= target {
                 return Ok(());
             }
             if self.failed.load(Ordering::Acquire) {
@@ -514,10 +535,8 @@ impl Partition {
         let out = match result {
             Ok((end, covered)) => {
                 s.last_covered = covered;
-                s.durable = s.durable.max(end.offset);
-                if self.config.durability == Durability::SyncEachAppend {
-                    self.publish_high_watermark(end);
-                }
+                let publish = self.config.durability == Durability::SyncEachAppend;
+                self.publish_durable(end, publish);
                 Ok(())
             }
             Err(e) => {
@@ -590,10 +609,14 @@ impl Partition {
         Ok((end, covered))
     }
 
-    fn publish_high_watermark(&self, end: Position) {
+    /// An fsync covered everything below `end`: record it, and with `publish` let readers see
+    /// it. The caller holds `sync` (waiters check the durable end under it).
+    fn publish_durable(&self, end: Position, publish: bool) {
         let mut v = self.view.write();
-        if end.offset > v.high_watermark.offset {
-            v.high_watermark = end;
+        let bounds = v.bounds_mut();
+        bounds.advance_durable(end.offset);
+        if publish {
+            bounds.advance_high_watermark(end);
         }
     }
 
@@ -611,13 +634,13 @@ impl Partition {
         self.waiters.fetch_add(1, Ordering::AcqRel);
         let mut g = self.notify.lock();
         let ok = loop {
-            if self.view.read().high_watermark.offset > offset.0 {
+            if self.view.read().high_watermark().offset > offset.0 {
                 break true;
             }
             if self.closed.load(Ordering::Acquire)
                 || self.notify_cond.wait_until(&mut g, deadline).timed_out()
             {
-                break self.view.read().high_watermark.offset > offset.0;
+                break self.view.read().high_watermark().offset > offset.0;
             }
         };
         drop(g);
@@ -634,17 +657,17 @@ impl Partition {
         let _r = self.retention.lock();
         self.check_structure()?;
         let v = self.view();
-        if offset.0 > v.high_watermark.offset {
+        if offset.0 > v.high_watermark().offset {
             return Err(Error::InvalidOffset {
                 offset,
                 reason: "beyond the high watermark",
             });
         }
-        if offset.0 <= v.log_start {
-            return Ok(Offset(v.log_start));
+        if offset.0 <= v.log_start() {
+            return Ok(Offset(v.log_start()));
         }
         checkpoint::write(&self.config.fs, &self.dir.join(LOG_START_FILE), offset.0)?;
-        self.view.write().log_start = offset.0;
+        self.view.write().bounds_mut().advance_log_start(offset.0);
         self.retain_locked(now_ms())?;
         Ok(offset)
     }
@@ -664,12 +687,12 @@ impl Partition {
     /// What retention needs to know about every segment (loads sealed segments).
     pub fn segment_infos(&self) -> Result<Vec<SegmentInfo>> {
         let v = self.view();
-        let n = v.segments.len();
-        v.segments
+        let n = v.segments().len();
+        v.segments()
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                if i + 1 == n || s.base_offset().0 == v.log_end.segment_base {
+                if i + 1 == n || s.base_offset().0 == v.log_end().segment_base {
                     let w = self.writer.lock();
                     if Arc::ptr_eq(&w.active, s) {
                         return Ok(SegmentInfo {
@@ -702,8 +725,8 @@ impl Partition {
         };
         let plan = retention::plan(
             &infos,
-            Offset(v.log_start),
-            Offset(v.high_watermark.offset),
+            Offset(v.log_start()),
+            Offset(v.high_watermark().offset),
             now_ms,
             policy,
         );
@@ -717,14 +740,14 @@ impl Partition {
             assert!(
                 doomed
                     .iter()
-                    .zip(v.segments.iter())
+                    .zip(v.segments().iter())
                     .all(|(a, b)| Arc::ptr_eq(a, b)),
                 "only retention removes segments, and it is serialised"
             );
             w.segments = Arc::new(keep);
             let mut view = self.view.write();
-            view.segments = w.segments.clone();
-            view.log_start = view.log_start.max(plan.log_start_offset.0);
+            view.replace_segments(w.segments.clone());
+            view.bounds_mut().advance_log_start(plan.log_start_offset.0);
             doomed
         };
         // Readers that still hold these segments keep their open file handles.
@@ -782,11 +805,11 @@ impl Partition {
         let not_found =
             matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
         let v = self.view.read();
-        if not_found && !v.segments.iter().any(|s| Arc::ptr_eq(s, seg)) {
+        if not_found && !v.segments().iter().any(|s| Arc::ptr_eq(s, seg)) {
             return Error::OffsetOutOfRange {
                 offset,
-                log_start_offset: Offset(v.log_start),
-                high_watermark: Offset(v.high_watermark.offset),
+                log_start_offset: Offset(v.log_start()),
+                high_watermark: Offset(v.high_watermark().offset),
             };
         }
         e
@@ -835,8 +858,8 @@ impl Partition {
         if result.is_ok() {
             // Everything is on disk: appenders waiting for an fsync are done, readers may see it.
             let end = w.position();
-            self.sync.lock().durable = end.offset;
-            self.publish_high_watermark(end);
+            let _s = self.sync.lock();
+            self.publish_durable(end, true);
             self.dir_lock.lock().take();
         }
         if result.is_err() {

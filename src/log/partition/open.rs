@@ -1,5 +1,6 @@
 //! Opening a partition: directory listing, clean-shutdown fast path, crash recovery.
 
+use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::state::{LogBounds, Position, View};
 use super::{
-    Partition, Position, RecoveryReport, SyncState, View, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
-    LOG_START_FILE, RECOVERY_POINT_FILE,
+    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -24,6 +26,10 @@ use crate::log::segment::{
     LOG_EXT, TIME_INDEX_EXT,
 };
 use crate::offset::Offset;
+
+use super::recover::{
+    plan_recovery, sealed_end, ActivePlan, RecoveryInput, RecoveryPlan, SegmentFacts,
+};
 
 /// The log as `open` leaves it, before the handle is assembled.
 struct Opened {
@@ -90,10 +96,10 @@ fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     for name in fs.list_dir(dir).at(dir)? {
         if let Some(base) = parse_log_name(&name) {
             bases.push(base);
-        } else if name.ends_with(".tmp") {
+        } else if has_ext(&name, "tmp") {
             let p = dir.join(name);
             fs.remove_file(&p).at(&p)?;
-        } else if name.ends_with(".index") || name.ends_with(".timeindex") {
+        } else if has_ext(&name, INDEX_EXT) || has_ext(&name, TIME_INDEX_EXT) {
             index_files.push(dir.join(name));
         }
     }
@@ -214,7 +220,7 @@ fn open_clean(
     }))
 }
 
-fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Option<i64>> {
+pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Option<i64>> {
     if size < BATCH_HEADER_LEN as u64 {
         return Ok(None);
     }
@@ -223,7 +229,8 @@ fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Option<i64>> 
     Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp))
 }
 
-/// After a crash: scan every segment from the one holding the recovery point.
+/// After a crash: scan every segment from the one holding the recovery point, plan with
+/// [`plan_recovery`], then act.
 fn recover(
     dir: &Path,
     config: &PartitionConfig,
@@ -234,137 +241,233 @@ fn recover(
     let first_scan = bases
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
-    let fs = &config.fs;
-    let mut segments = sealed_prefix(fs, dir, bases, first_scan);
-    let mut report = RecoveryReport::default();
+    let compacts = config.cleanup_policy.compacts();
+    let mut scanned: Vec<ScannedSegment> = Vec::new();
     let mut expected = bases[first_scan].0;
-    let mut i = first_scan;
-    let (active, files, cursor, size, next_offset) = loop {
-        let base = bases[i];
-        let (seg, files) = Segment::open_active(fs, dir, base, 0, 0, config.index_bytes_max)?;
-        let log_path = seg.path(LOG_EXT);
-        let file_len = files.log.len().at(&log_path)?;
-        let mut cursor = IndexCursor::new(config.index_interval_bytes);
-        report.segments_scanned += 1;
-        // A segment starts where the previous one ended, or later where compaction removed
-        // the batches in between (the scan checks the batches themselves).
-        let mut last_compacted = None;
-        let scan = if base.0 >= expected {
-            let scan = Scan {
-                log: &files.log,
-                path: &log_path,
-                base_offset: base.0,
-                file_len,
-                full_check: true,
-            };
-            scan.run(0, expected, &mut |h, pos| {
-                last_compacted = Some(h.is_compacted());
-                cursor.on_batch(&seg, &files, h, pos)
-            })?
-        } else {
-            ScanOutcome {
-                end_position: 0,
-                next_offset: expected,
-                damage: Some(CorruptKind::BadOffset),
-            }
-        };
-        // A zero-filled tail is preallocation, not damage.
-        let scan = if scan.damage.is_some()
-            && zeros_from(&files.log, &log_path, scan.end_position, file_len)?
-        {
-            ScanOutcome {
-                damage: None,
-                ..scan
-            }
-        } else {
-            scan
-        };
-        expected = scan.next_offset;
-        let is_last = i + 1 == bases.len();
-        if scan.damage.is_none() && !is_last {
-            // Compaction may have removed the last batches of a segment, or all of them: then
-            // the segment ends where the next one's name says it begins. Only a compacting
-            // partition may have emptied a segment; elsewhere an empty one is a lost one.
-            if last_compacted == Some(true)
-                || (last_compacted.is_none() && config.cleanup_policy.compacts())
-            {
-                expected = expected.max(bases[i + 1].0);
-            }
-            files.log.set_len(scan.end_position).at(&log_path)?;
-            seg.seal(&files, &cursor, expected, scan.end_position)?;
-            segments.push(Arc::new(seg));
-            i += 1;
-            continue;
+    for (i, &base) in bases.iter().enumerate().skip(first_scan) {
+        let s = scan_segment(dir, config, base, expected, None)?;
+        let facts = s.facts;
+        scanned.push(s);
+        if facts.ends_log() {
+            break;
         }
-        if scan.next_offset < recovery_point && !config.truncate_corrupt {
-            return Err(Error::CorruptBelowRecoveryPoint {
-                path: log_path,
-                offset: Offset(scan.next_offset),
-                recovery_point: Offset(recovery_point),
-            });
-        }
-        if scan.damage.is_none() {
-            files.log.set_len(scan.end_position).at(&log_path)?;
-            break (seg, files, cursor, scan.end_position, scan.next_offset);
-        }
-        // Truncate at the first invalid batch; everything after it goes.
-        report.damage_at = Some((log_path.clone(), scan.end_position));
-        report.truncated_bytes += file_len - scan.end_position;
-        files.log.set_len(scan.end_position).at(&log_path)?;
-        for later in &bases[i + 1..] {
-            let p = segment_path(dir, *later, LOG_EXT);
-            report.truncated_bytes += fs.file_len(&p).unwrap_or(0);
-            Segment::sealed_lazy(fs, dir, *later, Offset(u64::MAX - 1)).delete_files()?;
-            report.segments_removed += 1;
-        }
-        if scan.end_position != 0 || segments.is_empty() {
-            break (seg, files, cursor, scan.end_position, scan.next_offset);
-        }
-        let prev = segments.pop().expect("checked non-empty");
-        // Nothing valid is left in this segment: remove it, the previous one is active again.
-        drop(files);
-        seg.delete_files()?;
-        report.segments_removed += 1;
-        let (entries, time_entries, size, max_ts) = {
-            let f = prev.files()?;
-            let (index, time_index) = (f.index.read(), f.time_index.read());
-            (
-                index.len(),
-                time_index.len(),
-                f.sealed_size().expect("sealed"),
-                time_index.last().map(|e| e.timestamp),
-            )
-        };
-        let end = prev.end_offset().expect("sealed").0;
-        let base = prev.base_offset();
-        drop(prev);
-        let (seg, files) =
-            Segment::open_active(fs, dir, base, entries, time_entries, config.index_bytes_max)?;
-        let last_entry = files.index.read().last();
-        let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
-        break (seg, files, cursor, size, end);
-    };
-    let first_timestamp = first_timestamp(&files.log, &active.path(LOG_EXT), size)?;
-    // Make what recovery kept durable, then move the recovery point to the end.
-    for s in &segments[first_scan.min(segments.len())..] {
-        if let Some(f) = s.loaded_files() {
-            f.log.sync_data().at(&s.path(LOG_EXT))?;
+        if let Some(next) = bases.get(i + 1) {
+            expected = sealed_end(&facts, next.0, compacts);
         }
     }
-    files.log.sync_data().at(&active.path(LOG_EXT))?;
-    checkpoint::sync_dir_in(fs, dir)?;
-    checkpoint::write(fs, &dir.join(RECOVERY_POINT_FILE), next_offset)?;
-    report.log_end_offset = Offset(next_offset);
+    let later: Vec<(u64, u64)> = bases[first_scan + scanned.len()..]
+        .iter()
+        .map(|b| {
+            let p = segment_path(dir, *b, LOG_EXT);
+            (b.0, config.fs.file_len(&p).unwrap_or(0))
+        })
+        .collect();
+    let facts: Vec<SegmentFacts> = scanned.iter().map(|s| s.facts).collect();
+    let plan = plan_recovery(RecoveryInput {
+        scanned: &facts,
+        later: &later,
+        has_prefix: first_scan > 0,
+        recovery_point,
+        truncate_corrupt: config.truncate_corrupt,
+        compacts,
+    })
+    .map_err(|e| Error::CorruptBelowRecoveryPoint {
+        path: scanned[e.index].seg.path(LOG_EXT),
+        offset: Offset(e.offset),
+        recovery_point: Offset(recovery_point),
+    })?;
+    let prefix = sealed_prefix(&config.fs, dir, bases, first_scan);
+    act(dir, config, prefix, scanned, &plan)
+}
+
+/// A segment opened for writing with empty indexes and scanned batch by batch (every record
+/// checked), its indexes rebuilt up to the last valid batch. Recovery scans with it, and
+/// `truncate_to` rebuilds the segment it cuts with it.
+pub(super) struct ScannedSegment {
+    pub seg: Segment,
+    pub files: Arc<SegmentFiles>,
+    pub cursor: IndexCursor,
+    pub facts: SegmentFacts,
+}
+
+/// Scan segment `base`, whose first batch must follow `expected` (see [`ScannedSegment`]),
+/// after cutting its log to `cut_to` bytes if given.
+pub(super) fn scan_segment(
+    dir: &Path,
+    config: &PartitionConfig,
+    base: Offset,
+    expected: u64,
+    cut_to: Option<u64>,
+) -> Result<ScannedSegment> {
+    let (seg, files) = Segment::open_active(&config.fs, dir, base, 0, 0, config.index_bytes_max)?;
+    if let Some(size) = cut_to {
+        cut_log(&files, &seg, size)?;
+    }
+    let log_path = seg.path(LOG_EXT);
+    let file_len = files.log.len().at(&log_path)?;
+    let mut cursor = IndexCursor::new(config.index_interval_bytes);
+    let mut last_compacted = None;
+    // A segment starts where the previous one ended, or later where compaction removed the
+    // batches in between (the scan checks the batches themselves).
+    let scan = if base.0 >= expected {
+        let scan = Scan {
+            log: &files.log,
+            path: &log_path,
+            base_offset: base.0,
+            file_len,
+            full_check: true,
+        };
+        scan.run(0, expected, &mut |h, pos| {
+            last_compacted = Some(h.is_compacted());
+            cursor.on_batch(&seg, &files, h, pos);
+        })?
+    } else {
+        ScanOutcome {
+            end_position: 0,
+            next_offset: expected,
+            damage: Some(CorruptKind::BadOffset),
+        }
+    };
+    // A zero-filled tail is preallocation, not damage.
+    let damage = match scan.damage {
+        Some(_) if zeros_from(&files.log, &log_path, scan.end_position, file_len)? => None,
+        d => d,
+    };
+    let facts = SegmentFacts {
+        base: base.0,
+        file_len,
+        expected,
+        end_position: scan.end_position,
+        next_offset: scan.next_offset,
+        damage,
+        last_compacted,
+    };
+    Ok(ScannedSegment {
+        seg,
+        files,
+        cursor,
+        facts,
+    })
+}
+
+/// Carry out a recovery plan: remove what goes (newest first), cut the tail, seal what stays
+/// sealed, and make it durable with the recovery point at the log end.
+fn act(
+    dir: &Path,
+    config: &PartitionConfig,
+    mut segments: Vec<Arc<Segment>>,
+    scanned: Vec<ScannedSegment>,
+    plan: &RecoveryPlan,
+) -> Result<Opened> {
+    let report = RecoveryReport {
+        segments_scanned: scanned.len(),
+        truncated_bytes: plan.truncated_bytes,
+        segments_removed: plan.remove_scanned.len() + plan.remove_later.len(),
+        damage_at: plan
+            .damage_at
+            .map(|(i, pos)| (scanned[i].seg.path(LOG_EXT), pos)),
+        log_end_offset: Offset(plan.log_end),
+        ..RecoveryReport::default()
+    };
+    let later = plan.remove_later.iter().rev();
+    let fs = &config.fs;
+    remove_segments(
+        later.map(|&b| Segment::sealed_lazy(fs, dir, Offset(b), Offset(u64::MAX - 1))),
+    )?;
+    let mut scanned: Vec<Option<ScannedSegment>> = scanned.into_iter().map(Some).collect();
+    let removed = plan.remove_scanned.iter().rev();
+    remove_segments(removed.filter_map(|&i| scanned[i].take().map(|s| s.seg)))?;
+    let mut kept = Vec::new();
+    for at in &plan.seal {
+        let s = scanned[at.index]
+            .take()
+            .expect("a scanned segment is sealed once");
+        cut_log(&s.files, &s.seg, at.size)?;
+        s.seg.seal(&s.files, &s.cursor, at.end_offset, at.size)?;
+        kept.push(s.files.clone());
+        segments.push(Arc::new(s.seg));
+    }
+    let (active, files, cursor, size) = match plan.active {
+        ActivePlan::Scanned { index, size } => {
+            let s = scanned[index]
+                .take()
+                .expect("the active segment is not sealed");
+            cut_log(&s.files, &s.seg, size)?;
+            (s.seg, s.files, s.cursor, size)
+        }
+        ActivePlan::ReopenPrevious => {
+            let prev = segments.pop().expect("a previous segment exists");
+            reopen_sealed(dir, config, prev)?
+        }
+    };
+    kept.push(files.clone());
+    settle(&config.fs, dir, &kept, plan.log_end)?;
+    let first_timestamp = first_timestamp(&files.log, &active.path(LOG_EXT), size)?;
     segments.push(Arc::new(active));
     Ok(Opened {
         segments,
         files,
         cursor,
-        next_offset,
+        next_offset: plan.log_end,
         size,
         first_timestamp,
         report,
     })
+}
+
+/// Cut a segment's log to `size` bytes: everything after goes.
+fn cut_log(files: &SegmentFiles, seg: &Segment, size: u64) -> Result<()> {
+    files.log.set_len(size).at(&seg.path(LOG_EXT))
+}
+
+/// Delete the files of `doomed`, in the order given (newest first, so that a crash part way
+/// leaves a shorter log, never one with a hole).
+pub(super) fn remove_segments<S: Borrow<Segment>>(doomed: impl Iterator<Item = S>) -> Result<()> {
+    for seg in doomed {
+        seg.borrow().delete_files()?;
+    }
+    Ok(())
+}
+
+/// Make a changed log durable: fsync the logs of `files`, the directory, and write the
+/// recovery point at `log_end` (everything below it is on disk now).
+pub(super) fn settle(fs: &Fs, dir: &Path, files: &[Arc<SegmentFiles>], log_end: u64) -> Result<()> {
+    for f in files {
+        f.log.sync_data().at(dir)?;
+    }
+    checkpoint::sync_dir_in(fs, dir)?;
+    checkpoint::write(fs, &dir.join(RECOVERY_POINT_FILE), log_end)
+}
+
+/// Reopen a sealed segment for appending, keeping its (checked) indexes.
+fn reopen_sealed(
+    dir: &Path,
+    config: &PartitionConfig,
+    prev: Arc<Segment>,
+) -> Result<(Segment, Arc<SegmentFiles>, IndexCursor, u64)> {
+    let (entries, time_entries, size, max_ts) = {
+        let f = prev.files()?;
+        let (index, time_index) = (f.index.read(), f.time_index.read());
+        (
+            index.len(),
+            time_index.len(),
+            f.sealed_size().expect("sealed"),
+            time_index.last().map(|e| e.timestamp),
+        )
+    };
+    let base = prev.base_offset();
+    drop(prev);
+    let (seg, files) = Segment::open_active(
+        &config.fs,
+        dir,
+        base,
+        entries,
+        time_entries,
+        config.index_bytes_max,
+    )?;
+    let last_entry = files.index.read().last();
+    let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
+    Ok((seg, files, cursor, size))
 }
 
 /// Whether bytes `[from, to)` of `log` are all zero.
@@ -402,6 +505,12 @@ fn assemble(
         segment_base: active.base_offset().0,
         bytes: o.size,
     };
+    // Recovery and a clean open both leave everything they kept on disk.
+    let durable = if o.report.clean_shutdown || o.report.segments_scanned > 0 {
+        o.next_offset
+    } else {
+        0
+    };
     let writer = Writer {
         segments: segments.clone(),
         active,
@@ -417,12 +526,7 @@ fn assemble(
         unsynced_bytes: 0,
         unsynced_since: None,
     };
-    let view = View {
-        segments,
-        log_start,
-        high_watermark: end,
-        log_end: end,
-    };
+    let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
         dir: dir.to_owned(),
         config,
@@ -430,11 +534,6 @@ fn assemble(
         writer: Mutex::new(writer),
         view: RwLock::new(view),
         sync: Mutex::new(SyncState {
-            durable: if o.report.clean_shutdown || o.report.segments_scanned > 0 {
-                o.next_offset
-            } else {
-                0
-            },
             syncing: false,
             last_covered: 0,
             last_sync: Duration::ZERO,
@@ -454,4 +553,9 @@ fn assemble(
         notify_cond: Condvar::new(),
         recovery: o.report,
     }
+}
+
+/// Whether file `name` ends in `.ext` (seglog writes lower-case extensions only).
+fn has_ext(name: &str, ext: &str) -> bool {
+    Path::new(name).extension().is_some_and(|e| e == ext)
 }

@@ -1,6 +1,7 @@
 //! The read path: offset lookup through the sparse index, positioned reads of whole batches.
 
-use super::{Partition, View};
+use super::state::View;
+use super::Partition;
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::LogRecord;
@@ -63,11 +64,11 @@ impl Partition {
     /// [`Error::Corrupt`]. Reads never block appends.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadBatches> {
         let view = self.view();
-        let hw = view.high_watermark.offset;
-        if offset.0 < view.log_start || offset.0 > hw {
+        let hw = view.high_watermark().offset;
+        if offset.0 < view.log_start() || offset.0 > hw {
             return Err(Error::OffsetOutOfRange {
                 offset,
-                log_start_offset: Offset(view.log_start),
+                log_start_offset: Offset(view.log_start()),
                 high_watermark: Offset(hw),
             });
         }
@@ -80,11 +81,11 @@ impl Partition {
             return Ok(out);
         }
         let first = view
-            .segments
+            .segments()
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
-        for seg in &view.segments[first..] {
-            if seg.base_offset().0 > view.high_watermark.segment_base {
+        for seg in &view.segments()[first..] {
+            if seg.base_offset().0 > view.high_watermark().segment_base {
                 break;
             }
             let files = self.segment_files(seg, offset)?;
@@ -194,13 +195,13 @@ impl Partition {
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>> {
         let view = self.view();
         let mut start = None;
-        for seg in view.segments.iter() {
+        for seg in view.segments().iter() {
             let base = seg.base_offset();
-            if base.0 > view.high_watermark.segment_base {
+            if base.0 > view.high_watermark().segment_base {
                 break;
             }
             // Skip whole sealed segments by their newest timestamp, without loading them.
-            if base.0 < view.high_watermark.segment_base
+            if base.0 < view.high_watermark().segment_base
                 && self
                     .sealed_meta(seg, base)?
                     .max_timestamp
@@ -214,7 +215,7 @@ impl Partition {
             break;
         }
         let Some(start) = start else { return Ok(None) };
-        let mut next = Offset(start.max(view.log_start));
+        let mut next = Offset(start.max(view.log_start()));
         loop {
             let read = match self.read(next, 256 << 10) {
                 Ok(r) => r,
@@ -277,7 +278,7 @@ struct SegmentEnd {
 /// How many bytes of `seg` readers may see; `seg` starts at or below the high watermark's
 /// segment, so every segment before that one is sealed.
 fn visible_bytes(view: &View, seg: &Segment, files: &SegmentFiles) -> u64 {
-    let hw = &view.high_watermark;
+    let hw = &view.high_watermark();
     if seg.base_offset().0 == hw.segment_base {
         hw.bytes
     } else {

@@ -1,0 +1,344 @@
+//! Truncation: remove every record at or above an offset. Crate-private for now; the
+//! replication issue exposes it (a follower cuts the records its leader does not have).
+//!
+//! It shares recovery's act: the segment holding the cut is cut and rescanned with
+//! `scan_segment` (which rebuilds its indexes), later segments go with `remove_segments`,
+//! and `settle` makes the result durable.
+
+use std::sync::Arc;
+
+use super::open::{first_timestamp, remove_segments, scan_segment, settle};
+use super::{Partition, Writer, RECOVERY_POINT_FILE};
+use crate::error::{Error, Result};
+use crate::io::checkpoint;
+use crate::log::segment::{Scan, LOG_EXT};
+use crate::offset::Offset;
+
+/// Where a truncation cuts: a batch boundary in one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    /// Index of the segment in the segment list.
+    segment: usize,
+    /// Byte position of the first batch removed (or the end of the data).
+    position: u64,
+    /// The new log end: one past the last record kept.
+    end: u64,
+}
+
+impl Partition {
+    /// Remove every record at or above `offset`; returns the new log end.
+    ///
+    /// Batches are never split: when `offset` falls inside a batch, that whole batch goes and
+    /// the log ends at its base offset, below `offset` (in a compacted segment, at the end of
+    /// the batch before it). Segments after the one holding the cut are deleted; that one is
+    /// cut at the batch boundary, its indexes are rebuilt by rescanning it (the scan recovery
+    /// uses), and it becomes the active segment. The high watermark and the durable end are
+    /// clamped to the new end; the recovery point checkpoint is lowered first if it lies above
+    /// (so a crash part way never finds flushed data missing). Everything is fsynced before
+    /// this returns.
+    ///
+    /// An `offset` at or above the log end is a no-op. One below the log start, or inside the
+    /// batch holding the log start, fails with [`Error::InvalidOffset`] and changes nothing:
+    /// truncation never removes records below the log start (an error rather than a clamp: a
+    /// follower asked to cut there has diverged from its leader and must not carry on quietly).
+    ///
+    /// Files are cut in place, as recovery cuts them. That is safe for records no reader has
+    /// seen (above the high watermark), which is what a replication follower truncates once
+    /// acknowledgements move the high watermark. Below it, a [`ReadBatches`] a caller still
+    /// holds over removed records, or a read racing the cut, may touch memory-mapped pages past
+    /// the new end of file and fault (`SIGBUS`); the rebuilt index is reopened the same way.
+    /// Before this is made public, either restrict it to offsets at or above the high
+    /// watermark, or cut by writing the kept prefix to a new file and renaming it over the old
+    /// one (old maps then keep the old inode).
+    ///
+    /// [`ReadBatches`]: super::ReadBatches
+    // Not called outside tests until the replication issue exposes it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+        let _structure = self.retention.lock();
+        self.check_structure()?;
+        let _sync_slot = self.claim_sync_slot();
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        let v = self.view();
+        if offset.0 >= v.log_end().offset {
+            return Ok(Offset(v.log_end().offset));
+        }
+        if offset.0 < v.log_start() {
+            return Err(Error::InvalidOffset {
+                offset,
+                reason: "below the log start",
+            });
+        }
+        let cut = self.locate_cut(&w, offset)?;
+        if cut.end < v.log_start() {
+            return Err(Error::InvalidOffset {
+                offset,
+                reason: "inside the batch holding the log start",
+            });
+        }
+        match self.cut_at(&mut w, cut) {
+            Ok(()) => Ok(Offset(cut.end)),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Find the first batch holding an offset at or above `offset` (scanning its segment from
+    /// the start, so that compaction gaps are seen as recovery sees them).
+    fn locate_cut(&self, w: &Writer, offset: Offset) -> Result<Cut> {
+        let segment = w
+            .segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        let seg = &w.segments[segment];
+        let (files, size) = if Arc::ptr_eq(seg, &w.active) {
+            (w.files.clone(), w.size)
+        } else {
+            let files = self.segment_files(seg, offset)?;
+            let size = files
+                .sealed_size()
+                .expect("a listed segment other than the active is sealed");
+            (files, size)
+        };
+        let base = seg.base_offset().0;
+        let path = seg.path(LOG_EXT);
+        let mut kept_end = base;
+        let mut cut_at = None;
+        let scan = Scan {
+            log: &files.log,
+            path: &path,
+            base_offset: base,
+            file_len: size,
+            full_check: false,
+        }
+        .run(0, base, &mut |h, pos| {
+            if cut_at.is_none() {
+                if h.last_offset() >= offset.0 {
+                    cut_at = Some(pos);
+                } else {
+                    kept_end = h.last_offset() + 1;
+                }
+            }
+        })?;
+        if let Some(reason) = scan.damage {
+            return Err(Error::Corrupt {
+                path,
+                position: scan.end_position,
+                reason,
+            });
+        }
+        Ok(Cut {
+            segment,
+            position: cut_at.unwrap_or(scan.end_position),
+            end: kept_end,
+        })
+    }
+
+    /// Carry out a cut. Caller holds the structure lock, the sync slot and `writer`.
+    fn cut_at(&self, w: &mut Writer, cut: Cut) -> Result<()> {
+        let rp_path = self.dir.join(RECOVERY_POINT_FILE);
+        let rp = checkpoint::read(&self.config.fs, &rp_path).ok().flatten();
+        if rp.is_some_and(|rp| rp > cut.end) {
+            checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
+        }
+        let seg = w.segments[cut.segment].clone();
+        let base = seg.base_offset();
+        remove_segments(w.segments[cut.segment + 1..].iter().rev().map(|s| &**s))?;
+        let s = scan_segment(&self.dir, &self.config, base, base.0, Some(cut.position))?;
+        if s.facts.damage.is_some() || s.facts.next_offset != cut.end {
+            return Err(Error::Corrupt {
+                path: seg.path(LOG_EXT),
+                position: s.facts.end_position,
+                reason: s
+                    .facts
+                    .damage
+                    .unwrap_or(crate::error::CorruptKind::BadOffset),
+            });
+        }
+        let first_ts = first_timestamp(&s.files.log, &seg.path(LOG_EXT), cut.position)?;
+        let active = Arc::new(s.seg);
+        let mut segments = w.segments[..cut.segment].to_vec();
+        segments.push(active.clone());
+        w.segments = Arc::new(segments);
+        w.active = active;
+        w.files = s.files;
+        w.cursor = s.cursor;
+        w.next_offset = cut.end;
+        w.size = cut.position;
+        w.preallocated = cut.position;
+        w.first_timestamp = first_ts;
+        w.unsynced_records = 0;
+        w.unsynced_bytes = 0;
+        w.unsynced_since = None;
+        w.dir_dirty = false;
+        self.pending_appends
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+        let end = w.position();
+        {
+            let mut v = self.view.write();
+            v.replace_segments(w.segments.clone());
+            v.bounds_mut().truncate_to(end);
+        }
+        let mut files = std::mem::take(&mut w.unsynced_sealed);
+        files.push(w.files.clone());
+        settle(&self.config.fs, &self.dir, &files, cut.end)?;
+        let _s = self.sync.lock();
+        self.publish_durable(end, true);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::record::Record;
+    use crate::log::config::{Durability, PartitionConfig, SEGMENT_BYTES_MIN};
+    use std::path::Path;
+
+    fn config(durability: Durability) -> PartitionConfig {
+        PartitionConfig::default()
+            .with_segment_bytes(SEGMENT_BYTES_MIN)
+            .with_index_interval_bytes(64)
+            .with_segment_ms(None)
+            .with_retention_ms(None)
+            .with_durability(durability)
+    }
+
+    fn value(o: u64) -> String {
+        format!("value-{o:04}")
+    }
+
+    /// Append batches of `sizes` records each, valued by offset.
+    fn fill(p: &Partition, sizes: &[u64]) {
+        for &n in sizes {
+            let first = p.log_end_offset().0;
+            let records: Vec<Record> = (first..first + n).map(|o| Record::new(value(o))).collect();
+            p.append(&records).unwrap();
+        }
+    }
+
+    /// Every record from the log start to the end reads back with its value, and nothing
+    /// past `end`.
+    fn assert_reads(p: &Partition, end: u64) {
+        assert_eq!(p.log_end_offset(), Offset(end));
+        assert_eq!(p.high_watermark(), Offset(end));
+        let mut next = p.log_start_offset().0;
+        while next < end {
+            let read = p.read(Offset(next), 4096).unwrap();
+            assert!(!read.is_empty(), "nothing at {next} below {end}");
+            for r in read.records() {
+                let r = r.unwrap();
+                assert_eq!(r.offset, Offset(next));
+                assert_eq!(r.value.as_deref(), Some(value(next).as_bytes()));
+                next += 1;
+            }
+        }
+        assert_eq!(next, end);
+        assert!(p.read(Offset(end), 4096).unwrap().is_empty());
+    }
+
+    fn log_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    }
+
+    #[test]
+    fn inside_the_active_segment_cuts_at_the_batch_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::NoSync)).unwrap();
+        fill(&p, &[1, 1, 3, 1]);
+        assert_eq!(p.segment_count(), 1);
+        // Offset 3 is inside the batch 2..=4: the whole batch goes.
+        assert_eq!(p.truncate_to(Offset(3)).unwrap(), Offset(2));
+        assert_reads(&p, 2);
+        fill(&p, &[2]);
+        assert_reads(&p, 4);
+        // At a batch boundary exactly.
+        assert_eq!(p.truncate_to(Offset(3)).unwrap(), Offset(2));
+        assert_reads(&p, 2);
+    }
+
+    #[test]
+    fn across_segments_deletes_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::SyncEachAppend)).unwrap();
+        fill(&p, &[2; 40]);
+        let bases = p.segment_base_offsets();
+        assert!(bases.len() >= 4, "{bases:?}");
+        let target = bases[1].0 + 3;
+        assert_eq!(p.truncate_to(Offset(target)).unwrap(), Offset(target - 1));
+        assert_eq!(p.segment_base_offsets(), bases[..2]);
+        assert_eq!(log_files(dir.path()), 2);
+        assert_reads(&p, target - 1);
+        // At a segment's base: that segment stays, empty and active.
+        assert_eq!(p.truncate_to(bases[1]).unwrap(), bases[1]);
+        assert_eq!(p.segment_base_offsets(), bases[..2]);
+        assert_reads(&p, bases[1].0);
+        fill(&p, &[1; 5]);
+        assert_reads(&p, bases[1].0 + 5);
+    }
+
+    #[test]
+    fn at_or_past_the_log_end_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::NoSync)).unwrap();
+        fill(&p, &[3, 2]);
+        assert_eq!(p.truncate_to(Offset(5)).unwrap(), Offset(5));
+        assert_eq!(p.truncate_to(Offset(99)).unwrap(), Offset(5));
+        assert_reads(&p, 5);
+    }
+
+    #[test]
+    fn below_the_log_start_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::NoSync)).unwrap();
+        fill(&p, &[2, 3, 2]);
+        p.delete_records_before(Offset(3)).unwrap();
+        let err = p.truncate_to(Offset(2)).unwrap_err();
+        assert!(matches!(err, Error::InvalidOffset { .. }), "{err}");
+        // Offset 4 is in the batch 2..=4, which holds the log start.
+        let err = p.truncate_to(Offset(4)).unwrap_err();
+        assert!(matches!(err, Error::InvalidOffset { .. }), "{err}");
+        assert_reads(&p, 7);
+        // Down to the log start exactly empties the log.
+        assert_eq!(p.truncate_to(Offset(5)).unwrap(), Offset(5));
+        assert_reads(&p, 5);
+        fill(&p, &[1]);
+        assert_reads(&p, 6);
+    }
+
+    #[test]
+    fn appends_continue_and_reopen_sees_the_truncated_log() {
+        for durability in [Durability::NoSync, Durability::SyncEachAppend] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = Partition::open(dir.path(), config(durability.clone())).unwrap();
+            fill(&p, &[3; 30]);
+            p.flush().unwrap();
+            p.truncate_to(Offset(40)).unwrap();
+            assert_reads(&p, 39);
+            fill(&p, &[1; 4]);
+            assert_reads(&p, 43);
+            p.close().unwrap();
+            drop(p);
+            let p = Partition::open(dir.path(), config(durability.clone())).unwrap();
+            assert!(p.recovery_report().clean_shutdown);
+            assert_reads(&p, 43);
+
+            // Durable before it returns: a crash right after finds the truncated log.
+            p.truncate_to(Offset(20)).unwrap();
+            p.simulate_crash();
+            let p = Partition::open(dir.path(), config(durability)).unwrap();
+            assert!(!p.recovery_report().clean_shutdown);
+            assert_eq!(p.recovery_report().truncated_bytes, 0);
+            assert_reads(&p, 18);
+        }
+    }
+}
