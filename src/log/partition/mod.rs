@@ -57,6 +57,7 @@ pub(crate) const LOCK_FILE: &str = ".lock";
 
 /// Offsets assigned to an appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AppendInfo {
     /// Offset of the batch's first record.
     pub base_offset: Offset,
