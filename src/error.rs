@@ -99,6 +99,13 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The batch uses a compression codec whose cargo feature is not enabled in this build.
+    #[error("compression codec {codec:?} is not enabled in this build (cargo feature)")]
+    CodecUnavailable {
+        /// The codec.
+        codec: crate::format::compression::Compression,
+    },
+
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {field} = {value}: {reason}")]
     InvalidConfig {
@@ -365,6 +372,12 @@ pub enum CorruptKind {
     /// A checkpoint file is damaged.
     #[error("damaged checkpoint")]
     BadCheckpoint,
+    /// A compressed batch's payload does not decompress.
+    #[error("compressed payload does not decompress")]
+    Compression,
+    /// A compressed batch decompresses to more than the batch size limit allows.
+    #[error("decompressed payload over the limit")]
+    DecompressedTooLarge,
 }
 
 impl Error {

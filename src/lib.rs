@@ -51,6 +51,7 @@ pub use error::{CorruptKind, Error, Result};
 pub use format::batch::{
     Batch, BatchHeader, BatchMeta, Records, BATCH_BYTES_LIMIT, BATCH_HEADER_LEN, FORMAT_VERSION,
 };
+pub use format::compression::Compression;
 pub use format::record::{now_ms, Header, LogRecord, Record};
 pub use group::offset_store::{
     validate_group_id, validate_offset_commit, CommittedOffset, FileOffsetStore,

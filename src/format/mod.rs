@@ -6,5 +6,6 @@
 //! `docs/format.md`.
 
 pub(crate) mod batch;
+pub(crate) mod compression;
 pub(crate) mod record;
 pub(crate) mod varint;

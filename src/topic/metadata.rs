@@ -24,7 +24,8 @@ use crate::topic::store::STORE_TOPICS_MAX;
 /// Name of the topic metadata file in the data directory.
 pub const TOPICS_METADATA_FILE: &str = "topics.meta";
 const TOPICS_METADATA_TMP: &str = "topics.meta.tmp";
-const METADATA_HEADER: &str = "seglog-topics 1";
+/// Version 2 since the checksum is CRC-32C (line `crc32c`); version 1 files are refused.
+const METADATA_HEADER: &str = "seglog-topics 2";
 /// Largest metadata file `open` accepts: a bound on what is read from disk.
 const METADATA_BYTES_MAX: u64 = 64 << 20;
 
@@ -87,8 +88,8 @@ fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
         });
         body.push('\n');
     }
-    let crc = crc32fast::hash(body.as_bytes());
-    writeln!(body, "crc32 {crc:08x}").expect("writing to a String cannot fail");
+    let crc = crc32c::crc32c(body.as_bytes());
+    writeln!(body, "crc32c {crc:08x}").expect("writing to a String cannot fail");
     body.into_bytes()
 }
 
@@ -116,6 +117,9 @@ pub(super) fn read_metadata(path: &Path) -> Result<Option<Vec<TopicMeta>>> {
 /// Parse a metadata file; an error names the 1-based line (0 for the whole file).
 fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)> {
     let text = std::str::from_utf8(bytes).map_err(|_| (0, "not UTF-8"))?;
+    if text.starts_with("seglog-topics 1\n") {
+        return Err((1, "format version 1 (CRC-32 checksums) is no longer read"));
+    }
     let body_end = text
         .strip_suffix('\n')
         .and_then(|t| t.rfind('\n'))
@@ -123,12 +127,12 @@ fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)
         + 1;
     let (body, crc_line) = text.split_at(body_end);
     let crc_hex = crc_line
-        .strip_prefix("crc32 ")
+        .strip_prefix("crc32c ")
         .and_then(|s| s.strip_suffix('\n'))
         .filter(|s| s.len() == 8)
-        .ok_or((0, "missing crc32 line"))?;
-    let crc = u32::from_str_radix(crc_hex, 16).map_err(|_| (0, "bad crc32 line"))?;
-    if crc32fast::hash(body.as_bytes()) != crc {
+        .ok_or((0, "missing crc32c line"))?;
+    let crc = u32::from_str_radix(crc_hex, 16).map_err(|_| (0, "bad crc32c line"))?;
+    if crc32c::crc32c(body.as_bytes()) != crc {
         return Err((0, "CRC mismatch"));
     }
     let mut lines = body.lines();
@@ -232,17 +236,27 @@ mod tests {
         ]
     }
 
-    /// The bytes the encoder wrote before the field table existed: the format must not move.
+    /// The bytes of format version 2 (its CRC-32C checked by an independent implementation):
+    /// the format must not move.
     const GOLDEN: &str = "\
-seglog-topics 1\n\
+seglog-topics 2\n\
 topic a.b_c-d partitions=3 segment_bytes=4096 segment_ms=none index_interval_bytes=77 index_bytes_max=1024 record_bytes_max=1000 batch_bytes_max=5000 durability=sync_threshold:3:none:1500000 preallocate_bytes=0 retention_ms=60000 retention_bytes=1048576 cleanup_policy=compact_delete delete_retention_ms=5 min_compaction_lag_ms=6 min_cleanable_dirty_ratio=0.30000000000000004 map_bytes_max=4096 open_segments_max=9 truncate_corrupt=true\n\
 topic x partitions=1 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=sync_each_append preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=delete delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
 topic n partitions=2 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=no_sync preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=compact delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
-crc32 45dbe89c\n\
+crc32c 36ab0752\n\
 ";
 
     #[test]
-    fn encoding_is_byte_identical_to_format_version_1() {
+    fn format_version_1_is_refused_by_name() {
+        let v1 = "seglog-topics 1\ntopic x partitions=1\ncrc32 00000000\n";
+        assert_eq!(
+            decode_metadata(v1.as_bytes()).unwrap_err(),
+            (1, "format version 1 (CRC-32 checksums) is no longer read")
+        );
+    }
+
+    #[test]
+    fn encoding_is_byte_identical_to_format_version_2() {
         assert_eq!(
             String::from_utf8(encode_metadata(&sample_metas())).unwrap(),
             GOLDEN
