@@ -429,9 +429,12 @@ fn truncation_after_a_clean_close(old_timestamps: bool) {
         drop(p);
         let layout = batch_layout(&log);
         let index = fs::read(log.with_extension("index")).unwrap();
-        // A sealed index ends with an 8-byte checksum trailer; the last entry is before it.
-        let at = index.len() - 8;
-        let last_entry = u32::from_le_bytes(index[at - 4..at].try_into().unwrap());
+        // A sealed index is trimmed to its entries (Kafka's: relative offset and position,
+        // big-endian i32 each): the last entry's position ends the file.
+        let last_entry = index
+            .len()
+            .checked_sub(4)
+            .map_or(0, |at| u32::from_be_bytes(index[at..].try_into().unwrap()));
         if u64::from(last_entry) < layout.last().unwrap().start {
             break layout;
         }
@@ -716,11 +719,11 @@ fn damaged_time_index_entry_is_detected_and_rebuilt() {
     p.close().unwrap();
     drop(p);
     // Lower the first entry's timestamp of the first segment's time index below every record's.
-    // The entries still increase, so only the sealed index's checksum can tell: without it, a
-    // lookup would start past offset 0.
+    // The entries still increase, so only checking the entry against the batch it names (whose
+    // max timestamp it must be) can tell: without that, a lookup would start past offset 0.
     let path = segment_path(dir.path(), Offset(0), "timeindex");
     let mut bytes = fs::read(&path).unwrap();
-    bytes[..8].copy_from_slice(&(TS_BASE - 1_000_000).to_le_bytes());
+    bytes[..8].copy_from_slice(&(TS_BASE - 1_000_000).to_be_bytes());
     fs::write(&path, bytes).unwrap();
     let p = Partition::open(dir.path(), config(Durability::NoSync)).unwrap();
     assert_log_matches(&p, &model, model.end());

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::io::fs::{Fs, FsFile, OpenFlags};
 use crate::log::index::{
-    IndexEntry, OffsetIndex, TimeEntry, TimeIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+    IndexEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
 use crate::offset::Offset;
 
@@ -27,6 +27,8 @@ pub const LOG_EXT: &str = "log";
 pub const INDEX_EXT: &str = "index";
 /// Extension of time-index files.
 pub const TIME_INDEX_EXT: &str = "timeindex";
+/// Extension of Kafka's aborted-transaction index files.
+pub const TXN_INDEX_EXT: &str = "txnindex";
 
 const UNKNOWN: u64 = u64::MAX;
 /// Bytes read at a time when scanning a log file.
@@ -51,6 +53,9 @@ pub(crate) struct SegmentFiles {
     pub log: FsFile,
     pub index: RwLock<OffsetIndex>,
     pub time_index: RwLock<TimeIndex>,
+    /// The segment's `.txnindex` as found when the files were opened (read-only).
+    #[cfg_attr(not(test), allow(dead_code))] // read by transaction support (a later issue)
+    pub txn_index: TxnIndex,
     /// Size of the log once sealed; `UNKNOWN` while active.
     sealed_size: AtomicU64,
     /// A read-only map of the log, grown (replaced) when readers need more of it.
@@ -127,12 +132,19 @@ impl std::fmt::Debug for Segment {
 }
 
 /// Index-building state carried across the batches of one segment, shared by append,
-/// recovery and rebuild so all three place entries by the same rule.
+/// recovery, rebuild and compaction so all place entries by Kafka's rule (`LogSegment.append`):
+/// after a batch is written, if more than `index_interval_bytes` were written since the last
+/// entry before it (counted from the segment's start, so never for the first batch), the
+/// offset index gets (the batch's last offset, its position) and the time index gets (the
+/// largest timestamp so far, the last offset of the batch that first carried it) if that
+/// timestamp grew. Sealing adds one more time entry the same way.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexCursor {
     interval: u64,
     bytes_since_entry: u64,
-    max_timestamp: Option<i64>,
+    /// Largest batch max timestamp so far and the last offset of the batch that first
+    /// carried it.
+    max_timestamp: Option<(i64, u64)>,
 }
 
 impl IndexCursor {
@@ -144,22 +156,33 @@ impl IndexCursor {
         }
     }
 
-    /// State for a segment reopened for appending, from its indexes and size.
+    /// State for segment `base` reopened for appending at `size` bytes, from its (checked)
+    /// indexes' last entries.
     pub fn resume(
         interval_bytes: u32,
+        base: Offset,
         last_entry: Option<IndexEntry>,
+        last_time: Option<TimeEntry>,
         size: u64,
-        max_ts: Option<i64>,
     ) -> Self {
-        IndexCursor {
-            interval: u64::from(interval_bytes),
-            bytes_since_entry: size - last_entry.map_or(0, |e| u64::from(e.position)),
-            max_timestamp: max_ts,
-        }
+        let mut cursor = IndexCursor::new(interval_bytes);
+        cursor.bytes_since_entry = size - last_entry.map_or(0, |e| u64::from(e.position));
+        cursor.max_timestamp =
+            last_time.map(|t| (t.timestamp, base.0 + u64::from(t.relative_offset)));
+        cursor
     }
 
+    /// The segment's largest timestamp so far.
     pub fn max_timestamp(&self) -> Option<i64> {
-        self.max_timestamp
+        self.max_timestamp.map(|(t, _)| t)
+    }
+
+    /// The time-index entry for the largest timestamp so far.
+    fn time_entry(&self, seg: &Segment) -> Option<TimeEntry> {
+        self.max_timestamp.map(|(timestamp, offset)| TimeEntry {
+            timestamp,
+            relative_offset: seg.relative(offset),
+        })
     }
 
     /// Account for a batch written at `position`; adds index entries when due.
@@ -170,37 +193,209 @@ impl IndexCursor {
         h: &BatchHeader,
         position: u64,
     ) {
-        if self.bytes_since_entry >= self.interval {
-            let rel = seg.relative(h.base_offset);
-            let position = u32::try_from(position).expect("segment size is bounded by u32");
+        self.on_span(seg, files, BatchSpan::of(h), position);
+    }
+
+    /// [`IndexCursor::on_batch`] with only what the indexes need of the header.
+    pub fn on_span(&mut self, seg: &Segment, files: &SegmentFiles, h: BatchSpan, position: u64) {
+        if self.max_timestamp.is_none_or(|(t, _)| h.max_timestamp > t) {
+            self.max_timestamp = Some((h.max_timestamp, h.last_offset));
+        }
+        if self.bytes_since_entry > self.interval {
+            let position = u32::try_from(position).expect("segment size is bounded by i32");
             // A full index only makes lookups scan further; appends roll before that happens,
             // but recovery may meet a log written with a larger `index_bytes_max`.
             let mut index = files.index.write();
             if !index.is_full() {
                 index.push(IndexEntry {
-                    relative_offset: rel,
+                    relative_offset: seg.relative(h.last_offset),
                     position,
                 });
             }
             let mut time_index = files.time_index.write();
             // Keep one slot for the entry that sealing adds.
-            if let Some(t) = self
-                .max_timestamp
-                .filter(|_| time_index.len() + 1 < time_index.capacity())
-            {
-                time_index.push(TimeEntry {
-                    timestamp: t,
-                    relative_offset: rel,
-                });
+            if time_index.len() + 1 < time_index.capacity() {
+                if let Some(e) = self.time_entry(seg) {
+                    time_index.push(e);
+                }
             }
             self.bytes_since_entry = 0;
         }
-        self.bytes_since_entry += h.total_len() as u64;
-        self.max_timestamp = Some(
-            self.max_timestamp
-                .map_or(h.max_timestamp, |t| t.max(h.max_timestamp)),
-        );
+        self.bytes_since_entry += h.len;
     }
+}
+
+/// What the indexes need of a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchSpan {
+    pub base_offset: u64,
+    pub last_offset: u64,
+    pub max_timestamp: i64,
+    /// Bytes of the whole batch.
+    pub len: u64,
+}
+
+impl BatchSpan {
+    pub fn of(h: &BatchHeader) -> Self {
+        BatchSpan {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+            len: h.total_len() as u64,
+        }
+    }
+
+    /// The span of the batch header at the front of `buf`, if one parses there.
+    pub fn parse(buf: &[u8]) -> Option<Self> {
+        BatchHeader::parse(buf).ok().map(|h| BatchSpan::of(&h))
+    }
+}
+
+/// Checks a segment's indexes against its log (which is the truth) by reading batch headers
+/// at the positions they name: one header read per offset-index entry (more only for an entry
+/// Kafka's cleaner wrote for several batches), a few per time-index entry, and the batches
+/// after the last offset-index entry. I/O errors are errors; any mismatch is `false`, and the
+/// caller rebuilds the indexes.
+pub(crate) struct LogProbe<'a> {
+    log: &'a FsFile,
+    path: &'a Path,
+    size: u64,
+    base: u64,
+    parse: fn(&[u8]) -> Option<BatchSpan>,
+}
+
+impl<'a> LogProbe<'a> {
+    /// A probe of `log` (`size` bytes) of the segment with base offset `base`.
+    pub fn new(log: &'a FsFile, path: &'a Path, size: u64, base: u64) -> Self {
+        LogProbe {
+            log,
+            path,
+            size,
+            base,
+            parse: BatchSpan::parse,
+        }
+    }
+
+    /// The batch at `pos`, if a header parses there, its offsets are in the segment and the
+    /// batch fits in the log.
+    pub fn batch_at(&self, pos: u64) -> Result<Option<BatchSpan>> {
+        if pos.saturating_add(BATCH_HEADER_LEN as u64) > self.size {
+            return Ok(None);
+        }
+        let mut head = [0u8; BATCH_HEADER_LEN];
+        self.log.read_exact_at(&mut head, pos).at(self.path)?;
+        Ok((self.parse)(&head).filter(|b| {
+            b.base_offset >= self.base
+                && b.last_offset >= b.base_offset
+                && b.len >= BATCH_HEADER_LEN as u64
+                && pos + b.len <= self.size
+        }))
+    }
+
+    /// Walk batches from `pos` (a batch boundary) while they start below `limit`, to the first
+    /// ending at or after `offset`; that batch if it ends exactly at `offset`.
+    fn batch_ending_at(&self, mut pos: u64, limit: u64, offset: u64) -> Result<Option<BatchSpan>> {
+        while pos < limit {
+            let Some(b) = self.batch_at(pos)? else {
+                return Ok(None);
+            };
+            if b.last_offset >= offset {
+                return Ok((b.last_offset == offset).then_some(b));
+            }
+            pos += b.len;
+        }
+        Ok(None)
+    }
+
+    /// Every offset-index entry `(o, p)` passes [`OffsetIndex::validate`] and names a batch
+    /// boundary `p` in the log, and a batch ending at `o` starts at `p` (as the producer path
+    /// and seglog write) or after it, before the next entry's position (Kafka's cleaner: one
+    /// entry for several batches), with `o` below `relative_end`. So every batch before `p`
+    /// ends below `o`: a lookup may start at `p`.
+    pub fn offset_index_matches(&self, index: &OffsetIndex, relative_end: u64) -> Result<bool> {
+        if !index.validate(self.size)
+            || index
+                .last()
+                .is_some_and(|e| u64::from(e.relative_offset) >= relative_end)
+        {
+            return Ok(false);
+        }
+        for i in 0..index.len() {
+            let e = index.get(i);
+            let limit = match i + 1 < index.len() {
+                true => u64::from(index.get(i + 1).position),
+                false => self.size,
+            };
+            let offset = self.base + u64::from(e.relative_offset);
+            if self
+                .batch_ending_at(u64::from(e.position), limit, offset)?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every time-index entry `(t, o)` passes [`TimeIndex::validate`] and names the last offset
+    /// `o` of a batch whose max timestamp is `t` (found from the offset index, which must
+    /// already match); and no batch after the last offset-index entry's is newer than the last
+    /// time entry (which the entry sealing adds would otherwise have recorded). An empty time
+    /// index is only right for an empty log.
+    pub fn time_index_matches(
+        &self,
+        time: &TimeIndex,
+        index: &OffsetIndex,
+        relative_end: u64,
+    ) -> Result<bool> {
+        if !time.validate(relative_end) || (self.size > 0 && time.is_empty()) {
+            return Ok(false);
+        }
+        for i in 0..time.len() {
+            let t = time.get(i);
+            let from = index.lookup(t.relative_offset).map_or(0, |e| e.position);
+            let offset = self.base + u64::from(t.relative_offset);
+            match self.batch_ending_at(u64::from(from), self.size, offset)? {
+                Some(b) if b.max_timestamp == t.timestamp => {}
+                _ => return Ok(false),
+            }
+        }
+        let newest = time.last().map_or(i64::MIN, |e| e.timestamp);
+        let mut pos = index.last().map_or(0, |e| u64::from(e.position));
+        while pos < self.size {
+            match self.batch_at(pos)? {
+                Some(b) if b.max_timestamp <= newest => pos += b.len,
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Both indexes of a sealed segment ending `relative_end` offsets after its base match
+    /// the log.
+    pub fn indexes_match(
+        &self,
+        index: &OffsetIndex,
+        time: &TimeIndex,
+        relative_end: u64,
+    ) -> Result<bool> {
+        Ok(self.offset_index_matches(index, relative_end)?
+            && self.time_index_matches(time, index, relative_end)?)
+    }
+}
+
+/// Where a read for relative offset `rel` may start in `data` (the segment's log bytes, base
+/// offset `base`): the position of the floor offset-index entry and the base offset of the
+/// batch there, checked against the log (a cache is never trusted over the log); the start of
+/// the segment if there is no entry or it does not hold.
+pub(crate) fn index_start(index: &OffsetIndex, data: &[u8], base: u64, rel: u32) -> (usize, u64) {
+    let start = index.lookup(rel).and_then(|e| {
+        let pos = e.position as usize;
+        let b = BatchSpan::parse(data.get(pos..)?)?;
+        let ok = b.base_offset >= base && b.last_offset <= base + u64::from(e.relative_offset);
+        ok.then_some((pos, b.base_offset))
+    });
+    start.unwrap_or((0, base))
 }
 
 /// How a scan of a log file ended.
@@ -343,6 +538,16 @@ impl Segment {
                 time_entries,
                 cap / TIME_ENTRY_LEN * TIME_ENTRY_LEN,
             )?),
+            txn_index: if suffix.is_empty() {
+                TxnIndex::load(
+                    &self.fs,
+                    &self.path(TXN_INDEX_EXT),
+                    self.base_offset.0,
+                    None,
+                )?
+            } else {
+                TxnIndex::Absent
+            },
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         })
@@ -412,19 +617,17 @@ impl Segment {
                 max_timestamp: f.sealed_max_timestamp(),
             }
         } else {
-            let log = self.path(LOG_EXT);
-            let size = self.fs.file_len(&log).at(&log)?;
-            let t = match TimeIndex::open_read_only(&self.fs, &self.path(TIME_INDEX_EXT)) {
-                Ok(t) if t.is_verified() && t.validate(end.0 - self.base_offset.0) => t,
+            let log_path = self.path(LOG_EXT);
+            let log = self.fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
+            let size = log.len().at(&log_path)?;
+            let probe = LogProbe::new(&log, &log_path, size, self.base_offset.0);
+            let t = match self.open_indexes() {
+                Some((i, t)) if probe.indexes_match(&i, &t, end.0 - self.base_offset.0)? => t,
                 _ => return Ok(None),
             };
-            let max_timestamp = t.last().map(|e| e.timestamp);
-            if size > 0 && max_timestamp.is_none() {
-                return Ok(None);
-            }
             SealedMeta {
                 size,
-                max_timestamp,
+                max_timestamp: t.last().map(|e| e.timestamp),
             }
         };
         Ok(Some(*self.sealed_meta.get_or_init(|| meta)))
@@ -435,35 +638,30 @@ impl Segment {
         self.files.lock().clone()
     }
 
+    /// The segment's offset and time indexes, opened read-only; `None` if either cannot be
+    /// opened (missing, unreadable): the caller rebuilds them.
+    fn open_indexes(&self) -> Option<(OffsetIndex, TimeIndex)> {
+        let index = OffsetIndex::open_read_only(&self.fs, &self.path(INDEX_EXT)).ok()?;
+        let time_index = TimeIndex::open_read_only(&self.fs, &self.path(TIME_INDEX_EXT)).ok()?;
+        Some((index, time_index))
+    }
+
     fn load_sealed(&self, end: Offset) -> Result<SegmentFiles> {
         let log_path = self.path(LOG_EXT);
         let log = self.fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
         let size = log.len().at(&log_path)?;
-        let relative_end = end.0 - self.base_offset.0;
-        let fs = &self.fs;
-        let indexes = OffsetIndex::open_read_only(fs, &self.path(INDEX_EXT)).and_then(|i| {
-            Ok((
-                i,
-                TimeIndex::open_read_only(fs, &self.path(TIME_INDEX_EXT))?,
-            ))
-        });
-        let (index, time_index) = match indexes {
-            Ok((i, t))
-                if i.is_verified()
-                    && t.is_verified()
-                    && i.validate(size)
-                    && t.validate(relative_end)
-                    && index_files_whole(fs, &self.path(INDEX_EXT), &self.path(TIME_INDEX_EXT))
-                    && (size == 0 || !t.is_empty()) =>
-            {
-                (i, t)
-            }
+        let base = self.base_offset.0;
+        let probe = LogProbe::new(&log, &log_path, size, base);
+        let (index, time_index) = match self.open_indexes() {
+            Some((i, t)) if probe.indexes_match(&i, &t, end.0 - base)? => (i, t),
             _ => self.rebuild_indexes(&log, size)?,
         };
+        let txn_index = TxnIndex::load(&self.fs, &self.path(TXN_INDEX_EXT), base, Some(end.0))?;
         Ok(SegmentFiles {
             log,
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
+            txn_index,
             sealed_size: AtomicU64::new(size),
             map: RwLock::new(Bytes::new()),
         })
@@ -472,9 +670,9 @@ impl Segment {
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
     /// invalid batch: reads past it will report the damage.
     fn rebuild_indexes(&self, log: &FsFile, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
-        // Capacity for the worst case of one entry per smallest batch, bounded by the file.
-        // Plus the final time entry and the trailers.
-        let max_entries = (size as usize / BATCH_HEADER_LEN + 3).min(u32::MAX as usize / 16);
+        // Capacity for the worst case of one entry per smallest batch, bounded by the file,
+        // plus the final time entry and the slot the cursor keeps free for it.
+        let max_entries = (size as usize / BATCH_HEADER_LEN + 2).min(u32::MAX as usize / 16);
         let files = SegmentFiles {
             log: log.try_clone().at(&self.path(LOG_EXT))?,
             index: RwLock::new(OffsetIndex::open_writable(
@@ -489,6 +687,7 @@ impl Segment {
                 0,
                 max_entries * TIME_ENTRY_LEN,
             )?),
+            txn_index: TxnIndex::Absent,
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         };
@@ -502,29 +701,21 @@ impl Segment {
             file_len: size,
             full_check: false,
         };
-        let outcome = scan.run(0, self.base_offset.0, &mut |h, pos| {
+        scan.run(0, self.base_offset.0, &mut |h, pos| {
             cursor.on_batch(self, &files, h, pos);
         })?;
-        self.seal_files(&files, &cursor, outcome.next_offset)?;
+        self.seal_files(&files, &cursor)?;
         let SegmentFiles {
             index, time_index, ..
         } = files;
         Ok((index.into_inner(), time_index.into_inner()))
     }
 
-    /// Seal: final time-index entry (the segment's newest timestamp), trim and remap indexes.
-    fn seal_files(
-        &self,
-        files: &SegmentFiles,
-        cursor: &IndexCursor,
-        end_offset: u64,
-    ) -> Result<()> {
-        if let Some(t) = cursor.max_timestamp() {
-            let rel_end = u32::try_from(end_offset - self.base_offset.0).unwrap_or(u32::MAX);
-            files.time_index.write().push(TimeEntry {
-                timestamp: t,
-                relative_offset: rel_end,
-            });
+    /// Seal as Kafka's `onBecomeInactiveSegment` / `close`: one more time-index entry (the
+    /// segment's newest timestamp, if it grew since the last entry), trim and remap indexes.
+    fn seal_files(&self, files: &SegmentFiles, cursor: &IndexCursor) -> Result<()> {
+        if let Some(e) = cursor.time_entry(self) {
+            files.time_index.write().push(e);
         }
         files.index.write().seal()?;
         files.time_index.write().seal()?;
@@ -539,7 +730,7 @@ impl Segment {
         end_offset: u64,
         size: u64,
     ) -> Result<()> {
-        self.seal_files(files, cursor, end_offset)?;
+        self.seal_files(files, cursor)?;
         files.sealed_size.store(size, Ordering::Release);
         self.end_offset.store(end_offset, Ordering::Release);
         Ok(())
@@ -553,12 +744,13 @@ impl Segment {
         cursor: &IndexCursor,
         end_offset: u64,
     ) -> Result<()> {
-        self.seal_files(files, cursor, end_offset)
+        debug_assert!(end_offset >= self.base_offset.0);
+        self.seal_files(files, cursor)
     }
 
     /// Delete the segment's files. Open handles (readers) keep the data readable.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
             let p = self.path(ext);
             match self.fs.remove_file(&p) {
                 Ok(()) => {}
@@ -568,14 +760,6 @@ impl Segment {
         }
         Ok(())
     }
-}
-
-fn index_files_whole(fs: &Fs, index: &Path, time_index: &Path) -> bool {
-    let len = |p: &Path| fs.file_len(p).ok();
-    matches!(
-        (len(index), len(time_index)),
-        (Some(a), Some(b)) if a % OFFSET_ENTRY_LEN as u64 == 0 && b % TIME_ENTRY_LEN as u64 == 0
-    )
 }
 
 /// A scan of one log file: checks batch after batch and stops at the first invalid one.

@@ -22,8 +22,8 @@ use crate::io::fs::{Fs, FsFile, FsLock, OpenFlags};
 use crate::log::config::PartitionConfig;
 use crate::log::index::{OffsetIndex, TimeIndex};
 use crate::log::segment::{
-    parse_log_name, segment_path, IndexCursor, Scan, ScanOutcome, Segment, SegmentFiles, INDEX_EXT,
-    LOG_EXT, TIME_INDEX_EXT,
+    parse_log_name, segment_path, IndexCursor, LogProbe, Scan, ScanOutcome, Segment, SegmentFiles,
+    INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
 use crate::offset::Offset;
 
@@ -166,13 +166,19 @@ fn open_clean(
     ) else {
         return Ok(None);
     };
-    if !index.is_verified() || !time_index.is_verified() || !index.validate(size.max(1)) {
+    // The indexes are checked against the log (the active segment has no end offset yet).
+    let probe = LogProbe::new(&log, &log_path, size, last.0);
+    if !probe.offset_index_matches(&index, u64::MAX)? {
         return Ok(None);
     }
     // Find the log end: scan from the last index entry (at most an interval plus a batch).
-    let from = index.last();
-    let start = from.map_or(0, |e| u64::from(e.position));
-    let expected = last.0 + from.map_or(0, |e| u64::from(e.relative_offset));
+    let (start, expected) = match index.last().map(|e| u64::from(e.position)) {
+        Some(pos) => match probe.batch_at(pos)? {
+            Some(b) => (pos, b.base_offset),
+            None => return Ok(None),
+        },
+        None => (0, last.0),
+    };
     let scan = Scan {
         log: &log,
         path: &log_path,
@@ -183,16 +189,18 @@ fn open_clean(
     .run(start, expected, &mut |_, _| {})?;
     if scan.damage.is_some()
         || scan.next_offset != recovery_point
-        || !time_index.validate(scan.next_offset - last.0)
+        || !probe.time_index_matches(&time_index, &index, scan.next_offset - last.0)?
     {
         return Ok(None);
     }
     let first_timestamp = first_timestamp(&log, &log_path, size)?;
-    let max_ts = time_index.last().map(|e| e.timestamp);
-    if size > 0 && max_ts.is_none() {
-        return Ok(None);
-    }
-    let cursor = IndexCursor::resume(config.index_interval_bytes, index.last(), size, max_ts);
+    let cursor = IndexCursor::resume(
+        config.index_interval_bytes,
+        last,
+        index.last(),
+        time_index.last(),
+        size,
+    );
     let (index_entries, time_entries) = (index.len(), time_index.len());
     drop((index, time_index, log));
     let (seg, files) = Segment::open_active(
@@ -445,14 +453,14 @@ fn reopen_sealed(
     config: &PartitionConfig,
     prev: Arc<Segment>,
 ) -> Result<(Segment, Arc<SegmentFiles>, IndexCursor, u64)> {
-    let (entries, time_entries, size, max_ts) = {
+    let (entries, time_entries, size, last_time) = {
         let f = prev.files()?;
         let (index, time_index) = (f.index.read(), f.time_index.read());
         (
             index.len(),
             time_index.len(),
             f.sealed_size().expect("sealed"),
-            time_index.last().map(|e| e.timestamp),
+            time_index.last(),
         )
     };
     let base = prev.base_offset();
@@ -466,7 +474,13 @@ fn reopen_sealed(
         config.index_bytes_max,
     )?;
     let last_entry = files.index.read().last();
-    let cursor = IndexCursor::resume(config.index_interval_bytes, last_entry, size, max_ts);
+    let cursor = IndexCursor::resume(
+        config.index_interval_bytes,
+        base,
+        last_entry,
+        last_time,
+        size,
+    );
     Ok((seg, files, cursor, size))
 }
 

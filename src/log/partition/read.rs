@@ -5,7 +5,7 @@ use super::Partition;
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::LogRecord;
-use crate::log::segment::{Segment, SegmentFiles, LOG_EXT};
+use crate::log::segment::{index_start, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
 
 /// The result of [`Partition::read`]: whole, CRC-checked batches, the first of which holds the
@@ -140,14 +140,8 @@ impl Partition {
         let data = files.mapped(limit, map_len).at(&path())?;
         let base = seg.base_offset().0;
         let rel = u32::try_from(offset.0.saturating_sub(base)).unwrap_or(u32::MAX);
-        // The index is a cache, never trusted over the log: the batch an entry points at must
-        // start at the entry's offset, or the read starts from the beginning of the segment.
-        let entry = files.index.read().lookup(rel);
-        let entry = entry.map(|e| (e.position as usize, base + u64::from(e.relative_offset)));
-        let (mut pos, mut expected) = match entry {
-            Some((pos, at)) if entry_matches_log(&data, pos, at) => (pos, at),
-            _ => (0, base),
-        };
+        // The index is a cache, never trusted over the log (see `index_start`).
+        let (mut pos, mut expected) = index_start(&files.index.read(), &data, base, rel);
         let mut taken = 0usize;
         let mut last_compacted = None;
         while pos < data.len() {
@@ -245,12 +239,6 @@ impl Partition {
             next = read.next_offset();
         }
     }
-}
-
-/// Whether the log bytes at `position` start a batch with base offset `base_offset`.
-fn entry_matches_log(data: &[u8], position: usize, base_offset: u64) -> bool {
-    data.get(position..position + 8)
-        .is_some_and(|b| b == base_offset.to_le_bytes().as_slice())
 }
 
 /// Whether `batch` holds a record at or after `offset`. Only a compacted batch can fail to
