@@ -106,6 +106,14 @@ pub enum Error {
         codec: crate::format::compression::Compression,
     },
 
+    /// The appended batch was removed by a truncation of the log before it was made durable:
+    /// it is not acknowledged, and its offsets may be given to other records.
+    #[error("the batch appended at {offset} was truncated before it was made durable")]
+    Truncated {
+        /// The batch's base offset.
+        offset: Offset,
+    },
+
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {field} = {value}: {reason}")]
     InvalidConfig {

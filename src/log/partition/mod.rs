@@ -90,6 +90,8 @@ struct Appended {
     end: Position,
     /// The policy wants an fsync now.
     need_sync: bool,
+    /// `Partition::truncations` when the batch was written.
+    truncations: u64,
 }
 
 /// State owned by the append lock.
@@ -158,6 +160,9 @@ pub struct Partition {
     skip_close: AtomicBool,
     /// Appends written since the last fsync captured its position.
     pending_appends: AtomicU64,
+    /// Truncations so far: an append waiting for its fsync checks that none happened since it
+    /// wrote, or its batch may be gone (and its offsets reused).
+    truncations: AtomicU64,
     /// A group-commit leader is waiting for appenders (`gather`); they signal `gathered`.
     gathering: AtomicBool,
     gathered: Condvar,
@@ -353,6 +358,7 @@ impl Partition {
             },
             end,
             need_sync: sync_each || self.threshold_reached(w),
+            truncations: self.truncations.load(Ordering::SeqCst),
         })
     }
 
@@ -367,6 +373,11 @@ impl Partition {
                 self.gathered.notify_one();
             }
             self.sync_to(appended.end.offset)?;
+            if self.truncations.load(Ordering::SeqCst) != appended.truncations {
+                return Err(Error::Truncated {
+                    offset: appended.info.base_offset,
+                });
+            }
         }
         Ok(())
     }

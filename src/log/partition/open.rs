@@ -546,6 +546,7 @@ fn assemble(
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),
         pending_appends: AtomicU64::new(0),
+        truncations: AtomicU64::new(0),
         gathering: AtomicBool::new(false),
         gathered: Condvar::new(),
         waiters: AtomicUsize::new(0),
