@@ -71,7 +71,9 @@ pub(crate) fn compress(codec: Compression, src: &[u8], out: &mut Vec<u8>) -> Res
             out.extend_from_slice(src);
             Ok(())
         }
-        _ => Err(Error::CodecUnavailable { codec: codec.name() }),
+        _ => Err(Error::CodecUnavailable {
+            codec: codec.name(),
+        }),
     }
 }
 
@@ -84,6 +86,8 @@ pub(crate) fn decompress(codec: Compression, src: &[u8], limit: usize) -> Result
             position: 0,
             reason: CorruptKind::DecompressedTooLarge,
         }),
-        _ => Err(Error::CodecUnavailable { codec: codec.name() }),
+        _ => Err(Error::CodecUnavailable {
+            codec: codec.name(),
+        }),
     }
 }

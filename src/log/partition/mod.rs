@@ -927,4 +927,35 @@ mod tests {
     fn partition_is_send_and_sync() {
         assert_send_sync::<Partition>();
     }
+
+    #[test]
+    fn recovery_keeps_a_bounded_number_of_segments_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PartitionConfig::default()
+            .with_durability(Durability::NoSync)
+            .with_segment_bytes(crate::log::config::SEGMENT_BYTES_MIN)
+            .with_segment_ms(None);
+        let p = Partition::open(dir.path(), config.clone()).unwrap();
+        for i in 0..400 {
+            p.append(&[Record::new(vec![b'x'; 300]).with_timestamp(i)])
+                .unwrap();
+        }
+        let segments = p.segment_count();
+        assert!(segments > 50, "{segments} segments");
+        // No flush: the recovery point is still 0, so recovery scans every segment.
+        p.simulate_crash();
+        let p = Partition::open(dir.path(), config).unwrap();
+        assert_eq!(p.recovery_report().segments_scanned, segments);
+        let loaded = p
+            .view()
+            .segments()
+            .iter()
+            .filter(|s| s.loaded_files().is_some())
+            .count();
+        assert!(
+            loaded <= 3,
+            "{loaded} of {segments} segments left open by recovery"
+        );
+        assert_eq!(p.log_end_offset(), Offset(400));
+    }
 }
