@@ -100,10 +100,18 @@ pub enum Error {
     },
 
     /// The batch uses a compression codec whose cargo feature is not enabled in this build.
-    #[error("compression codec {codec:?} is not enabled in this build (cargo feature)")]
+    #[error("compression codec {codec} is not enabled in this build (cargo feature `{codec}`)")]
     CodecUnavailable {
-        /// The codec.
-        codec: crate::format::compression::Compression,
+        /// The codec's name, as Kafka's `compression.type` spells it (`gzip`, `snappy`, ...).
+        codec: &'static str,
+    },
+
+    /// The appended batch was removed by a truncation of the log before it was made durable:
+    /// it is not acknowledged, and its offsets may be given to other records.
+    #[error("the batch appended at {offset} was truncated before it was made durable")]
+    Truncated {
+        /// The batch's base offset.
+        offset: Offset,
     },
 
     /// A configuration value is out of its allowed range.

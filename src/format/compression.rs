@@ -41,6 +41,17 @@ impl Compression {
         }
     }
 
+    /// The codec's name, as Kafka's `compression.type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
     /// Attribute bits 0–2 for this codec.
     pub(crate) fn attribute_bits(self) -> i16 {
         match self {
@@ -60,7 +71,9 @@ pub(crate) fn compress(codec: Compression, src: &[u8], out: &mut Vec<u8>) -> Res
             out.extend_from_slice(src);
             Ok(())
         }
-        _ => Err(Error::CodecUnavailable { codec }),
+        _ => Err(Error::CodecUnavailable {
+            codec: codec.name(),
+        }),
     }
 }
 
@@ -73,6 +86,8 @@ pub(crate) fn decompress(codec: Compression, src: &[u8], limit: usize) -> Result
             position: 0,
             reason: CorruptKind::DecompressedTooLarge,
         }),
-        _ => Err(Error::CodecUnavailable { codec }),
+        _ => Err(Error::CodecUnavailable {
+            codec: codec.name(),
+        }),
     }
 }

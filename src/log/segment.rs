@@ -113,6 +113,9 @@ pub struct Segment {
     sealed_meta: OnceLock<SealedMeta>,
     /// Replaced on disk by compaction: never unloaded (see [`Segment::retire`]).
     retired: AtomicBool,
+    /// Removed by a truncation, whose later segments may reuse this name: never loaded again
+    /// (see [`Segment::mark_removed`]).
+    removed: AtomicBool,
 }
 
 /// What retention and timestamp lookups need of a sealed segment, cached on the segment.
@@ -425,6 +428,7 @@ impl Segment {
             files: Mutex::new(files),
             sealed_meta: OnceLock::new(),
             retired: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
         }
     }
 
@@ -483,6 +487,14 @@ impl Segment {
         let mut slot = self.files.lock();
         self.retired.store(true, Ordering::Release);
         *slot = Some(files);
+    }
+
+    /// This segment was removed by a truncation: holders of its loaded files keep them (they
+    /// map the old, unlinked inodes), but it is never loaded again by name, because a later
+    /// segment may be created under the same name.
+    pub(crate) fn mark_removed(&self) {
+        let _slot = self.files.lock();
+        self.removed.store(true, Ordering::Release);
     }
 
     /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
@@ -582,6 +594,11 @@ impl Segment {
         let mut slot = self.files.lock();
         if let Some(f) = &*slot {
             return Ok(f.clone());
+        }
+        if self.removed.load(Ordering::Acquire) {
+            // The name may belong to a newer segment now: never load it for this one.
+            let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+            return Err(Error::io(self.path(LOG_EXT), gone));
         }
         let end = self
             .end_offset()

@@ -90,6 +90,8 @@ struct Appended {
     end: Position,
     /// The policy wants an fsync now.
     need_sync: bool,
+    /// `Partition::truncations` when the batch was written.
+    truncations: u64,
 }
 
 /// State owned by the append lock.
@@ -158,6 +160,9 @@ pub struct Partition {
     skip_close: AtomicBool,
     /// Appends written since the last fsync captured its position.
     pending_appends: AtomicU64,
+    /// Truncations so far: an append waiting for its fsync checks that none happened since it
+    /// wrote, or its batch may be gone (and its offsets reused).
+    truncations: AtomicU64,
     /// A group-commit leader is waiting for appenders (`gather`); they signal `gathered`.
     gathering: AtomicBool,
     gathered: Condvar,
@@ -353,6 +358,7 @@ impl Partition {
             },
             end,
             need_sync: sync_each || self.threshold_reached(w),
+            truncations: self.truncations.load(Ordering::SeqCst),
         })
     }
 
@@ -367,6 +373,11 @@ impl Partition {
                 self.gathered.notify_one();
             }
             self.sync_to(appended.end.offset)?;
+            if self.truncations.load(Ordering::SeqCst) != appended.truncations {
+                return Err(Error::Truncated {
+                    offset: appended.info.base_offset,
+                });
+            }
         }
         Ok(())
     }
@@ -915,5 +926,36 @@ mod tests {
     #[test]
     fn partition_is_send_and_sync() {
         assert_send_sync::<Partition>();
+    }
+
+    #[test]
+    fn recovery_keeps_a_bounded_number_of_segments_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = PartitionConfig::default()
+            .with_durability(Durability::NoSync)
+            .with_segment_bytes(crate::log::config::SEGMENT_BYTES_MIN)
+            .with_segment_ms(None);
+        let p = Partition::open(dir.path(), config.clone()).unwrap();
+        for i in 0..400 {
+            p.append(&[Record::new(vec![b'x'; 300]).with_timestamp(i)])
+                .unwrap();
+        }
+        let segments = p.segment_count();
+        assert!(segments > 50, "{segments} segments");
+        // No flush: the recovery point is still 0, so recovery scans every segment.
+        p.simulate_crash();
+        let p = Partition::open(dir.path(), config).unwrap();
+        assert_eq!(p.recovery_report().segments_scanned, segments);
+        let loaded = p
+            .view()
+            .segments()
+            .iter()
+            .filter(|s| s.loaded_files().is_some())
+            .count();
+        assert!(
+            loaded <= 3,
+            "{loaded} of {segments} segments left open by recovery"
+        );
+        assert_eq!(p.log_end_offset(), Offset(400));
     }
 }

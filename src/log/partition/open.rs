@@ -250,17 +250,27 @@ fn recover(
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
     let compacts = config.cleanup_policy.compacts();
-    let mut scanned: Vec<ScannedSegment> = Vec::new();
+    let mut segments = sealed_prefix(&config.fs, dir, bases, first_scan);
+    let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
+    let mut facts: Vec<SegmentFacts> = Vec::new();
     let mut expected = bases[first_scan].0;
     for (i, &base) in bases.iter().enumerate().skip(first_scan) {
         let s = scan_segment(dir, config, base, expected, None)?;
-        let facts = s.facts;
-        scanned.push(s);
-        if facts.ends_log() {
+        facts.push(s.facts);
+        scanned.push(Some(s));
+        let f = *facts.last().expect("just pushed");
+        if f.ends_log() {
             break;
         }
         if let Some(next) = bases.get(i + 1) {
-            expected = sealed_end(&facts, next.0, compacts);
+            expected = sealed_end(&f, next.0, compacts);
+        }
+        // Every plan seals a segment two before the last scanned one exactly so: seal it now
+        // and close its files, so recovery holds a bounded number of descriptors.
+        if let Some(j) = scanned.len().checked_sub(3) {
+            let s = scanned[j].take().expect("sealed once");
+            let end_offset = sealed_end(&facts[j], facts[j + 1].base, compacts);
+            segments.push(seal_scanned(s, end_offset, facts[j].end_position)?);
         }
     }
     let later: Vec<(u64, u64)> = bases[first_scan + scanned.len()..]
@@ -270,7 +280,6 @@ fn recover(
             (b.0, config.fs.file_len(&p).unwrap_or(0))
         })
         .collect();
-    let facts: Vec<SegmentFacts> = scanned.iter().map(|s| s.facts).collect();
     let plan = plan_recovery(RecoveryInput {
         scanned: &facts,
         later: &later,
@@ -280,12 +289,22 @@ fn recover(
         compacts,
     })
     .map_err(|e| Error::CorruptBelowRecoveryPoint {
-        path: scanned[e.index].seg.path(LOG_EXT),
+        path: segment_path(dir, Offset(facts[e.index].base), LOG_EXT),
         offset: Offset(e.offset),
         recovery_point: Offset(recovery_point),
     })?;
-    let prefix = sealed_prefix(&config.fs, dir, bases, first_scan);
-    act(dir, config, prefix, scanned, &plan)
+    act(dir, config, segments, scanned, &plan)
+}
+
+/// Seal a scanned segment that recovery keeps whole up to `size` bytes, make its log durable
+/// and close its files (it loads again on first use).
+fn seal_scanned(s: ScannedSegment, end_offset: u64, size: u64) -> Result<Arc<Segment>> {
+    cut_log(&s.files, &s.seg, size)?;
+    s.seg.seal(&s.files, &s.cursor, end_offset, size)?;
+    s.files.log.sync_data().at(&s.seg.path(LOG_EXT))?;
+    drop(s.files);
+    s.seg.unload();
+    Ok(Arc::new(s.seg))
 }
 
 /// A segment opened for writing with empty indexes and scanned batch by batch (every record
@@ -364,16 +383,20 @@ fn act(
     dir: &Path,
     config: &PartitionConfig,
     mut segments: Vec<Arc<Segment>>,
-    scanned: Vec<ScannedSegment>,
+    mut scanned: Vec<Option<ScannedSegment>>,
     plan: &RecoveryPlan,
 ) -> Result<Opened> {
+    let path_of = |s: &Option<ScannedSegment>| {
+        s.as_ref()
+            .expect("damage is in a segment still open")
+            .seg
+            .path(LOG_EXT)
+    };
     let report = RecoveryReport {
         segments_scanned: scanned.len(),
         truncated_bytes: plan.truncated_bytes,
         segments_removed: plan.remove_scanned.len() + plan.remove_later.len(),
-        damage_at: plan
-            .damage_at
-            .map(|(i, pos)| (scanned[i].seg.path(LOG_EXT), pos)),
+        damage_at: plan.damage_at.map(|(i, pos)| (path_of(&scanned[i]), pos)),
         log_end_offset: Offset(plan.log_end),
         ..RecoveryReport::default()
     };
@@ -382,14 +405,14 @@ fn act(
     remove_segments(
         later.map(|&b| Segment::sealed_lazy(fs, dir, Offset(b), Offset(u64::MAX - 1))),
     )?;
-    let mut scanned: Vec<Option<ScannedSegment>> = scanned.into_iter().map(Some).collect();
     let removed = plan.remove_scanned.iter().rev();
     remove_segments(removed.filter_map(|&i| scanned[i].take().map(|s| s.seg)))?;
     let mut kept = Vec::new();
     for at in &plan.seal {
-        let s = scanned[at.index]
-            .take()
-            .expect("a scanned segment is sealed once");
+        // Segments sealed during the scan are already in `segments`, in order.
+        let Some(s) = scanned[at.index].take() else {
+            continue;
+        };
         cut_log(&s.files, &s.seg, at.size)?;
         s.seg.seal(&s.files, &s.cursor, at.end_offset, at.size)?;
         kept.push(s.files.clone());
@@ -560,6 +583,7 @@ fn assemble(
         closed: AtomicBool::new(false),
         skip_close: AtomicBool::new(false),
         pending_appends: AtomicU64::new(0),
+        truncations: AtomicU64::new(0),
         gathering: AtomicBool::new(false),
         gathered: Condvar::new(),
         waiters: AtomicUsize::new(0),

@@ -5,13 +5,15 @@
 //! `scan_segment` (which rebuilds its indexes), later segments go with `remove_segments`,
 //! and `settle` makes the result durable.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::open::{first_timestamp, remove_segments, scan_segment, settle};
 use super::{Partition, Writer, RECOVERY_POINT_FILE};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint;
-use crate::log::segment::{Scan, LOG_EXT};
+use crate::io::fs::OpenFlags;
+use crate::log::segment::{Scan, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::offset::Offset;
 
 /// Where a truncation cuts: a batch boundary in one segment.
@@ -42,14 +44,12 @@ impl Partition {
     /// truncation never removes records below the log start (an error rather than a clamp: a
     /// follower asked to cut there has diverged from its leader and must not carry on quietly).
     ///
-    /// Files are cut in place, as recovery cuts them. That is safe for records no reader has
-    /// seen (above the high watermark), which is what a replication follower truncates once
-    /// acknowledgements move the high watermark. Below it, a [`ReadBatches`] a caller still
-    /// holds over removed records, or a read racing the cut, may touch memory-mapped pages past
-    /// the new end of file and fault (`SIGBUS`); the rebuilt index is reopened the same way.
-    /// Before this is made public, either restrict it to offsets at or above the high
-    /// watermark, or cut by writing the kept prefix to a new file and renaming it over the old
-    /// one (old maps then keep the old inode).
+    /// Nothing a reader holds shrinks: the cut segment's kept prefix is written to a new file
+    /// renamed over the old name, its indexes are removed and rebuilt as new files, and later
+    /// segments are unlinked, so a [`ReadBatches`] or a map taken before the cut keeps the old
+    /// inodes. The replaced `Segment` objects are marked removed, so a reader holding an older
+    /// view never loads a newer segment's files under their name. An append waiting for its
+    /// fsync when the cut happens fails with [`Error::Truncated`] instead of being acknowledged.
     ///
     /// [`ReadBatches`]: super::ReadBatches
     // Not called outside tests until the replication issue exposes it.
@@ -134,6 +134,38 @@ impl Partition {
         })
     }
 
+    /// Replace the log of `seg` by its first `size` bytes, as a new file renamed over the old
+    /// name: readers that mapped the old file keep its (unlinked) inode, so nothing a reader
+    /// holds ever shrinks under it. Its index files go first, for the same reason; the rescan
+    /// writes new ones. Durable once the caller's `settle` syncs the directory.
+    fn rewrite_prefix(&self, seg: &Segment, size: u64) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let fs = &self.config.fs;
+        let path = seg.path(LOG_EXT);
+        let tmp = self
+            .dir
+            .join(format!("{:020}.{LOG_EXT}.tmp", seg.base_offset().0));
+        let old = fs.open(&path, OpenFlags::READ).at(&path)?;
+        let new = fs.open(&tmp, OpenFlags::CREATE_TRUNCATE).at(&tmp)?;
+        let mut buf = vec![0u8; CHUNK.min(size) as usize];
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(CHUNK) as usize;
+            old.read_exact_at(&mut buf[..n], at).at(&path)?;
+            new.write_all_at(&buf[..n], at).at(&tmp)?;
+            at += n as u64;
+        }
+        new.sync_data().at(&tmp)?;
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            let p = seg.path(ext);
+            match fs.remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(p, e)),
+                _ => {}
+            }
+        }
+        fs.rename(&tmp, &path).at(&path)
+    }
+
     /// Carry out a cut. Caller holds the structure lock, the sync slot and `writer`.
     fn cut_at(&self, w: &mut Writer, cut: Cut) -> Result<()> {
         let rp_path = self.dir.join(RECOVERY_POINT_FILE);
@@ -141,10 +173,16 @@ impl Partition {
         if rp.is_some_and(|rp| rp > cut.end) {
             checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
         }
+        // From here on appends waiting for an fsync learn that their batch may be gone.
+        self.truncations.fetch_add(1, Ordering::SeqCst);
         let seg = w.segments[cut.segment].clone();
         let base = seg.base_offset();
+        for replaced in &w.segments[cut.segment..] {
+            replaced.mark_removed();
+        }
         remove_segments(w.segments[cut.segment + 1..].iter().rev().map(|s| &**s))?;
-        let s = scan_segment(&self.dir, &self.config, base, base.0, Some(cut.position))?;
+        self.rewrite_prefix(&seg, cut.position)?;
+        let s = scan_segment(&self.dir, &self.config, base, base.0, None)?;
         if s.facts.damage.is_some() || s.facts.next_offset != cut.end {
             return Err(Error::Corrupt {
                 path: seg.path(LOG_EXT),
@@ -171,8 +209,7 @@ impl Partition {
         w.unsynced_bytes = 0;
         w.unsynced_since = None;
         w.dir_dirty = false;
-        self.pending_appends
-            .store(0, std::sync::atomic::Ordering::SeqCst);
+        self.pending_appends.store(0, Ordering::SeqCst);
         let end = w.position();
         {
             let mut v = self.view.write();
@@ -340,5 +377,69 @@ mod tests {
             assert_eq!(p.recovery_report().truncated_bytes, 0);
             assert_reads(&p, 18);
         }
+    }
+
+    #[test]
+    fn batches_read_before_a_cut_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::SyncEachAppend)).unwrap();
+        fill(&p, &[3; 30]);
+        assert!(p.segment_count() > 2);
+        let held = p.read(Offset(0), 1 << 20).unwrap();
+        let before: Vec<_> = held.records().map(|r| r.unwrap()).collect();
+        assert_eq!(p.truncate_to(Offset(1)).unwrap(), Offset(0));
+        fill(&p, &[5; 10]);
+        // The held batches map the old, unlinked file: same records, no fault.
+        let after: Vec<_> = held.records().map(|r| r.unwrap()).collect();
+        assert_eq!(before, after);
+        assert_eq!(before[2].value.as_deref(), Some(value(2).as_bytes()));
+    }
+
+    #[test]
+    fn a_stale_view_never_loads_a_newer_segment_under_an_old_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::NoSync)).unwrap();
+        fill(&p, &[3; 30]);
+        let stale = p.view().segments().clone();
+        assert!(stale.len() > 2);
+        for seg in stale.iter() {
+            seg.unload();
+        }
+        p.truncate_to(Offset(1)).unwrap();
+        // New appends create segments under the names of the removed ones.
+        fill(&p, &[3; 30]);
+        for seg in &stale[1..stale.len() - 1] {
+            assert!(seg.path(LOG_EXT).exists(), "the name is in use again");
+            let loaded = seg.files();
+            assert!(
+                matches!(loaded, Err(Error::Io { .. })),
+                "a removed segment loaded"
+            );
+        }
+        assert_reads(&p, p.log_end_offset().0);
+    }
+
+    #[test]
+    fn an_append_waiting_for_its_fsync_across_a_cut_is_not_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(dir.path(), config(Durability::SyncEachAppend)).unwrap();
+        fill(&p, &[2, 2]);
+        // Write a batch as `append` does, but stop before its fsync.
+        let limits = crate::format::batch::EncodeLimits {
+            record_bytes_max: 1 << 20,
+            batch_bytes_max: 1 << 20,
+        };
+        let records = [Record::new(value(4))];
+        let meta = crate::format::batch::BatchMeta::default();
+        let mut buf = crate::format::batch::encode_batch(&records, &meta, limits).unwrap();
+        let header = crate::format::batch::BatchHeader::parse(&buf).unwrap();
+        let appended = p.append_encoded(&mut buf, header).unwrap();
+        assert_eq!(p.truncate_to(Offset(4)).unwrap(), Offset(4));
+        fill(&p, &[1]);
+        let err = p.after_append(&appended).unwrap_err();
+        assert!(
+            matches!(err, Error::Truncated { offset: Offset(4) }),
+            "{err:?}"
+        );
     }
 }
