@@ -265,7 +265,16 @@ pub(crate) struct LogProbe<'a> {
     size: u64,
     base: u64,
     parse: fn(&[u8]) -> Option<BatchSpan>,
+    /// Most bytes of log after the last offset-index entry's batch an index may leave
+    /// unindexed (see [`TAIL_BYTES_MAX`]).
+    tail_max: u64,
 }
+
+/// An offset index leaving more log than this after its last entry's batch is taken for an
+/// emptied or truncated one and rebuilt: lookups through it would still be right, but would
+/// scan that far. Kafka's and seglog's default index interval is 4 KiB; with an
+/// `index_interval_bytes` above this the rebuild happens at every load (it costs a scan).
+pub(crate) const TAIL_BYTES_MAX: u64 = 16 << 20;
 
 impl<'a> LogProbe<'a> {
     /// A probe of `log` (`size` bytes) of the segment with base offset `base`.
@@ -276,6 +285,7 @@ impl<'a> LogProbe<'a> {
             size,
             base,
             parse: BatchSpan::parse,
+            tail_max: TAIL_BYTES_MAX,
         }
     }
 
@@ -342,8 +352,9 @@ impl<'a> LogProbe<'a> {
 
     /// Every time-index entry `(t, o)` passes [`TimeIndex::validate`] and names the last offset
     /// `o` of a batch whose max timestamp is `t` (found from the offset index, which must
-    /// already match); and no batch after the last offset-index entry's is newer than the last
-    /// time entry (which the entry sealing adds would otherwise have recorded). An empty time
+    /// already match); and the batches from the last offset-index entry's on are whole, none
+    /// newer than the last time entry (which the entry sealing adds would otherwise have
+    /// recorded), and after the first of them no more than `tail_max` bytes. An empty time
     /// index is only right for an empty log.
     pub fn time_index_matches(
         &self,
@@ -365,13 +376,15 @@ impl<'a> LogProbe<'a> {
         }
         let newest = time.last().map_or(i64::MIN, |e| e.timestamp);
         let mut pos = index.last().map_or(0, |e| u64::from(e.position));
+        let mut tail_from = None;
         while pos < self.size {
             match self.batch_at(pos)? {
                 Some(b) if b.max_timestamp <= newest => pos += b.len,
                 _ => return Ok(false),
             }
+            tail_from.get_or_insert(pos);
         }
-        Ok(true)
+        Ok(tail_from.is_none_or(|from| self.size - from <= self.tail_max))
     }
 
     /// Both indexes of a sealed segment ending `relative_end` offsets after its base match
@@ -945,3 +958,7 @@ mod tests {
         assert_eq!(parse_log_name("00000000000000000042.index"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "segment_kafka_tests.rs"]
+mod kafka_tests;
