@@ -419,10 +419,11 @@ impl TimeIndex {
 
     /// The relative offset where a search for the first record with timestamp `>= target`
     /// may start: one past the last entry whose timestamp is `< target` (every record up to
-    /// that entry's offset is older than `target`), or 0.
-    pub fn lookup(&self, target: i64) -> u64 {
+    /// that entry's offset is older than `target`), or 0. Entries hold at most `i32::MAX`, so
+    /// one past them fits.
+    pub fn lookup(&self, target: i64) -> u32 {
         self.last_where(|e| e.timestamp < target)
-            .map_or(0, |e| u64::from(e.relative_offset) + 1)
+            .map_or(0, |e| e.relative_offset.min(FIELD_MAX) + 1)
     }
 
     /// Check the entries on their own: a whole number of entries, offsets strictly increasing
@@ -491,7 +492,7 @@ impl TxnIndex {
     /// version 0 with a producer id `>= 0`, `first_offset <= last_offset`, the marker
     /// (`last_offset`) inside the segment `[base, end)`, and markers in increasing order.
     pub fn parse(bytes: &[u8], base: u64, end: Option<u64>) -> TxnIndex {
-        if bytes.len() % TXN_ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(TXN_ENTRY_LEN) {
             return TxnIndex::Damaged;
         }
         let mut out: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / TXN_ENTRY_LEN);

@@ -335,9 +335,10 @@ impl<'a> LogProbe<'a> {
         }
         for i in 0..index.len() {
             let e = index.get(i);
-            let limit = match i + 1 < index.len() {
-                true => u64::from(index.get(i + 1).position),
-                false => self.size,
+            let limit = if i + 1 < index.len() {
+                u64::from(index.get(i + 1).position)
+            } else {
+                self.size
             };
             let offset = self.base + u64::from(e.relative_offset);
             if self

@@ -168,28 +168,12 @@ fn open_clean(
     };
     // The indexes are checked against the log (the active segment has no end offset yet).
     let probe = LogProbe::new(&log, &log_path, size, last.0);
-    if !probe.offset_index_matches(&index, u64::MAX)? {
+    let Some(next_offset) = log_end_from_index(&probe, &index, &log, &log_path, last.0, size)?
+    else {
         return Ok(None);
-    }
-    // Find the log end: scan from the last index entry (at most an interval plus a batch).
-    let (start, expected) = match index.last().map(|e| u64::from(e.position)) {
-        Some(pos) => match probe.batch_at(pos)? {
-            Some(b) => (pos, b.base_offset),
-            None => return Ok(None),
-        },
-        None => (0, last.0),
     };
-    let scan = Scan {
-        log: &log,
-        path: &log_path,
-        base_offset: last.0,
-        file_len: size,
-        full_check: false,
-    }
-    .run(start, expected, &mut |_, _| {})?;
-    if scan.damage.is_some()
-        || scan.next_offset != recovery_point
-        || !probe.time_index_matches(&time_index, &index, scan.next_offset - last.0)?
+    if next_offset != recovery_point
+        || !probe.time_index_matches(&time_index, &index, next_offset - last.0)?
     {
         return Ok(None);
     }
@@ -217,15 +201,47 @@ fn open_clean(
         segments,
         files,
         cursor,
-        next_offset: scan.next_offset,
+        next_offset,
         size,
         first_timestamp,
         report: RecoveryReport {
             clean_shutdown: true,
-            log_end_offset: Offset(scan.next_offset),
+            log_end_offset: Offset(next_offset),
             ..Default::default()
         },
     }))
+}
+
+/// The log end of segment `base` (`size` bytes): check the offset index against the log, then
+/// scan from its last entry's batch (at most an interval plus a batch). `None` if the index
+/// does not match or the scan meets damage.
+fn log_end_from_index(
+    probe: &LogProbe<'_>,
+    index: &OffsetIndex,
+    log: &FsFile,
+    log_path: &Path,
+    base: u64,
+    size: u64,
+) -> Result<Option<u64>> {
+    if !probe.offset_index_matches(index, u64::MAX)? {
+        return Ok(None);
+    }
+    let (start, expected) = match index.last().map(|e| u64::from(e.position)) {
+        Some(pos) => match probe.batch_at(pos)? {
+            Some(b) => (pos, b.base_offset),
+            None => return Ok(None),
+        },
+        None => (0, base),
+    };
+    let scan = Scan {
+        log,
+        path: log_path,
+        base_offset: base,
+        file_len: size,
+        full_check: false,
+    }
+    .run(start, expected, &mut |_, _| {})?;
+    Ok(scan.damage.is_none().then_some(scan.next_offset))
 }
 
 pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Option<i64>> {
