@@ -1,9 +1,10 @@
-//! A segment: one `.log` file of batches plus its `.index` and `.timeindex`.
+//! A segment: one `.log` file of batches plus its `.index` and `.timeindex` (Kafka's formats,
+//! see `log::index`), and a `.txnindex` where Kafka wrote one.
 //!
 //! Files are named by the segment's base offset, zero-padded to 20 digits, so `ls` sorts them.
 //! Sealed segments are opened lazily, on first use, so opening a partition of many segments
 //! costs one directory listing; a sealed segment's indexes are checked against its log when
-//! loaded and rebuilt from the log if they are missing or inconsistent.
+//! loaded ([`LogProbe`]) and rebuilt from the log if they are missing or inconsistent.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
