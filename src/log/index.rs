@@ -35,6 +35,10 @@ pub const TXN_ENTRY_LEN: usize = 34;
 /// Largest relative offset or position an index entry may hold: Kafka reads both as `int32`.
 const FIELD_MAX: u32 = i32::MAX as u32;
 
+/// Largest offset a segment may hold above its base: Kafka's indexes store relative offsets
+/// as `int32` (segments roll before reaching it).
+pub(crate) const RELATIVE_OFFSET_MAX: u64 = FIELD_MAX as u64;
+
 enum Map {
     /// Zero-length file: nothing to map.
     Empty,

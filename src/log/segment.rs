@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::format::batch::{self, BatchHeader, BATCH_HEADER_LEN};
 use crate::io::fs::{Fs, FsFile, OpenFlags};
 use crate::log::index::{
-    IndexEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+    IndexEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex, OFFSET_ENTRY_LEN, RELATIVE_OFFSET_MAX,
+    TIME_ENTRY_LEN,
 };
 use crate::offset::Offset;
 
@@ -181,11 +182,13 @@ impl IndexCursor {
         self.max_timestamp.map(|(t, _)| t)
     }
 
-    /// The time-index entry for the largest timestamp so far.
+    /// The time-index entry for the largest timestamp so far (none if its offset is beyond
+    /// what an entry holds: only in a log written with larger segments than seglog rolls at).
     fn time_entry(&self, seg: &Segment) -> Option<TimeEntry> {
-        self.max_timestamp.map(|(timestamp, offset)| TimeEntry {
+        let (timestamp, offset) = self.max_timestamp?;
+        Some(TimeEntry {
             timestamp,
-            relative_offset: seg.relative(offset),
+            relative_offset: seg.index_relative(offset)?,
         })
     }
 
@@ -210,11 +213,13 @@ impl IndexCursor {
             // A full index only makes lookups scan further; appends roll before that happens,
             // but recovery may meet a log written with a larger `index_bytes_max`.
             let mut index = files.index.write();
-            if !index.is_full() {
-                index.push(IndexEntry {
-                    relative_offset: seg.relative(h.last_offset),
-                    position,
-                });
+            if let Some(relative_offset) = seg.index_relative(h.last_offset) {
+                if !index.is_full() {
+                    index.push(IndexEntry {
+                        relative_offset,
+                        position,
+                    });
+                }
             }
             let mut time_index = files.time_index.write();
             // Keep one slot for the entry that sealing adds.
@@ -407,9 +412,20 @@ impl<'a> LogProbe<'a> {
 /// batch there, checked against the log (a cache is never trusted over the log); the start of
 /// the segment if there is no entry or it does not hold.
 pub(crate) fn index_start(index: &OffsetIndex, data: &[u8], base: u64, rel: u32) -> (usize, u64) {
+    index_start_with(index, data, base, rel, BatchSpan::parse)
+}
+
+/// [`index_start`] with the header parser given.
+fn index_start_with(
+    index: &OffsetIndex,
+    data: &[u8],
+    base: u64,
+    rel: u32,
+    parse: fn(&[u8]) -> Option<BatchSpan>,
+) -> (usize, u64) {
     let start = index.lookup(rel).and_then(|e| {
         let pos = e.position as usize;
-        let b = BatchSpan::parse(data.get(pos..)?)?;
+        let b = parse(data.get(pos..)?)?;
         let ok = b.base_offset >= base && b.last_offset <= base + u64::from(e.relative_offset);
         ok.then_some((pos, b.base_offset))
     });
@@ -602,6 +618,11 @@ impl Segment {
     pub(crate) fn relative(&self, offset: u64) -> u32 {
         u32::try_from(offset - self.base_offset.0)
             .expect("segments roll before relative offsets overflow")
+    }
+
+    /// `offset - base_offset` if an index entry can hold it (at most `i32::MAX`, Kafka's).
+    fn index_relative(&self, offset: u64) -> Option<u32> {
+        (offset - self.base_offset.0 <= RELATIVE_OFFSET_MAX).then(|| self.relative(offset))
     }
 
     /// The segment's files, loading (and if needed repairing the indexes of) a sealed segment.

@@ -328,6 +328,49 @@ fn wrong_lengths_moved_positions_and_foreign_entries_are_rejected() {
 }
 
 #[test]
+fn reads_start_at_the_floor_entry_of_kafkas_index() {
+    // Kafka's entries hold a batch's last offset: every offset's read starts at the floor
+    // entry's batch (never past its own batch), and that batch's base is the offset expected.
+    for name in PRODUCER_PATH.iter().chain(&["compacted-gaps"]) {
+        let dir = fixture(name);
+        for (base, _) in ends(&dir) {
+            let log = std::fs::read(seg_file(&dir, base, LOG_EXT)).unwrap();
+            let index =
+                OffsetIndex::open_read_only(&Fs::Std, &seg_file(&dir, base, INDEX_EXT)).unwrap();
+            let batches = kafka_batches(&log);
+            let (first, last) = (base, batches.last().unwrap().1.last_offset);
+            for o in first..=last {
+                let rel = u32::try_from(o - base).unwrap();
+                let (pos, expected) = super::index_start_with(&index, &log, base, rel, kafka_span);
+                let want = index.lookup(rel).map_or(0, |e| e.position as usize);
+                assert_eq!(pos, want, "{name} offset {o}: the index is used");
+                let (_, at) = batches.iter().find(|(p, _)| *p as usize == pos).unwrap();
+                let holder = batches.iter().find(|(_, s)| s.last_offset >= o).unwrap();
+                assert!(pos as u64 <= holder.0, "{name} offset {o}");
+                assert_eq!(expected, at.base_offset, "{name} offset {o}");
+            }
+            // An entry whose position's batch ends past the entry's offset is not used.
+            if let Some(e) = index.last().filter(|e| e.position > 0) {
+                let (_, at) = batches
+                    .iter()
+                    .find(|(p, _)| *p == u64::from(e.position))
+                    .unwrap();
+                let rel = u32::try_from(at.last_offset - 1 - base).unwrap();
+                let mut bad = std::fs::read(seg_file(&dir, base, INDEX_EXT)).unwrap();
+                let n = bad.len();
+                bad[n - 8..n - 4].copy_from_slice(&rel.to_be_bytes());
+                let tmp = tempfile::tempdir().unwrap();
+                let p = tmp.path().join("x.index");
+                std::fs::write(&p, bad).unwrap();
+                let bad = OffsetIndex::open_read_only(&Fs::Std, &p).unwrap();
+                let (pos, _) = super::index_start_with(&bad, &log, base, rel, kafka_span);
+                assert!(pos < e.position as usize, "{name}: stale entry not used");
+            }
+        }
+    }
+}
+
+#[test]
 fn kafkas_txn_index_loads() {
     let path = seg_file(&fixture("transactional"), 0, "txnindex");
     let txn = TxnIndex::load(&Fs::Std, &path, 0, Some(76)).unwrap();

@@ -42,6 +42,7 @@ use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::{now_ms, LogRecord};
 use crate::io::checkpoint;
 use crate::io::fs::Fs;
+use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
@@ -259,7 +260,7 @@ impl Partition {
             while end < targets.len() {
                 let c = targets[end];
                 let fits = size + c.meta.size <= self.config.segment_bytes
-                    && c.end - base < u64::from(u32::MAX) - 1;
+                    && c.end - base < RELATIVE_OFFSET_MAX - 1;
                 if end > start && !fits {
                     break;
                 }

@@ -38,6 +38,7 @@ use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
 use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
+use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
@@ -422,7 +423,7 @@ impl Partition {
             }
             _ => false,
         };
-        // Relative offsets are u32; keep one spare for the time index's end entry.
+        // Relative offsets are Kafka's i32 in the indexes; keep one spare.
         let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
             .checked_sub(w.active.base_offset().0)
             .ok_or_else(|| Error::Corrupt {
@@ -430,7 +431,7 @@ impl Partition {
                 position: 0,
                 reason: CorruptKind::BadOffset,
             })?;
-        let offsets_full = relative_last >= u64::from(u32::MAX) - 1;
+        let offsets_full = relative_last >= RELATIVE_OFFSET_MAX - 1;
         // The time index keeps room for the entry sealing adds.
         let index_full = w.files.index.read().is_full() || {
             let t = w.files.time_index.read();
