@@ -821,6 +821,28 @@ mod tests {
     }
 
     #[test]
+    fn a_codec_is_read_exactly_when_its_feature_is_on() {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let read = decompress(codec, b"not compressed", 100);
+            let written = compress(codec, b"x", &mut Vec::new());
+            if codecs().contains(&codec) {
+                assert!(matches!(read, Err(Error::Corrupt { .. })), "{codec:?}");
+                assert!(written.is_ok(), "{codec:?}");
+            } else {
+                let unavailable =
+                    |r: &Error| matches!(r, Error::CodecUnavailable { codec: c } if *c == codec);
+                assert!(read.as_ref().is_err_and(unavailable), "{codec:?}");
+                assert!(written.as_ref().is_err_and(unavailable), "{codec:?}");
+            }
+        }
+    }
+
+    #[test]
     fn every_codec_refuses_a_bomb_at_the_limit() {
         // 64 MiB of zeros in each codec, read with a 1 MiB limit.
         const BOMB_BYTES: usize = 64 << 20;
