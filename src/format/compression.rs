@@ -32,6 +32,9 @@
 //!   Read: one or more frames; the decoder's window is capped at 2^27 bytes (libzstd's
 //!   default), the largest Kafka's levels (up to 22) use.
 //!
+//! Each thread keeps one zstd decompression context and one LZ4 block buffer (64 KiB for
+//! Kafka's frames, at most 4 MiB) between calls, so reading a batch does not set them up anew.
+//!
 //! Empty input is damage for every codec (every Kafka reader fails on it too): a batch with no
 //! record is never decompressed (Kafka's `DefaultRecordBatch` does not either).
 
@@ -148,15 +151,21 @@ fn encoder_failed(e: impl std::fmt::Display) -> Error {
     )
 }
 
-/// Grow `out`'s length to `len` (zero-filled), its capacity to at most `cap_max` (≥ `len`):
+/// Make room in `out` for `len` bytes in all, its capacity at most `cap_max` (≥ `len`):
 /// amortized doubling that never reserves past the output limit.
 #[allow(dead_code)] // Unused when every codec is compiled out.
-fn grow_to(out: &mut Vec<u8>, len: usize, cap_max: usize) {
+fn reserve_within(out: &mut Vec<u8>, len: usize, cap_max: usize) {
     debug_assert!(len <= cap_max);
     if len > out.capacity() {
         let target = len.max(out.capacity().saturating_mul(2)).min(cap_max);
         out.reserve_exact(target - out.len());
     }
+}
+
+/// Grow `out`'s length to `len` (zero-filled) within capacity `cap_max`, as [`reserve_within`].
+#[allow(dead_code)] // Unused when every codec is compiled out.
+fn grow_to(out: &mut Vec<u8>, len: usize, cap_max: usize) {
+    reserve_within(out, len, cap_max);
     out.resize(len, 0);
 }
 
@@ -309,7 +318,9 @@ mod snappy {
 /// reads them, over `lz4_flex`'s block codec.
 #[cfg(feature = "lz4")]
 mod lz4 {
-    use super::{corrupt, encoder_failed, grow_to};
+    use std::cell::RefCell;
+
+    use super::{corrupt, encoder_failed, reserve_within};
     use crate::error::{CorruptKind, Result};
 
     const MAGIC: u32 = 0x184D_2204;
@@ -468,32 +479,60 @@ mod lz4 {
             if block.len() > room_left {
                 return Err(corrupt(CorruptKind::DecompressedTooLarge));
             }
+            reserve_within(out, out.len() + block.len(), limit);
             out.extend_from_slice(block);
             return Ok(());
         }
+        // Decompress into a block buffer kept per thread: zeroing a fresh block-sized buffer
+        // for every batch would cost more than the decompression.
         let room = block_max.min(room_left);
-        let start = out.len();
-        grow_to(out, start + room, limit);
-        match lz4_flex::block::decompress_into(block, &mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                Ok(())
+        with_scratch(room, |scratch| {
+            match lz4_flex::block::decompress_into(block, scratch) {
+                Ok(n) => {
+                    reserve_within(out, out.len() + n, limit);
+                    out.extend_from_slice(&scratch[..n]);
+                    Ok(())
+                }
+                Err(lz4_flex::block::DecompressError::OutputTooSmall { .. })
+                    if room < block_max =>
+                {
+                    Err(corrupt(CorruptKind::DecompressedTooLarge))
+                }
+                Err(_) => Err(corrupt(CorruptKind::Compression)),
             }
-            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if room < block_max => {
-                Err(corrupt(CorruptKind::DecompressedTooLarge))
+        })
+    }
+
+    thread_local! {
+        /// One block's worth of output (64 KiB as Kafka writes, at most 4 MiB), per thread.
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Run `f` on `len` initialized bytes of this thread's block buffer.
+    fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                if scratch.len() < len {
+                    scratch.resize(len, 0);
+                }
+                f(&mut scratch[..len])
             }
-            Err(_) => Err(corrupt(CorruptKind::Compression)),
-        }
+            // Not reached (nothing here calls itself); a fresh buffer keeps it correct.
+            Err(_) => f(&mut vec![0; len]),
+        })
     }
 }
 
 /// Zstandard frames (Kafka's `ZstdCompression`, zstd-jni), through libzstd.
 #[cfg(feature = "zstd")]
 mod zstd {
+    use std::cell::RefCell;
     use std::io::Write;
 
-    use super::{corrupt, encoder_failed, read_bounded};
-    use crate::error::{CorruptKind, Result};
+    use zstd::zstd_safe::{DCtx, DParameter};
+
+    use super::{encoder_failed, read_bounded};
+    use crate::error::Result;
 
     /// Kafka's default `compression.zstd.level` (`ZSTD_CLEVEL_DEFAULT`).
     const LEVEL: i32 = 3;
@@ -507,12 +546,38 @@ mod zstd {
         Ok(())
     }
 
+    thread_local! {
+        /// A decompression context per thread, reused so that its window and tables are not
+        /// allocated again for every batch.
+        static CONTEXT: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+    }
+
     pub(super) fn decompress(src: &[u8], limit: usize) -> Result<Vec<u8>> {
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(src)
-            .map_err(|_| corrupt(CorruptKind::Compression))?;
-        decoder
-            .window_log_max(WINDOW_LOG_MAX)
-            .map_err(|_| corrupt(CorruptKind::Compression))?;
+        CONTEXT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => {
+                let context = match &mut *slot {
+                    Some(context) => context,
+                    None => slot.insert(new_context()?),
+                };
+                decompress_with(src, limit, context)
+            }
+            // Not reached (nothing here calls itself); a fresh context keeps it correct.
+            Err(_) => decompress_with(src, limit, &mut new_context()?),
+        })
+    }
+
+    fn new_context() -> Result<DCtx<'static>> {
+        let mut context = DCtx::try_create().ok_or_else(|| encoder_failed("zstd context"))?;
+        context
+            .set_parameter(DParameter::WindowLogMax(WINDOW_LOG_MAX))
+            .map_err(|code| encoder_failed(zstd::zstd_safe::get_error_name(code)))?;
+        Ok(context)
+    }
+
+    fn decompress_with(src: &[u8], limit: usize, context: &mut DCtx<'static>) -> Result<Vec<u8>> {
+        // `with_context` resets the session (not the parameters): no state of an earlier,
+        // possibly damaged, stream is left.
+        let decoder = zstd::stream::read::Decoder::with_context(src, context);
         read_bounded(decoder, limit, src.len().saturating_mul(4))
     }
 }
@@ -839,6 +904,35 @@ mod tests {
                 assert!(read.as_ref().is_err_and(unavailable), "{codec:?}");
                 assert!(written.as_ref().is_err_and(unavailable), "{codec:?}");
             }
+        }
+    }
+
+    #[test]
+    #[cfg(all(feature = "gzip", feature = "zstd"))]
+    fn gzip_members_and_zstd_frames_may_follow_each_other() {
+        let src = compressible(50_000, 9);
+        let (head, tail) = src.split_at(20_000);
+        for codec in [Compression::Gzip, Compression::Zstd] {
+            let mut two = compressed(codec, head);
+            if codec == Compression::Zstd {
+                // A skippable frame between the two: magic 0x184D2A50, length, data.
+                two.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+                two.extend_from_slice(&3u32.to_le_bytes());
+                two.extend_from_slice(b"abc");
+            }
+            two.extend_from_slice(&compressed(codec, tail));
+            assert_eq!(
+                decompress(codec, &two, src.len()).unwrap(),
+                src,
+                "{codec:?}"
+            );
+            two.push(0x42);
+            let kind = reason(decompress(codec, &two, src.len()));
+            assert_eq!(
+                kind,
+                CorruptKind::Compression,
+                "{codec:?}: trailing garbage"
+            );
         }
     }
 
