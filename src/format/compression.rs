@@ -179,7 +179,9 @@ fn read_bounded(mut reader: impl std::io::Read, limit: usize, hint: usize) -> Re
     let mut filled = 0;
     loop {
         if filled == out.len() {
-            let len = (filled + filled.max(hint).max(FIRST_BYTES)).min(cap_max);
+            let len = filled
+                .saturating_add(filled.max(hint).max(FIRST_BYTES))
+                .min(cap_max);
             grow_to(&mut out, len, cap_max);
         }
         match reader.read(&mut out[filled..]) {
