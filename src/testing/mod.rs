@@ -20,6 +20,9 @@ pub mod assignor;
 pub mod offset_store;
 
 pub use crate::format::batch::check_batch;
+/// The compression codecs (Kafka's framings, bounded decompression), for benches and fuzz
+/// targets.
+pub use crate::format::compression::{compress, decompress};
 /// The simulated file system and its fault vocabulary.
 pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
 pub use crate::topic::partitioner::partitioner_conformance;
