@@ -7,8 +7,6 @@
 //! Decompression is bounded: output beyond `limit` bytes is
 //! [`CorruptKind::DecompressedTooLarge`], so a decompression bomb is an error, not an OOM.
 
-#![allow(dead_code)] // Wired into the batch codec by the Kafka-format work.
-
 use crate::error::{CorruptKind, Error, Result};
 
 /// How a batch's records are compressed (Kafka's `compression.type`). Default [`None`](Compression::None).

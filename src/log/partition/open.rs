@@ -11,8 +11,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::state::{LogBounds, Position, View};
 use super::{
-    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_FILE,
-    RECOVERY_POINT_FILE,
+    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, DENSE_MARKER_FILE,
+    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -42,13 +42,16 @@ struct Opened {
     report: RecoveryReport,
 }
 
-pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
+pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition> {
     config.validate()?;
     let fs = &config.fs;
     fs.create_dir_all(dir).at(dir)?;
     let lock = lock_dir(fs, dir)?;
     super::compact::complete_swaps(fs, dir)?;
     let bases = list_segments(fs, dir)?;
+    config.offset_gaps =
+        !dense_marker(fs, dir, bases.is_empty(), config.cleanup_policy.compacts())?;
+    let fs = &config.fs;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = fs.exists(&marker).at(&marker)?;
     if clean {
@@ -77,6 +80,29 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
         }
     };
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+}
+
+/// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
+/// marker for a new partition (`fresh`) that does not compact, removes it when the partition
+/// now compacts. Either change is fsynced with the directory before anything is written.
+fn dense_marker(fs: &Fs, dir: &Path, fresh: bool, compacts: bool) -> Result<bool> {
+    let path = dir.join(DENSE_MARKER_FILE);
+    let exists = fs.exists(&path).at(&path)?;
+    if compacts {
+        if exists {
+            fs.remove_file(&path).at(&path)?;
+            checkpoint::sync_dir_in(fs, dir)?;
+        }
+        return Ok(false);
+    }
+    if fresh && !exists {
+        fs.open(&path, OpenFlags::CREATE_TRUNCATE)
+            .and_then(|f| f.sync_all())
+            .at(&path)?;
+        checkpoint::sync_dir_in(fs, dir)?;
+        return Ok(true);
+    }
+    Ok(exists)
 }
 
 fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
@@ -179,6 +205,7 @@ fn open_clean(
         base_offset: last.0,
         file_len: size,
         full_check: false,
+        gaps: config.offset_gaps,
     }
     .run(start, expected, &mut |_, _| {})?;
     if scan.damage.is_some()
@@ -226,7 +253,9 @@ pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Op
     }
     let mut head = [0u8; BATCH_HEADER_LEN];
     log.read_exact_at(&mut head, 0).at(path)?;
-    Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp))
+    // Kafka's rolling timestamp: the first batch's max timestamp (its base timestamp may be a
+    // delete horizon, or -1 in an empty batch).
+    Ok(BatchHeader::parse(&head).ok().map(|h| h.max_timestamp))
 }
 
 /// After a crash: scan every segment from the one holding the recovery point, plan with
@@ -241,7 +270,7 @@ fn recover(
     let first_scan = bases
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
-    let compacts = config.cleanup_policy.compacts();
+    let compacts = config.offset_gaps;
     let mut scanned: Vec<ScannedSegment> = Vec::new();
     let mut expected = bases[first_scan].0;
     for (i, &base) in bases.iter().enumerate().skip(first_scan) {
@@ -316,9 +345,10 @@ pub(super) fn scan_segment(
             base_offset: base.0,
             file_len,
             full_check: true,
+            gaps: config.offset_gaps,
         };
         scan.run(0, expected, &mut |h, pos| {
-            last_compacted = Some(h.is_compacted());
+            last_compacted = Some(config.offset_gaps);
             cursor.on_batch(&seg, &files, h, pos);
         })?
     } else {

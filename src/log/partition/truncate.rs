@@ -110,6 +110,7 @@ impl Partition {
             base_offset: base,
             file_len: size,
             full_check: false,
+            gaps: self.config.offset_gaps,
         }
         .run(0, base, &mut |h, pos| {
             if cut_at.is_none() {
