@@ -758,7 +758,7 @@ fn sigkill_during_compaction_keeps_every_key() {
 fn write_checkpoint(path: &Path, value: u64) {
     let mut buf = b"SLCK".to_vec();
     buf.extend_from_slice(&value.to_le_bytes());
-    let crc = crc32fast::hash(&buf);
+    let crc = crc32c::crc32c(&buf);
     buf.extend_from_slice(&crc.to_le_bytes());
     fs::write(path, buf).unwrap();
 }

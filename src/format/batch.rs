@@ -235,6 +235,21 @@ impl BatchHeader {
         (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
+    /// The first record's timestamp as far as the header tells: `baseTimestamp`, or
+    /// `maxTimestamp` where that is what records read back with (LogAppendTime), where
+    /// `baseTimestamp` holds a delete horizon, or where the batch is empty. Segment rolling
+    /// by age measures from it.
+    pub(crate) fn first_timestamp(&self) -> i64 {
+        if self.timestamp_type() == TimestampType::LogAppendTime
+            || self.delete_horizon_ms().is_some()
+            || self.record_count == 0
+        {
+            self.max_timestamp
+        } else {
+            self.base_timestamp
+        }
+    }
+
     /// Whether this batch may follow a log whose next offset is `expected`: exactly there
     /// when offsets are known dense, anywhere above when `gaps` allows gaps (compaction).
     pub(crate) fn follows(&self, expected: u64, gaps: bool) -> bool {

@@ -350,7 +350,7 @@ impl Partition {
         self.preallocate(w, position + buf.len() as u64)?;
         self.write_at(&w.files, buf, position)?;
         w.cursor.on_batch(&w.active, &w.files, header, position);
-        w.first_timestamp.get_or_insert(header.max_timestamp);
+        w.first_timestamp.get_or_insert(header.first_timestamp());
         w.next_offset = header.last_offset() + 1;
         w.size += buf.len() as u64;
         w.unsynced_records += u64::from(header.record_count);

@@ -253,9 +253,7 @@ pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Op
     }
     let mut head = [0u8; BATCH_HEADER_LEN];
     log.read_exact_at(&mut head, 0).at(path)?;
-    // Kafka's rolling timestamp: the first batch's max timestamp (its base timestamp may be a
-    // delete horizon, or -1 in an empty batch).
-    Ok(BatchHeader::parse(&head).ok().map(|h| h.max_timestamp))
+    Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp()))
 }
 
 /// After a crash: scan every segment from the one holding the recovery point, plan with
