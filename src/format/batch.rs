@@ -181,7 +181,7 @@ pub struct BatchHeader {
     ///
     /// [`delete_horizon_ms`]: BatchHeader::delete_horizon_ms
     pub base_timestamp: i64,
-    /// Largest record timestamp; under LogAppendTime, the append time.
+    /// Largest record timestamp; under `LogAppendTime`, the append time.
     pub max_timestamp: i64,
     /// Producer id, -1 when none.
     pub producer_id: i64,
@@ -236,7 +236,7 @@ impl BatchHeader {
     }
 
     /// The first record's timestamp as far as the header tells: `baseTimestamp`, or
-    /// `maxTimestamp` where that is what records read back with (LogAppendTime), where
+    /// `maxTimestamp` where that is what records read back with (`LogAppendTime`), where
     /// `baseTimestamp` holds a delete horizon, or where the batch is empty. Segment rolling
     /// by age measures from it.
     pub(crate) fn first_timestamp(&self) -> i64 {
@@ -329,7 +329,7 @@ pub(crate) struct EncodeLimits {
     pub batch_bytes_max: usize,
 }
 
-/// How an append encodes its batch: the partition's codec and, under LogAppendTime, the
+/// How an append encodes its batch: the partition's codec and, under `LogAppendTime`, the
 /// append time to stamp.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct EncodeOptions {
@@ -436,10 +436,11 @@ fn encode(
         Compression::from_attributes(frame.attributes).expect("encoders set a known codec");
     // Payload plus the worst case of varint overhead per record: one allocation, no regrowth.
     let capacity = BATCH_HEADER_LEN + estimate_rest(records) + records.len() * 24;
-    let mut out = Vec::with_capacity(capacity.min(batch_limit + 64));
-    out.resize(BATCH_HEADER_LEN, 0);
+    let mut out;
     if compression == Compression::None {
         // Uncompressed: records are encoded in place after the header, no extra copy.
+        out = Vec::with_capacity(capacity.min(batch_limit + 64));
+        out.resize(BATCH_HEADER_LEN, 0);
         encode_records(
             &mut out,
             records,
@@ -449,6 +450,7 @@ fn encode(
             batch_limit,
         )?;
     } else {
+        out = vec![0; BATCH_HEADER_LEN];
         let mut plain = Vec::with_capacity(capacity.min(DECOMPRESSED_BYTES_LIMIT + 64));
         let plain_limit = DECOMPRESSED_BYTES_LIMIT;
         encode_records(
@@ -844,7 +846,7 @@ struct RecordCursor {
     base_offset: u64,
     last_offset_delta: u32,
     base_timestamp: i64,
-    /// `Some(maxTimestamp)` under LogAppendTime: every record's timestamp.
+    /// `Some(maxTimestamp)` under `LogAppendTime`: every record's timestamp.
     append_time: Option<i64>,
     timestamp_type: TimestampType,
     prev_delta: Option<u32>,

@@ -174,7 +174,8 @@ fn sealed_prefix(fs: &Fs, dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<
 /// After a clean close: trust everything, touch only the last segment. Returns `None` if the
 /// last segment does not look the way a clean close leaves it (then the caller recovers). A
 /// clean close leaves the recovery point at the log end: a log ending elsewhere lost (or
-/// gained) data since, and recovery must decide.
+/// gained) data since, and recovery must decide. The log end is found by a scan from the
+/// last index entry (at most an interval plus a batch).
 fn open_clean(
     dir: &Path,
     config: &PartitionConfig,
@@ -195,7 +196,6 @@ fn open_clean(
     if !index.is_verified() || !time_index.is_verified() || !index.validate(size.max(1)) {
         return Ok(None);
     }
-    // Find the log end: scan from the last index entry (at most an interval plus a batch).
     let from = index.last();
     let start = from.map_or(0, |e| u64::from(e.position));
     let expected = last.0 + from.map_or(0, |e| u64::from(e.relative_offset));
