@@ -9,8 +9,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use seglog::testing::check_batch;
 use seglog::{
-    Batch, BatchMeta, Durability, Header, LogRecord, Offset, Partition, PartitionConfig, Record,
-    BATCH_HEADER_LEN, FORMAT_VERSION,
+    Batch, BatchMeta, Durability, Error, Header, LogRecord, Offset, Partition, PartitionConfig,
+    Record, BATCH_HEADER_LEN, FORMAT_VERSION,
 };
 
 #[path = "../fuzz/bodies/decode_batch.rs"]
@@ -35,6 +35,8 @@ fn exercise(bytes: &[u8]) -> Option<Vec<LogRecord>> {
                 assert!(!failed, "records() yielded an item after an error");
                 match r {
                     Ok(r) => out.push(r),
+                    // A codec that is not compiled in: check_batch stops at the CRC.
+                    Err(Error::CodecUnavailable { .. }) => return None,
                     Err(_) => failed = true,
                 }
             }
