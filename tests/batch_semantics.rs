@@ -18,8 +18,8 @@ use seglog::{
 const MARKER: &str = "seglog.partition";
 
 /// The first 15 batches of Kafka's `transactional` fixture (written by Apache Kafka 3.8.0,
-/// Apache-2.0; see tests/data/kafka/README.md): offsets 0-73, control batches at 37, 44, 63, 73.
-const TRANSACTIONAL_LOG: &[u8] = include_bytes!("data/kafka/transactional-0-13765.log");
+/// Apache-2.0; see tests/data/kafka-batches/README.md): offsets 0-73, control batches at 37, 44, 63, 73.
+const TRANSACTIONAL_LOG: &[u8] = include_bytes!("data/kafka-batches/transactional-0-13765.log");
 const CONTROL_OFFSETS: [u64; 4] = [37, 44, 63, 73];
 
 fn quiet() -> PartitionConfig {

@@ -1211,16 +1211,19 @@ mod tests {
         out
     }
 
-    // Written by Apache Kafka 3.8.0 (Apache-2.0): see tests/data/kafka/README.md.
-    const PLAIN_304: &[u8] = include_bytes!("../../tests/data/kafka/plain-304.bin");
-    const PLAIN_25428: &[u8] = include_bytes!("../../tests/data/kafka/plain-25428.bin");
-    const IDEMPOTENT_0: &[u8] = include_bytes!("../../tests/data/kafka/idempotent-0.bin");
-    const IDEMPOTENT_4620: &[u8] = include_bytes!("../../tests/data/kafka/idempotent-4620.bin");
-    const LOG_APPEND_TIME_0: &[u8] = include_bytes!("../../tests/data/kafka/log-append-time-0.bin");
-    const COMMIT: &[u8] = include_bytes!("../../tests/data/kafka/transactional-7130.bin");
-    const ABORT: &[u8] = include_bytes!("../../tests/data/kafka/transactional-8605.bin");
-    const COMPACTED: &[u8] = include_bytes!("../../tests/data/kafka/compacted-gaps-0-1697.bin");
-    const HORIZON: &[u8] = include_bytes!("../../tests/data/kafka/compacted-gaps-2670.bin");
+    // Written by Apache Kafka 3.8.0 (Apache-2.0): see tests/data/kafka-batches/README.md.
+    const PLAIN_304: &[u8] = include_bytes!("../../tests/data/kafka-batches/plain-304.bin");
+    const PLAIN_25428: &[u8] = include_bytes!("../../tests/data/kafka-batches/plain-25428.bin");
+    const IDEMPOTENT_0: &[u8] = include_bytes!("../../tests/data/kafka-batches/idempotent-0.bin");
+    const IDEMPOTENT_4620: &[u8] =
+        include_bytes!("../../tests/data/kafka-batches/idempotent-4620.bin");
+    const LOG_APPEND_TIME_0: &[u8] =
+        include_bytes!("../../tests/data/kafka-batches/log-append-time-0.bin");
+    const COMMIT: &[u8] = include_bytes!("../../tests/data/kafka-batches/transactional-7130.bin");
+    const ABORT: &[u8] = include_bytes!("../../tests/data/kafka-batches/transactional-8605.bin");
+    const COMPACTED: &[u8] =
+        include_bytes!("../../tests/data/kafka-batches/compacted-gaps-0-1697.bin");
+    const HORIZON: &[u8] = include_bytes!("../../tests/data/kafka-batches/compacted-gaps-2670.bin");
 
     #[test]
     fn kafka_batches_reencode_byte_for_byte() {
