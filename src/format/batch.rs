@@ -628,7 +628,8 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
     let batch = &buf[..header.total_len()];
     let codec = header.compression();
     let plain;
-    let (section, start) = if codec == Compression::None {
+    // An empty batch (count 0: Kafka's cleaner keeps such headers) has nothing to decompress.
+    let (section, start) = if codec == Compression::None || header.record_count == 0 {
         (batch, BATCH_HEADER_LEN)
     } else {
         match decompress_records(&header, batch) {
@@ -743,7 +744,8 @@ impl Batch {
     /// in, or damage, is the first item's error.
     pub fn records(&self) -> Records {
         let codec = self.header.compression();
-        if codec == Compression::None {
+        // An empty batch (count 0: Kafka's cleaner keeps such headers) has nothing to decompress.
+        if codec == Compression::None || self.header.record_count == 0 {
             return Records {
                 bytes: self.bytes.clone(),
                 inner: RecordCursor::new(&self.header, BATCH_HEADER_LEN, self.bytes.len()),
@@ -1342,5 +1344,18 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn an_empty_batch_is_never_decompressed() {
+        // Kafka's empty batch (61 bytes at 1636 of compacted-gaps), marked gzip, CRC fixed.
+        let mut b = COMPACTED[1636..1697].to_vec();
+        assert_eq!(BatchHeader::parse(&b).unwrap().record_count, 0);
+        b[21..23].copy_from_slice(&1i16.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(check_batch(&b).unwrap().compression(), Compression::Gzip);
+        let batch = Batch::decode(Bytes::from(b)).unwrap();
+        assert_eq!(batch.records().count(), 0);
     }
 }
