@@ -443,7 +443,10 @@ fn truncation_after_a_clean_close(old_timestamps: bool) {
 
     // Cut inside the last batch, and at the start of each of the last few (whole batches gone).
     let last = layout.last().unwrap();
-    let mut cuts = vec![last.end - 1, last.start + 30, last.start + 1];
+    // (A cut must keep a non-zero byte of the torn batch: its first bytes, the high bytes of
+    // a big-endian base offset, are zeros, which recovery takes for preallocation. The magic
+    // at byte 16 is 2.)
+    let mut cuts = vec![last.end - 1, last.start + 30, last.start + 17];
     cuts.extend(layout.iter().rev().take(6).map(|b| b.start));
     for cut in cuts {
         let kept = layout.iter().take_while(|b| b.end <= cut).last().unwrap();

@@ -30,6 +30,10 @@ pub const LINGER_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Configuration of a [`Producer`]. Build it from [`ProducerConfig::default`] and the
 /// `with_*` methods; [`Producer::new`] validates it.
+///
+/// There is no compression setting here: a producer appends to partitions, and each batch is
+/// compressed with its topic's [`PartitionConfig::compression`](crate::PartitionConfig)
+/// (Kafka's `compression.type` on the topic), so every writer of a topic writes the same codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ProducerConfig {

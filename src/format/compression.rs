@@ -38,8 +38,6 @@
 //! Empty input is damage for every codec (every Kafka reader fails on it too): a batch with no
 //! record is never decompressed (Kafka's `DefaultRecordBatch` does not either).
 
-#![allow(dead_code)] // Wired into the batch codec by the Kafka-format work.
-
 use crate::error::{CorruptKind, Error, Result};
 
 /// How a batch's records are compressed (Kafka's `compression.type`). Default [`None`](Compression::None).

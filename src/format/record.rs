@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use crate::format::batch::TimestampType;
 use crate::offset::Offset;
 
 /// A record header: a key and an optional value, both raw bytes.
@@ -72,13 +73,17 @@ impl Record {
 }
 
 /// A record read back from the log. Key, value and headers are slices of the batch buffer
-/// that was read: no per-record copy.
+/// that was read (or of the batch's decompressed records): no per-record copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogRecord {
     /// The record's offset.
     pub offset: Offset,
-    /// The record's timestamp in milliseconds since the Unix epoch.
+    /// The record's timestamp in milliseconds since the Unix epoch: its creation time, or
+    /// under [`TimestampType::LogAppendTime`] the time the log appended its batch.
     pub timestamp_ms: i64,
+    /// Which of the two `timestamp_ms` is (the batch's attributes bit 3).
+    pub timestamp_type: TimestampType,
     /// The record's key.
     pub key: Option<Bytes>,
     /// The record's value; `None` for a tombstone.

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::format::batch::TimestampType;
+use crate::format::compression::Compression;
 use crate::io::fs::Fs;
 
 /// When an acknowledged append is on disk.
@@ -165,6 +167,17 @@ pub struct PartitionConfig {
     /// On open, truncate at corruption found below the recovery point instead of failing
     /// with [`Error::CorruptBelowRecoveryPoint`]. Default `false`.
     pub truncate_corrupt: bool,
+    /// The codec appends compress each batch's records with (Kafka's `compression.type`;
+    /// producers writing to the partition use it too). Default [`Compression::None`].
+    pub compression: Compression,
+    /// Which time record timestamps carry (Kafka's `message.timestamp.type`): under
+    /// [`TimestampType::LogAppendTime`] each append stamps its batch's `maxTimestamp` with
+    /// the current time and every record reads back with it. Default
+    /// [`TimestampType::CreateTime`].
+    pub timestamp_type: TimestampType,
+    /// Whether offsets may have gaps: set by `Partition::open` (see `DENSE_MARKER_FILE`),
+    /// never persisted.
+    pub(crate) offset_gaps: bool,
     /// The file system the partition's files live on: the real one unless a test installed
     /// a simulated one (`with_file_system`, feature `testing`).
     pub(crate) fs: Fs,
@@ -189,6 +202,9 @@ impl Default for PartitionConfig {
             compaction: CompactionConfig::default(),
             open_segments_max: 128,
             truncate_corrupt: false,
+            compression: Compression::None,
+            timestamp_type: TimestampType::CreateTime,
+            offset_gaps: false,
             fs: Fs::Std,
         }
     }
@@ -251,6 +267,48 @@ persisted_fields! {
     "map_bytes_max" => compaction.map_bytes_max;
     "open_segments_max" => open_segments_max;
     "truncate_corrupt" => truncate_corrupt;
+    "compression" => compression;
+    "timestamp_type" => timestamp_type;
+}
+
+/// `none`, `gzip`, `snappy`, `lz4` or `zstd` (Kafka's names).
+impl FieldCodec for Compression {
+    fn encode(&self, out: &mut String) {
+        out.push_str(match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        });
+    }
+    fn decode(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "snappy" => Ok(Compression::Snappy),
+            "lz4" => Ok(Compression::Lz4),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err("unknown compression"),
+        }
+    }
+}
+
+/// `create_time` or `log_append_time`.
+impl FieldCodec for TimestampType {
+    fn encode(&self, out: &mut String) {
+        out.push_str(match self {
+            TimestampType::CreateTime => "create_time",
+            TimestampType::LogAppendTime => "log_append_time",
+        });
+    }
+    fn decode(text: &str) -> Result<Self, &'static str> {
+        match text {
+            "create_time" => Ok(TimestampType::CreateTime),
+            "log_append_time" => Ok(TimestampType::LogAppendTime),
+            _ => Err("unknown timestamp type"),
+        }
+    }
 }
 
 /// The text form of a persisted [`PartitionConfig`] field's value in `topics.meta`: one
@@ -416,6 +474,18 @@ impl PartitionConfig {
         self.retention_bytes = v;
         self
     }
+    /// Sets `compression`.
+    pub fn with_compression(mut self, v: Compression) -> Self {
+        self.compression = v;
+        self
+    }
+
+    /// Sets `timestamp_type`.
+    pub fn with_timestamp_type(mut self, v: TimestampType) -> Self {
+        self.timestamp_type = v;
+        self
+    }
+
     /// Sets `cleanup_policy`.
     pub fn with_cleanup_policy(mut self, v: CleanupPolicy) -> Self {
         self.cleanup_policy = v;

@@ -753,6 +753,8 @@ impl Segment {
             base_offset: self.base_offset.0,
             file_len: size,
             full_check: false,
+            // Rebuilding indexes of a log already checked: gaps (compaction) are fine.
+            gaps: true,
         };
         scan.run(0, self.base_offset.0, &mut |h, pos| {
             cursor.on_batch(self, &files, h, pos);
@@ -825,6 +827,10 @@ pub(crate) struct Scan<'a> {
     pub file_len: u64,
     /// Also walk every record, not just the header and CRC.
     pub full_check: bool,
+    /// Offsets may have gaps (the partition compacts, or another program wrote it): a batch
+    /// may start anywhere above the previous batch's last offset. Otherwise offsets are
+    /// dense: each batch starts right after the previous one.
+    pub gaps: bool,
 }
 
 impl Scan<'_> {
@@ -842,13 +848,13 @@ impl Scan<'_> {
             base_offset,
             file_len,
             full_check,
+            gaps,
         } = *self;
         scan(
             log,
             path,
             base_offset,
-            file_len,
-            full_check,
+            (file_len, full_check, gaps),
             start,
             expected_offset,
             visit,
@@ -861,8 +867,7 @@ fn scan(
     log: &FsFile,
     path: &Path,
     base_offset: u64,
-    file_len: u64,
-    full_check: bool,
+    (file_len, full_check, gaps): (u64, bool, bool),
     start: u64,
     expected_offset: u64,
     visit: &mut dyn FnMut(&BatchHeader, u64),
@@ -896,7 +901,7 @@ fn scan(
             break Some(kind);
         }
         let offsets_ok = header.base_offset >= base_offset
-            && header.follows(next_offset)
+            && header.follows(next_offset, gaps)
             && header.last_offset() - base_offset < u64::from(u32::MAX);
         if !offsets_ok {
             break Some(CorruptKind::BadOffset);

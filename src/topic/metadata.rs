@@ -197,6 +197,8 @@ mod tests {
             .with_index_bytes_max(1024)
             .with_record_bytes_max(1000)
             .with_batch_bytes_max(5000)
+            .with_compression(crate::format::compression::Compression::Zstd)
+            .with_timestamp_type(crate::format::batch::TimestampType::LogAppendTime)
             .with_durability(Durability::SyncThreshold {
                 records: Some(3),
                 bytes: None,
@@ -240,10 +242,10 @@ mod tests {
     /// the format must not move.
     const GOLDEN: &str = "\
 seglog-topics 2\n\
-topic a.b_c-d partitions=3 segment_bytes=4096 segment_ms=none index_interval_bytes=77 index_bytes_max=1024 record_bytes_max=1000 batch_bytes_max=5000 durability=sync_threshold:3:none:1500000 preallocate_bytes=0 retention_ms=60000 retention_bytes=1048576 cleanup_policy=compact_delete delete_retention_ms=5 min_compaction_lag_ms=6 min_cleanable_dirty_ratio=0.30000000000000004 map_bytes_max=4096 open_segments_max=9 truncate_corrupt=true\n\
-topic x partitions=1 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=sync_each_append preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=delete delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
-topic n partitions=2 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=no_sync preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=compact delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false\n\
-crc32c 36ab0752\n\
+topic a.b_c-d partitions=3 segment_bytes=4096 segment_ms=none index_interval_bytes=77 index_bytes_max=1024 record_bytes_max=1000 batch_bytes_max=5000 durability=sync_threshold:3:none:1500000 preallocate_bytes=0 retention_ms=60000 retention_bytes=1048576 cleanup_policy=compact_delete delete_retention_ms=5 min_compaction_lag_ms=6 min_cleanable_dirty_ratio=0.30000000000000004 map_bytes_max=4096 open_segments_max=9 truncate_corrupt=true compression=zstd timestamp_type=log_append_time\n\
+topic x partitions=1 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=sync_each_append preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=delete delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false compression=none timestamp_type=create_time\n\
+topic n partitions=2 segment_bytes=1073741824 segment_ms=604800000 index_interval_bytes=4096 index_bytes_max=10485760 record_bytes_max=1048576 batch_bytes_max=8388608 durability=no_sync preallocate_bytes=4194304 retention_ms=604800000 retention_bytes=none cleanup_policy=compact delete_retention_ms=86400000 min_compaction_lag_ms=0 min_cleanable_dirty_ratio=0.5 map_bytes_max=67108864 open_segments_max=128 truncate_corrupt=false compression=none timestamp_type=create_time\n\
+crc32c c70fecb0\n\
 ";
 
     #[test]
@@ -288,6 +290,8 @@ crc32c 36ab0752\n\
         assert_eq!(b.compaction, c.compaction);
         assert_eq!(b.open_segments_max, c.open_segments_max);
         assert_eq!(b.truncate_corrupt, c.truncate_corrupt);
+        assert_eq!(b.compression, c.compression);
+        assert_eq!(b.timestamp_type, c.timestamp_type);
         for (m, b) in metas.iter().zip(&back).skip(1) {
             assert_eq!(format!("{:?}", b.config), format!("{:?}", m.config));
         }

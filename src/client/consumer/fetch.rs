@@ -80,6 +80,12 @@ impl Consumer {
                 continue;
             }
             if let Some(batch) = part.read_ahead.batches.pop_front() {
+                if batch.header().is_control() {
+                    // A transaction marker is never handed to the application: step over it.
+                    position = position.max(batch.last_offset().next());
+                    part.position = Some(position);
+                    continue;
+                }
                 part.read_ahead.current = Some(batch.records());
                 continue;
             }

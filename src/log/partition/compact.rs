@@ -201,6 +201,12 @@ impl Partition {
                 if batch.last_offset().0 < first_dirty {
                     continue;
                 }
+                // A control batch's key is its marker type, not a user key.
+                if batch.header().is_control() {
+                    map_end = batch.last_offset().0 + 1;
+                    mapped += batch.encoded_len() as u64;
+                    continue;
+                }
                 for r in batch.records() {
                     let r = r?;
                     if let Some(key) = r.key {
@@ -295,6 +301,14 @@ impl Partition {
             for batch in self.segment_batches(&c.seg)? {
                 let batch = batch?;
                 report.bytes_read += batch.encoded_len() as u64;
+                // Control batches (transaction markers) and empty batches (kept by Kafka for
+                // their producer state) are copied as they are.
+                if batch.header().is_control() || batch.record_count() == 0 {
+                    write_all_at(&files, batch.as_bytes(), size, &new_seg)?;
+                    cursor.on_batch(&new_seg, &files, batch.header(), size);
+                    size += batch.encoded_len() as u64;
+                    continue;
+                }
                 let mut kept = Vec::with_capacity(batch.record_count() as usize);
                 for r in batch.records() {
                     let r = r?;
@@ -308,7 +322,12 @@ impl Partition {
                 if kept.is_empty() {
                     continue;
                 }
-                let bytes = batch::encode_compacted(batch.header(), &kept);
+                // A batch that keeps every record is copied byte for byte.
+                let bytes = if kept.len() == batch.record_count() as usize {
+                    batch.as_bytes().to_vec()
+                } else {
+                    batch::encode_compacted(batch.header(), &kept)?
+                };
                 let header = BatchHeader::parse(&bytes).expect("freshly encoded batch parses");
                 write_all_at(&files, &bytes, size, &new_seg)?;
                 cursor.on_batch(&new_seg, &files, &header, size);

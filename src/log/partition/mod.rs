@@ -33,7 +33,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::error::{CorruptKind, Error, IoContext, Result};
-use crate::format::batch::{self, BatchHeader, BatchMeta, EncodeLimits};
+use crate::format::batch::{
+    self, BatchHeader, BatchMeta, EncodeLimits, EncodeOptions, TimestampType,
+};
 use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
 use crate::io::fs::{FsLock, OpenFlags};
@@ -55,6 +57,12 @@ pub(crate) const LOG_START_FILE: &str = "log-start-offset.checkpoint";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// Held locked (flock) while a `Partition` has the directory open.
 pub(crate) const LOCK_FILE: &str = ".lock";
+/// Written (empty, fsynced with the directory) when seglog creates a partition under a
+/// delete-only cleanup policy, removed the first time it is opened with a policy that
+/// compacts: while it exists, offsets are known dense and every batch must start right after
+/// the previous one. Without it (compaction, or a directory another program wrote, Kafka
+/// included) batches may leave offset gaps.
+pub(crate) const DENSE_MARKER_FILE: &str = "seglog.partition";
 
 /// Offsets assigned to an appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,7 +309,13 @@ impl Partition {
             }
         }
         // Plan: encode and checksum before taking the append lock.
-        let mut buf = batch::encode_batch(records, meta, limits)?;
+        let options = EncodeOptions {
+            compression: self.config.compression,
+            // Stamped before the CRC is computed: the CRC covers maxTimestamp.
+            log_append_time: (self.config.timestamp_type == TimestampType::LogAppendTime)
+                .then(now_ms),
+        };
+        let mut buf = batch::encode_batch(records, meta, limits, options)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
         // Act: one locked write at the next offset, then wake readers and sync as due.
         let appended = self.append_encoded(&mut buf, header)?;
@@ -342,7 +356,7 @@ impl Partition {
         self.preallocate(w, position + buf.len() as u64)?;
         self.write_at(&w.files, buf, position)?;
         w.cursor.on_batch(&w.active, &w.files, header, position);
-        w.first_timestamp.get_or_insert(header.first_timestamp);
+        w.first_timestamp.get_or_insert(header.first_timestamp());
         w.next_offset = header.last_offset() + 1;
         w.size += buf.len() as u64;
         w.unsynced_records += u64::from(header.record_count);

@@ -11,8 +11,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::state::{LogBounds, Position, View};
 use super::{
-    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, LOCK_FILE, LOG_START_FILE,
-    RECOVERY_POINT_FILE,
+    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, DENSE_MARKER_FILE,
+    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -42,13 +42,16 @@ struct Opened {
     report: RecoveryReport,
 }
 
-pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
+pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition> {
     config.validate()?;
     let fs = &config.fs;
     fs.create_dir_all(dir).at(dir)?;
     let lock = lock_dir(fs, dir)?;
     super::compact::complete_swaps(fs, dir)?;
     let bases = list_segments(fs, dir)?;
+    config.offset_gaps =
+        !dense_marker(fs, dir, bases.is_empty(), config.cleanup_policy.compacts())?;
+    let fs = &config.fs;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = fs.exists(&marker).at(&marker)?;
     if clean {
@@ -77,6 +80,29 @@ pub(super) fn open(dir: &Path, config: PartitionConfig) -> Result<Partition> {
         }
     };
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+}
+
+/// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
+/// marker for a new partition (`fresh`) that does not compact, removes it when the partition
+/// now compacts. Either change is fsynced with the directory before anything is written.
+fn dense_marker(fs: &Fs, dir: &Path, fresh: bool, compacts: bool) -> Result<bool> {
+    let path = dir.join(DENSE_MARKER_FILE);
+    let exists = fs.exists(&path).at(&path)?;
+    if compacts {
+        if exists {
+            fs.remove_file(&path).at(&path)?;
+            checkpoint::sync_dir_in(fs, dir)?;
+        }
+        return Ok(false);
+    }
+    if fresh && !exists {
+        fs.open(&path, OpenFlags::CREATE_TRUNCATE)
+            .and_then(|f| f.sync_all())
+            .at(&path)?;
+        checkpoint::sync_dir_in(fs, dir)?;
+        return Ok(true);
+    }
+    Ok(exists)
 }
 
 fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
@@ -151,7 +177,8 @@ fn sealed_prefix(fs: &Fs, dir: &Path, bases: &[Offset], upto: usize) -> Vec<Arc<
 /// After a clean close: trust everything, touch only the last segment. Returns `None` if the
 /// last segment does not look the way a clean close leaves it (then the caller recovers). A
 /// clean close leaves the recovery point at the log end: a log ending elsewhere lost (or
-/// gained) data since, and recovery must decide.
+/// gained) data since, and recovery must decide. The log end is found by a scan from the
+/// last index entry (at most an interval plus a batch).
 fn open_clean(
     dir: &Path,
     config: &PartitionConfig,
@@ -171,7 +198,15 @@ fn open_clean(
     };
     // The indexes are checked against the log (the active segment has no end offset yet).
     let probe = LogProbe::new(&log, &log_path, size, last.0);
-    let Some(next_offset) = log_end_from_index(&probe, &index, &log, &log_path, last.0, size)?
+    let Some(next_offset) = log_end_from_index(
+        &probe,
+        &index,
+        &log,
+        &log_path,
+        last.0,
+        size,
+        config.offset_gaps,
+    )?
     else {
         return Ok(None);
     };
@@ -225,6 +260,7 @@ fn log_end_from_index(
     log_path: &Path,
     base: u64,
     size: u64,
+    gaps: bool,
 ) -> Result<Option<u64>> {
     if !probe.offset_index_matches(index, u64::MAX)? {
         return Ok(None);
@@ -242,6 +278,7 @@ fn log_end_from_index(
         base_offset: base,
         file_len: size,
         full_check: false,
+        gaps,
     }
     .run(start, expected, &mut |_, _| {})?;
     Ok(scan.damage.is_none().then_some(scan.next_offset))
@@ -253,7 +290,7 @@ pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Op
     }
     let mut head = [0u8; BATCH_HEADER_LEN];
     log.read_exact_at(&mut head, 0).at(path)?;
-    Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp))
+    Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp()))
 }
 
 /// After a crash: scan every segment from the one holding the recovery point, plan with
@@ -268,7 +305,7 @@ fn recover(
     let first_scan = bases
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
-    let compacts = config.cleanup_policy.compacts();
+    let compacts = config.offset_gaps;
     let mut segments = sealed_prefix(&config.fs, dir, bases, first_scan);
     let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
     let mut facts: Vec<SegmentFacts> = Vec::new();
@@ -362,9 +399,10 @@ pub(super) fn scan_segment(
             base_offset: base.0,
             file_len,
             full_check: true,
+            gaps: config.offset_gaps,
         };
         scan.run(0, expected, &mut |h, pos| {
-            last_compacted = Some(h.is_compacted());
+            last_compacted = Some(config.offset_gaps);
             cursor.on_batch(&seg, &files, h, pos);
         })?
     } else {

@@ -19,7 +19,8 @@ pub struct ReadBatches {
 }
 
 impl ReadBatches {
-    /// The batches read, in offset order.
+    /// The batches read, in offset order: every batch, control batches included (see
+    /// [`Batch::control_marker`]).
     pub fn batches(&self) -> &[Batch] {
         &self.batches
     }
@@ -43,13 +44,16 @@ impl ReadBatches {
             .map_or(self.end, |b| b.last_offset().next())
     }
 
-    /// The records at or after the requested offset, in order. Keys, values and headers are
-    /// slices of the read buffers. An item is an error only for a malformed record inside a
-    /// batch whose CRC matched.
+    /// The data records at or after the requested offset, in order: control batches
+    /// (transaction markers) are skipped, so consumers never see them. Keys, values and
+    /// headers are slices of the read buffers (of the decompressed records for a compressed
+    /// batch, decompressed once here). An item is an error for a malformed record inside a
+    /// batch whose CRC matched, or a codec that is not compiled in.
     pub fn records(&self) -> impl Iterator<Item = Result<LogRecord>> + '_ {
         let start = self.start;
         self.batches
             .iter()
+            .filter(|b| !b.header().is_control())
             .flat_map(Batch::records)
             .filter(move |r| r.as_ref().map_or(true, |r| r.offset >= start))
     }
@@ -104,7 +108,7 @@ impl Partition {
                 let compacted_end = match end.last_compacted {
                     Some(compacted) => compacted,
                     // No batch at all: only compaction empties a sealed segment.
-                    None => self.config.cleanup_policy.compacts(),
+                    None => self.config.offset_gaps,
                 };
                 if end.next_offset != expected_end.0 && !compacted_end {
                     return Err(Error::Corrupt {
@@ -153,11 +157,11 @@ impl Partition {
             }
             // Offsets are dense, or have gaps compaction left: the base offset (outside the
             // CRC) must follow the previous batch.
-            if !header.follows(expected) {
+            if !header.follows(expected, self.config.offset_gaps) {
                 return Err(corrupt(pos, CorruptKind::BadOffset));
             }
             expected = header.last_offset() + 1;
-            last_compacted = Some(header.is_compacted());
+            last_compacted = Some(self.config.offset_gaps);
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -166,7 +170,8 @@ impl Partition {
                 let batch = Batch::from_checked(header, data.slice(pos..pos + total));
                 // Compaction may have removed every record of the batch at or past `offset`:
                 // such a batch must not stand in for "the next record that exists".
-                if out.is_empty() && !holds_record_from(&batch, offset)? {
+                if out.is_empty() && self.config.offset_gaps && !holds_record_from(&batch, offset)?
+                {
                     pos += total;
                     continue;
                 }
@@ -241,12 +246,9 @@ impl Partition {
     }
 }
 
-/// Whether `batch` holds a record at or after `offset`. Only a compacted batch can fail to
-/// (its offset range outlives its records), so others are not decoded.
+/// Whether `batch` holds a record at or after `offset`. Only a batch of a log with gaps can
+/// fail to (compaction keeps its offset range but not all its records).
 fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
-    if !batch.header().is_compacted() {
-        return Ok(true);
-    }
     for r in batch.records() {
         if r?.offset >= offset {
             return Ok(true);

@@ -110,6 +110,7 @@ impl Partition {
             base_offset: base,
             file_len: size,
             full_check: false,
+            gaps: self.config.offset_gaps,
         }
         .run(0, base, &mut |h, pos| {
             if cut_at.is_none() {
@@ -431,7 +432,13 @@ mod tests {
         };
         let records = [Record::new(value(4))];
         let meta = crate::format::batch::BatchMeta::default();
-        let mut buf = crate::format::batch::encode_batch(&records, &meta, limits).unwrap();
+        let mut buf = crate::format::batch::encode_batch(
+            &records,
+            &meta,
+            limits,
+            crate::format::batch::EncodeOptions::default(),
+        )
+        .unwrap();
         let header = crate::format::batch::BatchHeader::parse(&buf).unwrap();
         let appended = p.append_encoded(&mut buf, header).unwrap();
         assert_eq!(p.truncate_to(Offset(4)).unwrap(), Offset(4));
