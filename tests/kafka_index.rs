@@ -166,9 +166,8 @@ fn kafka_files_beside_the_segments_survive_open() {
 }
 
 /// Kafka's `--verify-index-only` compares every index entry with the log: needs seglog's
-/// `.log` to be Kafka record batch v2 (the batch-format branch); un-ignore when it lands.
+/// `.log` to be Kafka record batch v2.
 #[test]
-#[ignore = "needs seglog writing Kafka record batch v2 (batch-format branch)"]
 fn seglog_indexes_match_their_log_for_kafkas_verify_index_only() {
     let Some(tool) = dump_log_segments() else {
         return;

@@ -90,8 +90,10 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// Which transaction outcome a control batch records.
+/// Which transaction outcome a control batch records. Kafka's other control types (`KRaft`'s
+/// leader-change and snapshot records) are refused as damage for now, hence `#[non_exhaustive]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ControlKind {
     /// The transaction was aborted (control type 0).
     Abort,

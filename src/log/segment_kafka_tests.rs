@@ -400,9 +400,8 @@ fn kafkas_txn_index_loads() {
 
 /// The whole load path on a Kafka segment: Kafka's indexes are kept (not rebuilt), and once
 /// damaged, rebuilt from the log to Kafka's bytes again. Needs seglog's batch parser to read
-/// Kafka record batch v2 (the batch-format branch); un-ignore when it lands.
+/// Kafka record batch v2.
 #[test]
-#[ignore = "needs the Kafka v2 batch header parser (batch-format branch)"]
 fn sealed_kafka_segments_load_their_indexes_or_rebuild_them_equal() {
     for name in PRODUCER_PATH {
         let src = fixture(name);
