@@ -67,8 +67,20 @@ fn dump_log_segments() -> Option<PathBuf> {
     Some(tool)
 }
 
+/// Tests here spawn Kafka's tool while others reopen partitions: a child between `fork` and
+/// `exec` briefly shares the parent's open files, and with them the directory lock a `close`
+/// just released. One at a time, so a reopen never meets a lock held by a half-born child.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn seglog_indexes_pass_kafkas_index_sanity_check() {
+    let _serial = serial();
     let Some(tool) = dump_log_segments() else {
         return;
     };
@@ -106,6 +118,7 @@ fn seglog_indexes_pass_kafkas_index_sanity_check() {
 
 #[test]
 fn kafka_files_beside_the_segments_survive_open() {
+    let _serial = serial();
     for crash in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let end = write_partition(dir.path());
@@ -169,6 +182,7 @@ fn kafka_files_beside_the_segments_survive_open() {
 /// `.log` to be Kafka record batch v2.
 #[test]
 fn seglog_indexes_match_their_log_for_kafkas_verify_index_only() {
+    let _serial = serial();
     let Some(tool) = dump_log_segments() else {
         return;
     };
