@@ -817,14 +817,15 @@ mod tests {
         feature = "zstd"
     ))]
     fn written_framing_is_kafkas() {
-        // Kafka's own payloads start with the bytes our encoders write: gzip's header up to
-        // its flags, snappy-java's 16-byte stream header, the LZ4 frame descriptor (FLG, BD
-        // and header checksum), zstd's magic.
+        // Kafka's own payloads start with the bytes our encoders write: gzip's whole 10-byte
+        // header (Java's: no mtime, no flags, OS 255), snappy-java's 16-byte stream header, the
+        // LZ4 frame descriptor (FLG, BD and header checksum), zstd's magic, frame header
+        // descriptor (no content size, no checksum) and window (2 MiB).
         for (name, codec, same) in [
-            ("gzip", Compression::Gzip, 4),
+            ("gzip", Compression::Gzip, 10),
             ("snappy", Compression::Snappy, 16),
             ("lz4", Compression::Lz4, 7),
-            ("zstd", Compression::Zstd, 4),
+            ("zstd", Compression::Zstd, 6),
         ] {
             let kafka = &kafka_batches(name)[1].payload;
             let ours = compressed(codec, &decompress(codec, kafka, 1 << 20).unwrap());
