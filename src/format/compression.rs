@@ -32,8 +32,9 @@
 //!   Read: one or more frames; the decoder's window is capped at 2^27 bytes (libzstd's
 //!   default), the largest Kafka's levels (up to 22) use.
 //!
-//! Each thread keeps one zstd decompression context and one LZ4 block buffer (64 KiB for
-//! Kafka's frames, at most 4 MiB) between calls, so reading a batch does not set them up anew.
+//! Each thread keeps one zstd compression context, one zstd decompression context and one LZ4
+//! block buffer (64 KiB for Kafka's frames, at most 4 MiB) between calls, so a batch does not
+//! set them up anew.
 //!
 //! Empty input is damage for every codec (every Kafka reader fails on it too): a batch with no
 //! record is never decompressed (Kafka's `DefaultRecordBatch` does not either).
@@ -544,7 +545,7 @@ mod zstd {
     use std::cell::RefCell;
     use std::io::Write;
 
-    use zstd::zstd_safe::{DCtx, DParameter};
+    use zstd::zstd_safe::{CCtx, CParameter, DCtx, DParameter};
 
     use super::{encoder_failed, read_bounded};
     use crate::error::Result;
@@ -554,8 +555,37 @@ mod zstd {
     /// libzstd's default cap on a frame's window (128 MiB): every level Kafka allows fits.
     const WINDOW_LOG_MAX: u32 = 27;
 
+    thread_local! {
+        /// A compression context per thread, reused so that its tables are not allocated
+        /// again for every batch.
+        static COMPRESS_CONTEXT: RefCell<Option<CCtx<'static>>> = const { RefCell::new(None) };
+    }
+
     pub(super) fn compress(src: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        let mut encoder = zstd::stream::write::Encoder::new(out, LEVEL).map_err(encoder_failed)?;
+        COMPRESS_CONTEXT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => {
+                let context = match &mut *slot {
+                    Some(context) => context,
+                    None => slot.insert(new_compress_context()?),
+                };
+                compress_with(src, out, context)
+            }
+            // Not reached (nothing here calls itself); a fresh context keeps it correct.
+            Err(_) => compress_with(src, out, &mut new_compress_context()?),
+        })
+    }
+
+    fn new_compress_context() -> Result<CCtx<'static>> {
+        let mut context = CCtx::try_create().ok_or_else(|| encoder_failed("zstd context"))?;
+        context
+            .set_parameter(CParameter::CompressionLevel(LEVEL))
+            .map_err(|code| encoder_failed(zstd::zstd_safe::get_error_name(code)))?;
+        Ok(context)
+    }
+
+    fn compress_with(src: &[u8], out: &mut Vec<u8>, context: &mut CCtx<'static>) -> Result<()> {
+        // `with_context` resets the session (not the parameters).
+        let mut encoder = zstd::stream::write::Encoder::with_context(out, context);
         encoder.write_all(src).map_err(encoder_failed)?;
         encoder.finish().map_err(encoder_failed)?;
         Ok(())
@@ -564,11 +594,11 @@ mod zstd {
     thread_local! {
         /// A decompression context per thread, reused so that its window and tables are not
         /// allocated again for every batch.
-        static CONTEXT: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+        static DECOMPRESS_CONTEXT: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
     }
 
     pub(super) fn decompress(src: &[u8], limit: usize) -> Result<Vec<u8>> {
-        CONTEXT.with(|cell| match cell.try_borrow_mut() {
+        DECOMPRESS_CONTEXT.with(|cell| match cell.try_borrow_mut() {
             Ok(mut slot) => {
                 let context = match &mut *slot {
                     Some(context) => context,
@@ -800,14 +830,15 @@ mod tests {
         feature = "zstd"
     ))]
     fn written_framing_is_kafkas() {
-        // Kafka's own payloads start with the bytes our encoders write: gzip's header up to
-        // its flags, snappy-java's 16-byte stream header, the LZ4 frame descriptor (FLG, BD
-        // and header checksum), zstd's magic.
+        // Kafka's own payloads start with the bytes our encoders write: gzip's whole 10-byte
+        // header (Java's: no mtime, no flags, OS 255), snappy-java's 16-byte stream header, the
+        // LZ4 frame descriptor (FLG, BD and header checksum), zstd's magic, frame header
+        // descriptor (no content size, no checksum) and window (2 MiB).
         for (name, codec, same) in [
-            ("gzip", Compression::Gzip, 4),
+            ("gzip", Compression::Gzip, 10),
             ("snappy", Compression::Snappy, 16),
             ("lz4", Compression::Lz4, 7),
-            ("zstd", Compression::Zstd, 4),
+            ("zstd", Compression::Zstd, 6),
         ] {
             let kafka = &kafka_batches(name)[1].payload;
             let ours = compressed(codec, &decompress(codec, kafka, 1 << 20).unwrap());
