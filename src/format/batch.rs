@@ -322,7 +322,7 @@ fn be_u64(b: &[u8], at: usize) -> u64 {
 /// CRC-32C (Castagnoli) of a batch's checksummed range: attributes to the end.
 #[inline]
 fn batch_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[CRC_START..])
+    crate::format::crc::crc32c(&batch[CRC_START..])
 }
 /// Limits applied while encoding.
 #[derive(Debug, Clone, Copy)]
@@ -1354,7 +1354,7 @@ mod tests {
         let mut b = COMPACTED[1636..1697].to_vec();
         assert_eq!(BatchHeader::parse(&b).unwrap().record_count, 0);
         b[21..23].copy_from_slice(&1i16.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
+        let crc = crate::format::crc::crc32c(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         assert_eq!(check_batch(&b).unwrap().compression(), Compression::Gzip);
         let batch = Batch::decode(Bytes::from(b)).unwrap();

@@ -29,7 +29,7 @@ pub(crate) fn read(fs: &Fs, path: &Path) -> Result<Option<u64>> {
         return Err(corrupt());
     }
     let crc = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[..12]) != crc {
+    if crate::format::crc::crc32c(&bytes[..12]) != crc {
         return Err(corrupt());
     }
     Ok(Some(u64::from_le_bytes(
@@ -42,7 +42,7 @@ pub(crate) fn write(fs: &Fs, path: &Path, value: u64) -> Result<()> {
     let mut buf = [0u8; LEN];
     buf[..4].copy_from_slice(MAGIC);
     buf[4..12].copy_from_slice(&value.to_le_bytes());
-    let crc = crc32c::crc32c(&buf[..12]);
+    let crc = crate::format::crc::crc32c(&buf[..12]);
     buf[12..].copy_from_slice(&crc.to_le_bytes());
     replace_file_in(fs, &path.with_extension("tmp"), path, &buf)?;
     sync_dir_in(fs, path.parent().unwrap_or(Path::new(".")))

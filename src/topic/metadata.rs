@@ -88,7 +88,7 @@ fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
         });
         body.push('\n');
     }
-    let crc = crc32c::crc32c(body.as_bytes());
+    let crc = crate::format::crc::crc32c(body.as_bytes());
     writeln!(body, "crc32c {crc:08x}").expect("writing to a String cannot fail");
     body.into_bytes()
 }
@@ -132,7 +132,7 @@ fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)
         .filter(|s| s.len() == 8)
         .ok_or((0, "missing crc32c line"))?;
     let crc = u32::from_str_radix(crc_hex, 16).map_err(|_| (0, "bad crc32c line"))?;
-    if crc32c::crc32c(body.as_bytes()) != crc {
+    if crate::format::crc::crc32c(body.as_bytes()) != crc {
         return Err((0, "CRC mismatch"));
     }
     let mut lines = body.lines();

@@ -494,7 +494,7 @@ fn parse_header(bytes: &[u8], generation: u64) -> Result<usize, CorruptKind> {
     if le_u32(header, 4) != VERSION {
         return Err(CorruptKind::BadVersion);
     }
-    if crc32c::crc32c(&header[..HEADER_CRC_START]) != le_u32(header, HEADER_CRC_START) {
+    if crate::format::crc::crc32c(&header[..HEADER_CRC_START]) != le_u32(header, HEADER_CRC_START) {
         return Err(CorruptKind::Crc);
     }
     if le_u64(header, 8) != generation {
@@ -548,7 +548,7 @@ fn read_entry(buf: &[u8], pos: usize) -> EntryRead {
         return EntryRead::Torn;
     }
     let payload = &rest[ENTRY_HEADER_LEN..ENTRY_HEADER_LEN + len];
-    if crc32c::crc32c(payload) != le_u32(rest, 4) {
+    if crate::format::crc::crc32c(payload) != le_u32(rest, 4) {
         // The length is genuine: data after this entry means it was not the last append.
         return if len == available {
             EntryRead::Torn
@@ -568,7 +568,7 @@ fn read_entry(buf: &[u8], pos: usize) -> EntryRead {
 
 /// The entry header at the start of `rest` (at least `ENTRY_HEADER_LEN` bytes) is intact.
 fn header_ok(rest: &[u8]) -> bool {
-    crc32c::crc32c(&rest[..8]) == le_u32(rest, 8)
+    crate::format::crc::crc32c(&rest[..8]) == le_u32(rest, 8)
 }
 
 /// A whole, CRC-valid entry starts at the start of `rest`.
@@ -579,7 +579,8 @@ fn entry_ok(rest: &[u8]) -> bool {
     let len = le_u32(rest, 0) as usize;
     (1..=ENTRY_PAYLOAD_BYTES_MAX).contains(&len)
         && len <= rest.len() - ENTRY_HEADER_LEN
-        && crc32c::crc32c(&rest[ENTRY_HEADER_LEN..ENTRY_HEADER_LEN + len]) == le_u32(rest, 4)
+        && crate::format::crc::crc32c(&rest[ENTRY_HEADER_LEN..ENTRY_HEADER_LEN + len])
+            == le_u32(rest, 4)
 }
 
 fn item_len(group: &str, tp: &TopicPartition, c: &CommittedOffset) -> usize {
@@ -607,10 +608,10 @@ fn push_entry(out: &mut Vec<u8>, kind: u8, items: &[Item<'_>]) {
     }
     let len = out.len() - start - ENTRY_HEADER_LEN;
     assert!(len <= ENTRY_PAYLOAD_BYTES_MAX);
-    let payload_crc = crc32c::crc32c(&out[start + ENTRY_HEADER_LEN..]);
+    let payload_crc = crate::format::crc::crc32c(&out[start + ENTRY_HEADER_LEN..]);
     out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&payload_crc.to_le_bytes());
-    let header_crc = crc32c::crc32c(&out[start..start + 8]);
+    let header_crc = crate::format::crc::crc32c(&out[start..start + 8]);
     out[start + 8..start + 12].copy_from_slice(&header_crc.to_le_bytes());
 }
 
@@ -638,7 +639,7 @@ fn encode_snapshot(generation: u64, map: &OffsetMap) -> Vec<u8> {
     out[4..8].copy_from_slice(&VERSION.to_le_bytes());
     out[8..16].copy_from_slice(&generation.to_le_bytes());
     out[16..24].copy_from_slice(&snapshot_end.to_le_bytes());
-    let crc = crc32c::crc32c(&out[..HEADER_CRC_START]);
+    let crc = crate::format::crc::crc32c(&out[..HEADER_CRC_START]);
     out[HEADER_CRC_START..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
     out
 }
