@@ -303,3 +303,44 @@ fn compiled_in(codec: Compression) -> bool {
         _ => true,
     }
 }
+
+#[test]
+fn a_base_offset_moved_up_by_damage_is_never_read_as_a_gap() {
+    // Base offsets are outside the CRC. In a partition with gaps a batch may start anywhere
+    // above the previous one, so a flipped byte there must still be caught: no batch may end
+    // at or past its segment's end or the high watermark.
+    let dir = tempfile::tempdir().unwrap();
+    let config = quiet().with_cleanup_policy(CleanupPolicy::Compact);
+    let p = Partition::open(dir.path(), config).unwrap();
+    for b in 0..3u64 {
+        let records: Vec<Record> = (0..5)
+            .map(|i| Record::new(format!("v{}", b * 5 + i)).with_key(format!("k{}", b * 5 + i)))
+            .collect();
+        p.append(&records).unwrap();
+    }
+    let log = dir.path().join("00000000000000000000.log");
+    let bytes = std::fs::read(&log).unwrap();
+    // The middle batch starts where the first ends: its base offset's low byte is at +7.
+    let first_len = 12 + u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    assert_eq!(bytes[first_len + 7], 5, "the middle batch's base offset");
+    let mut damaged = bytes.clone();
+    damaged[first_len + 7] = 8; // 5..=9 would read as 8..=12: the next batch (10..) overlaps
+    std::fs::write(&log, &damaged).unwrap();
+    assert!(matches!(p.read(Offset(5), 1), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        p.read(Offset(0), 1 << 20),
+        Err(Error::Corrupt { .. })
+    ));
+    damaged[first_len + 7] = 13; // 5..=9 would read as 13..=17, past the end (15)
+    std::fs::write(&log, &damaged).unwrap();
+    assert!(matches!(p.read(Offset(5), 1), Err(Error::Corrupt { .. })));
+    // The last batch moved up runs past the high watermark.
+    let second_len =
+        12 + u32::from_be_bytes(bytes[first_len + 8..first_len + 12].try_into().unwrap()) as usize;
+    let mut damaged = bytes.clone();
+    damaged[first_len + second_len + 7] = 11; // 10..=14 would read as 11..=15
+    std::fs::write(&log, &damaged).unwrap();
+    assert!(matches!(p.read(Offset(10), 1), Err(Error::Corrupt { .. })));
+    std::fs::write(&log, &bytes).unwrap();
+    assert_eq!(p.read(Offset(0), 1 << 20).unwrap().records().count(), 15);
+}

@@ -483,8 +483,10 @@ impl TxnIndex {
         }
         let file = fs.open(path, OpenFlags::READ).at(path)?;
         let len = file.len().at(path)?;
-        // Far more aborted transactions than a segment of the largest size could end.
-        if len > crate::log::config::SEGMENT_BYTES_MAX {
+        // Far more aborted transactions than a segment of the largest size could end, or than
+        // a sealed segment has offsets (each entry's marker is a distinct offset of it).
+        let entries_max = end.map_or(u64::MAX, |e| e.saturating_sub(base));
+        if len > crate::log::config::SEGMENT_BYTES_MAX || len / TXN_ENTRY_LEN as u64 > entries_max {
             return Ok(TxnIndex::Damaged);
         }
         let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];

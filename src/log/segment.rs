@@ -372,14 +372,8 @@ impl<'a> LogProbe<'a> {
         if !time.validate(relative_end) || (self.size > 0 && time.is_empty()) {
             return Ok(false);
         }
-        for i in 0..time.len() {
-            let t = time.get(i);
-            let from = index.lookup(t.relative_offset).map_or(0, |e| e.position);
-            let offset = self.base + u64::from(t.relative_offset);
-            match self.batch_ending_at(u64::from(from), self.size, offset)? {
-                Some(b) if b.max_timestamp == t.timestamp => {}
-                _ => return Ok(false),
-            }
+        if !self.time_entries_match(time, index)? {
+            return Ok(false);
         }
         let newest = time.last().map_or(i64::MIN, |e| e.timestamp);
         let mut pos = index.last().map_or(0, |e| u64::from(e.position));
@@ -392,6 +386,40 @@ impl<'a> LogProbe<'a> {
             tail_from.get_or_insert(pos);
         }
         Ok(tail_from.is_none_or(|from| self.size - from <= self.tail_max))
+    }
+
+    /// Every time entry names a batch that ends exactly at its offset and carries exactly its
+    /// timestamp. One forward walk: entries' offsets increase, so each search starts at the
+    /// later of the offset index's floor entry and the batch the previous entry named (an
+    /// emptied offset index must not make this quadratic).
+    fn time_entries_match(&self, time: &TimeIndex, index: &OffsetIndex) -> Result<bool> {
+        let mut cursor = 0u64;
+        for i in 0..time.len() {
+            let t = time.get(i);
+            let floor = index
+                .lookup(t.relative_offset)
+                .map_or(0, |e| u64::from(e.position));
+            let offset = self.base + u64::from(t.relative_offset);
+            let mut pos = cursor.max(floor);
+            loop {
+                let Some(b) = (pos < self.size)
+                    .then(|| self.batch_at(pos))
+                    .transpose()?
+                    .flatten()
+                else {
+                    return Ok(false);
+                };
+                if b.last_offset >= offset {
+                    if b.last_offset != offset || b.max_timestamp != t.timestamp {
+                        return Ok(false);
+                    }
+                    cursor = pos;
+                    break;
+                }
+                pos += b.len;
+            }
+        }
+        Ok(true)
     }
 
     /// Both indexes of a sealed segment ending `relative_end` offsets after its base match

@@ -94,7 +94,13 @@ impl Partition {
             }
             let files = self.segment_files(seg, offset)?;
             let limit = visible_bytes(&view, seg, &files);
-            let end = self.read_segment(seg, &files, offset, max_bytes, limit, &mut out.batches)?;
+            // No batch of this segment may end at or past its end (sealed) or the high
+            // watermark (active): a base offset moved upwards by damage (it is outside the
+            // CRC) and accepted as a gap would otherwise put records at wrong offsets.
+            let end_offset = seg.end_offset().map_or(hw, |e| e.0);
+            let visible = (limit, end_offset);
+            let end =
+                self.read_segment(seg, &files, offset, max_bytes, visible, &mut out.batches)?;
             if !out.batches.is_empty() {
                 break;
             }
@@ -122,17 +128,20 @@ impl Partition {
         Ok(out)
     }
 
-    /// Append to `out` the batches of `seg` (below `limit` bytes) from the one holding
-    /// `offset`. Says where it stopped.
+    /// Append to `out` the batches of `seg` from the one holding `offset`, among those below
+    /// `visible.0` bytes, each of which must end below offset `visible.1`. Says where it
+    /// stopped.
     fn read_segment(
         &self,
         seg: &Segment,
         files: &SegmentFiles,
         offset: Offset,
         max_bytes: usize,
-        limit: u64,
+        visible: (u64, u64),
         out: &mut Vec<Batch>,
     ) -> Result<SegmentEnd> {
+        let (limit, end_offset) = visible;
+        let gaps = self.config.offset_gaps;
         let path = || seg.path(LOG_EXT);
         let corrupt = |position: usize, reason| Error::Corrupt {
             path: path(),
@@ -157,7 +166,7 @@ impl Partition {
             }
             // Offsets are dense, or have gaps compaction left: the base offset (outside the
             // CRC) must follow the previous batch.
-            if !header.follows(expected, self.config.offset_gaps) {
+            if !header.follows(expected, gaps) || header.last_offset() >= end_offset {
                 return Err(corrupt(pos, CorruptKind::BadOffset));
             }
             expected = header.last_offset() + 1;
@@ -178,6 +187,9 @@ impl Partition {
                 out.push(batch);
                 taken += total;
                 if taken >= max_bytes {
+                    // The next batch vouches for this one's offsets (see `check_follower`).
+                    check_follower(&data[pos + total..], expected, gaps, end_offset)
+                        .map_err(|k| corrupt(pos + total, k))?;
                     break;
                 }
             }
@@ -249,12 +261,40 @@ impl Partition {
 /// Whether `batch` holds a record at or after `offset`. Only a batch of a log with gaps can
 /// fail to (compaction keeps its offset range but not all its records).
 fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
+    let h = batch.header();
+    // Without decoding: a batch with records all at or above `offset`, or with no gap inside
+    // (one record per offset of its range, which reaches `offset`).
+    if h.record_count > 0
+        && (offset.0 <= h.base_offset || h.record_count == h.last_offset_delta.saturating_add(1))
+    {
+        return Ok(true);
+    }
     for r in batch.records() {
         if r?.offset >= offset {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// A batch's base offset is outside its CRC; where gaps are allowed, a damaged one moved
+/// upwards within a gap would read as valid. The batch after it (if any, in `rest`) catches
+/// that: it must start above the last offset `expected - 1` and end below `end_offset`.
+fn check_follower(
+    rest: &[u8],
+    expected: u64,
+    gaps: bool,
+    end_offset: u64,
+) -> Result<(), CorruptKind> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    let next = BatchHeader::parse(rest)?;
+    if next.follows(expected, gaps) && next.last_offset() < end_offset {
+        Ok(())
+    } else {
+        Err(CorruptKind::BadOffset)
+    }
 }
 
 /// Where a read of one segment stopped.
