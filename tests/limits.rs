@@ -179,3 +179,19 @@ fn an_emptied_sealed_segment_is_a_hole_not_a_skip() {
         }
     }
 }
+
+#[test]
+fn a_segment_log_over_the_largest_segment_size_is_refused_not_panicked_on() {
+    // Kafka's index positions are i32: a longer `.log` written elsewhere is damage. A sparse
+    // file costs no disk.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("00000000000000000000.log");
+    std::fs::File::create(&log)
+        .unwrap()
+        .set_len(seglog::SEGMENT_BYTES_MAX + 1)
+        .unwrap();
+    match seglog::Partition::open(dir.path(), seglog::PartitionConfig::default()) {
+        Err(seglog::Error::Corrupt { path, .. }) => assert_eq!(path, log),
+        other => panic!("expected a typed error, got {other:?}"),
+    }
+}

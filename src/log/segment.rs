@@ -50,6 +50,20 @@ pub(crate) fn parse_log_name(name: &str) -> Option<Offset> {
     stem.parse().ok().map(Offset)
 }
 
+/// The length of a segment's log, refused as damage beyond the largest segment (Kafka's
+/// `i32` positions): a longer file, written elsewhere, would overflow index positions.
+pub(crate) fn log_len(log: &FsFile, path: &Path) -> Result<u64> {
+    let len = log.len().at(path)?;
+    if len > crate::log::config::SEGMENT_BYTES_MAX {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            position: crate::log::config::SEGMENT_BYTES_MAX,
+            reason: CorruptKind::BadLength,
+        });
+    }
+    Ok(len)
+}
+
 /// The open files of a segment.
 pub(crate) struct SegmentFiles {
     pub log: FsFile,
@@ -700,7 +714,7 @@ impl Segment {
         } else {
             let log_path = self.path(LOG_EXT);
             let log = self.fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
-            let size = log.len().at(&log_path)?;
+            let size = log_len(&log, &log_path)?;
             let probe = LogProbe::new(&log, &log_path, size, self.base_offset.0);
             let t = match self.open_indexes() {
                 Some((i, t)) if probe.indexes_match(&i, &t, end.0 - self.base_offset.0)? => t,
@@ -730,7 +744,7 @@ impl Segment {
     fn load_sealed(&self, end: Offset) -> Result<SegmentFiles> {
         let log_path = self.path(LOG_EXT);
         let log = self.fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
-        let size = log.len().at(&log_path)?;
+        let size = log_len(&log, &log_path)?;
         let base = self.base_offset.0;
         let probe = LogProbe::new(&log, &log_path, size, base);
         let (index, time_index) = match self.open_indexes() {

@@ -22,8 +22,8 @@ use crate::io::fs::{Fs, FsFile, FsLock, OpenFlags};
 use crate::log::config::PartitionConfig;
 use crate::log::index::{OffsetIndex, TimeIndex};
 use crate::log::segment::{
-    parse_log_name, segment_path, IndexCursor, LogProbe, Scan, ScanOutcome, Segment, SegmentFiles,
-    INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+    log_len, parse_log_name, segment_path, IndexCursor, LogProbe, Scan, ScanOutcome, Segment,
+    SegmentFiles, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
 use crate::offset::Offset;
 
@@ -189,7 +189,7 @@ fn open_clean(
     let log_path = segment_path(dir, last, LOG_EXT);
     let fs = &config.fs;
     let log = fs.open(&log_path, OpenFlags::READ).at(&log_path)?;
-    let size = log.len().at(&log_path)?;
+    let size = log_len(&log, &log_path)?;
     let (Ok(index), Ok(time_index)) = (
         OffsetIndex::open_read_only(fs, &segment_path(dir, last, INDEX_EXT)),
         TimeIndex::open_read_only(fs, &segment_path(dir, last, TIME_INDEX_EXT)),
@@ -387,7 +387,7 @@ pub(super) fn scan_segment(
         cut_log(&files, &seg, size)?;
     }
     let log_path = seg.path(LOG_EXT);
-    let file_len = files.log.len().at(&log_path)?;
+    let file_len = log_len(&files.log, &log_path)?;
     let mut cursor = IndexCursor::new(config.index_interval_bytes);
     let mut last_compacted = None;
     // A segment starts where the previous one ended, or later where compaction removed the
