@@ -562,16 +562,27 @@ mod zstd {
     }
 
     pub(super) fn compress(src: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        COMPRESS_CONTEXT.with(|cell| match cell.try_borrow_mut() {
+        with_cached(&COMPRESS_CONTEXT, new_compress_context, |context| {
+            compress_with(src, out, context)
+        })
+    }
+
+    /// Run `f` with this thread's cached context from `cell`, made by `make` on first use.
+    fn with_cached<C: 'static, R>(
+        cell: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+        make: fn() -> Result<C>,
+        f: impl FnOnce(&mut C) -> Result<R>,
+    ) -> Result<R> {
+        cell.with(|cell| match cell.try_borrow_mut() {
             Ok(mut slot) => {
                 let context = match &mut *slot {
                     Some(context) => context,
-                    None => slot.insert(new_compress_context()?),
+                    None => slot.insert(make()?),
                 };
-                compress_with(src, out, context)
+                f(context)
             }
             // Not reached (nothing here calls itself); a fresh context keeps it correct.
-            Err(_) => compress_with(src, out, &mut new_compress_context()?),
+            Err(_) => f(&mut make()?),
         })
     }
 
@@ -598,16 +609,8 @@ mod zstd {
     }
 
     pub(super) fn decompress(src: &[u8], limit: usize) -> Result<Vec<u8>> {
-        DECOMPRESS_CONTEXT.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut slot) => {
-                let context = match &mut *slot {
-                    Some(context) => context,
-                    None => slot.insert(new_context()?),
-                };
-                decompress_with(src, limit, context)
-            }
-            // Not reached (nothing here calls itself); a fresh context keeps it correct.
-            Err(_) => decompress_with(src, limit, &mut new_context()?),
+        with_cached(&DECOMPRESS_CONTEXT, new_context, |context| {
+            decompress_with(src, limit, context)
         })
     }
 
