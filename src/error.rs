@@ -323,6 +323,23 @@ pub enum Error {
         actual: String,
     },
 
+    /// A group's [`Assignor`](crate::Assignor) returned an assignment that breaks the trait's
+    /// contract (see [`validate_assignment`](crate::validate_assignment)). The rebalance was
+    /// not applied: the group keeps its previous generation and assignment. (The assignor's
+    /// name is the group's, in [`GroupDescription`](crate::GroupDescription); it is not
+    /// repeated here, to keep `Error` small.)
+    #[error("the assignor of group {group:?} broke the Assignor contract: {reason} (member {member:?}, partition {topic_partition:?})")]
+    AssignorContract {
+        /// The group.
+        group: String,
+        /// Which rule of the contract the assignment breaks.
+        reason: &'static str,
+        /// The member whose entry breaks it, if one does.
+        member: Option<String>,
+        /// The partition concerned, if one is.
+        topic_partition: Option<TopicPartition>,
+    },
+
     /// A group already has the most members allowed.
     #[error("group {group:?} already has {limit} members")]
     GroupFull {

@@ -2,10 +2,13 @@
 //! and stickiness against computed optima over seeded random group histories, and that the
 //! coordinator handles join/leave/session timeout, bumps generations, hands partitions over
 //! without ever giving one two owners (checked after every step of a churn scenario), fences
-//! stale commits, and that consumers in a group see every record exactly once under
-//! deterministic member churn while separate groups each see every record.
+//! stale commits, refuses a rebalance whose assignor breaks its contract with a typed error
+//! while the group goes on working on its previous assignment, and that consumers in a group
+//! see every record exactly once under deterministic member churn while separate groups each
+//! see every record.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -389,6 +392,173 @@ fn join_validates_its_input() {
         ),
         Err(Error::InconsistentAssignor { .. })
     ));
+}
+
+/// How [`Faulty`] breaks the [`Assignor`] contract once armed.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The first member's first partition goes to every member too.
+    Twice,
+    /// An entry for a member that is not in the group.
+    UnknownMember,
+    /// The last member's greatest partition goes to nobody.
+    Unassigned,
+}
+
+/// [`RangeAssignor`] while disarmed; once armed, its result broken by `fault`.
+struct Faulty {
+    fault: Fault,
+    armed: Arc<AtomicBool>,
+}
+
+impl Assignor for Faulty {
+    fn name(&self) -> &'static str {
+        "faulty"
+    }
+
+    fn assign(
+        &self,
+        subscriptions: &Subscriptions,
+        partition_counts: &PartitionCounts,
+        previous: &Assignment,
+    ) -> Assignment {
+        let mut a = RangeAssignor.assign(subscriptions, partition_counts, previous);
+        if !self.armed.load(Ordering::SeqCst) {
+            return a;
+        }
+        match self.fault {
+            Fault::Twice => {
+                let first = a.values().flatten().next().cloned().expect("a partition");
+                for set in a.values_mut() {
+                    set.insert(first.clone());
+                }
+            }
+            Fault::UnknownMember => {
+                a.insert("intruder".to_owned(), BTreeSet::new());
+            }
+            Fault::Unassigned => {
+                let set = a.values_mut().rev().find(|s| !s.is_empty()).expect("a set");
+                set.pop_last();
+            }
+        }
+        a
+    }
+}
+
+/// A member of `Faulty` assignors sharing `armed`.
+fn faulty_member(fault: Fault, armed: &Arc<AtomicBool>) -> MemberConfig {
+    member(&["t"]).with_assignor(Arc::new(Faulty {
+        fault,
+        armed: armed.clone(),
+    }))
+}
+
+/// `result` is an [`Error::AssignorContract`] for `group`.
+fn assert_contract_error(result: Result<impl std::fmt::Debug, Error>, group: &str, fault: Fault) {
+    match result {
+        Err(Error::AssignorContract { group: g, .. }) => assert_eq!(g, group, "{fault:?}"),
+        other => panic!("{fault:?}: expected AssignorContract, got {other:?}"),
+    }
+}
+
+/// `member` owns exactly `n` partitions, none to revoke, and can commit them at `generation`.
+fn assert_owns_and_commits(c: &GroupCoordinator, member: &str, generation: u64, n: usize) {
+    let s = c.sync("g", member).unwrap();
+    assert_eq!(s.generation, generation);
+    assert_eq!(s.owned.len(), n, "{s:?}");
+    assert!(s.to_revoke.is_empty(), "{s:?}");
+    let offsets: Vec<_> = s
+        .owned
+        .iter()
+        .map(|p| (p.clone(), CommittedOffset::new(Offset(7))))
+        .collect();
+    c.commit("g", member, generation, &offsets).unwrap();
+    for p in &s.owned {
+        let committed = c.offset_store().fetch("g", p).unwrap().unwrap();
+        assert_eq!(committed.offset, Offset(7));
+    }
+}
+
+#[test]
+fn a_broken_assignor_fails_the_join_and_keeps_the_group() {
+    for fault in [Fault::Twice, Fault::UnknownMember, Fault::Unassigned] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        store.create_topic("t", topic_config(4)).unwrap();
+        let c = coordinator(&store);
+        let armed = Arc::new(AtomicBool::new(false));
+        let a = c.join("g", faulty_member(fault, &armed)).unwrap();
+        let b = c.join("g", faulty_member(fault, &armed)).unwrap();
+        let sa = c.sync("g", &a).unwrap();
+        c.release("g", &a, &sa.to_revoke).unwrap();
+        let generation = c.sync("g", &b).unwrap().generation;
+
+        // The third member's rebalance breaks the contract: refused, nothing changes.
+        armed.store(true, Ordering::SeqCst);
+        assert_contract_error(c.join("g", faulty_member(fault, &armed)), "g", fault);
+        let d = c.describe("g").unwrap();
+        assert_eq!(d.generation, generation, "{fault:?}");
+        let ids: Vec<&str> = d.members.iter().map(|m| m.member_id.as_str()).collect();
+        assert_eq!(ids, [a.as_str(), b.as_str()], "{fault:?}");
+        assert_eq!(c.heartbeat("g", &a).unwrap(), generation, "{fault:?}");
+        assert_owns_and_commits(&c, &a, generation, 2);
+        assert_owns_and_commits(&c, &b, generation, 2);
+        assert_single_owners(&c, "g");
+
+        // A first member with a broken assignor creates nothing either (`Twice` needs two).
+        if !matches!(fault, Fault::Twice) {
+            assert_contract_error(c.join("h", faulty_member(fault, &armed)), "h", fault);
+            let h = c.describe("h").unwrap();
+            assert_eq!((h.generation, h.members.len()), (0, 0), "{fault:?}");
+        }
+
+        // Once the assignor behaves, the group rebalances again.
+        armed.store(false, Ordering::SeqCst);
+        c.join("g", faulty_member(fault, &armed)).unwrap();
+        assert_eq!(c.describe("g").unwrap().generation, generation + 1);
+    }
+}
+
+#[test]
+fn a_broken_assignor_on_leave_and_expiry_keeps_the_assignment_until_it_recovers() {
+    // `Twice` needs two members left to break anything; the other faults break with one.
+    for fault in [Fault::UnknownMember, Fault::Unassigned] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        store.create_topic("t", topic_config(4)).unwrap();
+        let c = coordinator(&store);
+        let armed = Arc::new(AtomicBool::new(false));
+        let a = c.join("g", faulty_member(fault, &armed)).unwrap();
+        let b = c.join("g", faulty_member(fault, &armed)).unwrap();
+        let minute = faulty_member(fault, &armed).with_session_timeout(Duration::from_secs(60));
+        let short = c.join("g", minute).unwrap();
+        let sa = c.sync("g", &a).unwrap();
+        c.release("g", &a, &sa.to_revoke).unwrap();
+        c.sync("g", &b).unwrap();
+        let generation = c.sync("g", &short).unwrap().generation;
+        assert_owns_and_commits(&c, &a, generation, 2);
+
+        armed.store(true, Ordering::SeqCst);
+        // The leaving member is gone, but the group keeps its generation and assignment.
+        assert_contract_error(c.leave("g", &b), "g", fault);
+        assert!(matches!(
+            c.heartbeat("g", &b),
+            Err(Error::UnknownMember { .. })
+        ));
+        // Expiry (a clock ten minutes ahead: past one minute, not an hour) does the same.
+        let removed = c.expire_members(Instant::now() + Duration::from_secs(600));
+        assert_eq!(removed, vec![("g".to_owned(), short.clone())], "{fault:?}");
+        assert_eq!(c.describe("g").unwrap().generation, generation, "{fault:?}");
+        assert_eq!(c.heartbeat("g", &a).unwrap(), generation, "{fault:?}");
+        assert_owns_and_commits(&c, &a, generation, 2);
+
+        // The next heartbeat after the assignor recovers rebalances; `a` takes everything.
+        armed.store(false, Ordering::SeqCst);
+        assert_eq!(c.heartbeat("g", &a).unwrap(), generation + 1, "{fault:?}");
+        let s = c.sync("g", &a).unwrap();
+        assert_eq!(s.assigned.len(), 2, "{s:?}");
+        assert_owns_and_commits(&c, &a, generation + 1, 4);
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::Error;
 use crate::offset::TopicPartition;
 
 /// The members of a group and what each subscribes to: member id → topic names.
@@ -53,8 +54,20 @@ pub type Assignment = BTreeMap<String, BTreeSet<TopicPartition>>;
 /// - **may** be unbalanced; each implementation documents how balanced it is.
 ///
 /// [`validate_assignment`] checks the first three points. The coordinator runs it on every
-/// result and panics on a violation: an assignor that breaks the contract is a bug, and an
-/// invalid assignment would let two members own one partition.
+/// result before it changes anything (an invalid assignment would let two members own one
+/// partition), and reports a violation as [`Error::AssignorContract`]: the rebalance is not
+/// applied, and the group keeps its previous generation and assignment, so its members go on
+/// polling and committing what they own. Who sees the error depends on what caused the
+/// rebalance:
+/// - a [`join`](crate::GroupCoordinator::join): it returns the error and the member is not
+///   added;
+/// - a [`leave`](crate::GroupCoordinator::leave): it returns the error, but the member has
+///   left (its partitions are released, and stay unassigned until a rebalance succeeds);
+/// - a session timeout or a change of a subscribed topic: nobody (no caller caused it); the
+///   group stays on its previous assignment.
+///
+/// While the assignment is out of date (its members or partition counts are not the group's),
+/// every heartbeat and sync tries the rebalance again.
 ///
 /// `assign` runs under the group's lock, on the thread of whichever member call caused the
 /// rebalance: it **should** be fast and **must not** call back into the coordinator.
@@ -81,38 +94,94 @@ pub fn validate_assignment(
     partition_counts: &PartitionCounts,
     assignment: &Assignment,
 ) -> Result<(), String> {
-    for member in subscriptions.keys() {
-        if !assignment.contains_key(member) {
-            return Err(format!("member {member:?} has no entry"));
+    check_assignment(subscriptions, partition_counts, assignment).map_err(|v| v.to_string())
+}
+
+/// The first way an assignment breaks the [`Assignor`] contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Violation {
+    /// Which rule it breaks.
+    pub(crate) reason: &'static str,
+    /// The member whose entry breaks it, if one does.
+    pub(crate) member: Option<String>,
+    /// The partition concerned, if one is.
+    pub(crate) topic_partition: Option<TopicPartition>,
+}
+
+impl Violation {
+    fn new(reason: &'static str, member: Option<&str>, tp: Option<&TopicPartition>) -> Self {
+        Violation {
+            reason,
+            member: member.map(str::to_owned),
+            topic_partition: tp.cloned(),
         }
     }
-    let mut owner: BTreeMap<&TopicPartition, &str> = BTreeMap::new();
+
+    /// The error the coordinator reports for this violation by the assignor of `group`.
+    pub(crate) fn into_error(self, group: &str) -> Error {
+        Error::AssignorContract {
+            group: group.to_owned(),
+            reason: self.reason,
+            member: self.member,
+            topic_partition: self.topic_partition,
+        }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason)?;
+        if let Some(member) = &self.member {
+            write!(f, ": member {member:?}")?;
+        }
+        if let Some(tp) = &self.topic_partition {
+            write!(f, ": partition {tp}")?;
+        }
+        Ok(())
+    }
+}
+
+/// [`validate_assignment`] with the violation as a value.
+pub(crate) fn check_assignment(
+    subscriptions: &Subscriptions,
+    partition_counts: &PartitionCounts,
+    assignment: &Assignment,
+) -> Result<(), Violation> {
+    if let Some(member) = subscriptions.keys().find(|m| !assignment.contains_key(*m)) {
+        return Err(Violation::new("a member has no entry", Some(member), None));
+    }
+    let mut owner: BTreeSet<&TopicPartition> = BTreeSet::new();
     for (member, partitions) in assignment {
         let Some(topics) = subscriptions.get(member) else {
-            return Err(format!("entry for {member:?}, which is not a member"));
+            return Err(Violation::new(
+                "an entry names a non-member",
+                Some(member),
+                None,
+            ));
         };
         for tp in partitions {
+            let violation = |reason| Violation::new(reason, Some(member), Some(tp));
             if !topics.contains(&tp.topic) {
-                return Err(format!(
-                    "{tp} given to {member:?}, which does not subscribe to {:?}",
-                    tp.topic
+                return Err(violation(
+                    "partition given to a member that does not subscribe to its topic",
                 ));
             }
             match partition_counts.get(&tp.topic) {
                 Some(&count) if tp.partition < count => {}
-                _ => return Err(format!("{tp} does not exist")),
+                _ => return Err(violation("partition does not exist")),
             }
-            if let Some(first) = owner.insert(tp, member) {
-                return Err(format!("{tp} given to both {first:?} and {member:?}"));
+            if !owner.insert(tp) {
+                return Err(violation("partition given to two members"));
             }
         }
     }
-    for tp in subscribed_partitions(subscriptions, partition_counts) {
-        if !owner.contains_key(&tp) {
-            return Err(format!("{tp} is not assigned"));
-        }
+    match subscribed_partitions(subscriptions, partition_counts)
+        .into_iter()
+        .find(|tp| !owner.contains(tp))
+    {
+        Some(tp) => Err(Violation::new("partition not assigned", None, Some(&tp))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Every partition of every topic that some member subscribes to and that exists, sorted.
@@ -423,6 +492,50 @@ mod tests {
         assert!(
             validate_assignment(&s, &c, &a).is_err(),
             "c is not a member"
+        );
+    }
+
+    #[test]
+    fn check_names_the_rule_member_and_partition() {
+        let members = subs(&[("a", &["t"]), ("b", &["t", "u"])]);
+        let partitions = counts(&[("t", 2), ("u", 1)]);
+        let tp = |topic: &str, p| TopicPartition::new(topic, p);
+        let some = |member: &str| Some(member.to_owned());
+        let violation = |assignment: &Assignment| {
+            let found = check_assignment(&members, &partitions, assignment).unwrap_err();
+            (found.reason, found.member, found.topic_partition)
+        };
+        let mut a: Assignment = [("a".into(), [tp("t", 0)].into())].into();
+        let no_entry = ("a member has no entry", some("b"), None);
+        assert_eq!(violation(&a), no_entry);
+        a.insert("b".into(), [tp("t", 0), tp("u", 0)].into());
+        let twice = (
+            "partition given to two members",
+            some("b"),
+            Some(tp("t", 0)),
+        );
+        assert_eq!(violation(&a), twice);
+        a.insert("b".into(), [tp("u", 0)].into());
+        let unassigned = ("partition not assigned", None, Some(tp("t", 1)));
+        assert_eq!(violation(&a), unassigned);
+        a.insert("a".into(), [tp("t", 0), tp("t", 1), tp("u", 0)].into());
+        let unsubscribed = "partition given to a member that does not subscribe to its topic";
+        assert_eq!(violation(&a), (unsubscribed, some("a"), Some(tp("u", 0))));
+        a.insert("a".into(), [tp("t", 0), tp("t", 1), tp("t", 2)].into());
+        let missing = ("partition does not exist", some("a"), Some(tp("t", 2)));
+        assert_eq!(violation(&a), missing);
+        a.insert("a".into(), [tp("t", 0), tp("t", 1)].into());
+        check_assignment(&members, &partitions, &a).unwrap();
+        a.insert("x".into(), BTreeSet::new());
+        let intruder = ("an entry names a non-member", some("x"), None);
+        assert_eq!(violation(&a), intruder);
+        let error = check_assignment(&members, &partitions, &a)
+            .unwrap_err()
+            .into_error("g");
+        assert!(
+            matches!(&error, Error::AssignorContract { group, member: Some(m), .. }
+                if group == "g" && m == "x"),
+            "{error:?}"
         );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::assignor::{
-    validate_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
+    check_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
 };
 use crate::error::{Error, Result};
 use crate::group::offset_store::{
@@ -240,7 +240,10 @@ pub struct GroupDescription {
 ///   [`expire_members`](Self::expire_members); the coordinator owns no thread.
 /// - Every change of membership, of a member's subscription or of a subscribed topic's
 ///   partition count is a **rebalance**: the generation goes up by one and the group's
-///   [`Assignor`] computes the new *assignment* (its previous one as the sticky hint).
+///   [`Assignor`] computes the new *assignment* (its previous one as the sticky hint). An
+///   assignment that breaks the assignor's contract is never applied: the group keeps its
+///   generation and assignment, and the call that caused it (if any) returns
+///   [`Error::AssignorContract`] (see [`Assignor`]).
 /// - **Ownership** follows the assignment in two steps, like Kafka's cooperative protocol:
 ///   a partition moving from `A` to `B` stays owned by `A` until `A` calls
 ///   [`release`](Self::release) (after committing what it processed) or is removed; only
@@ -348,21 +351,23 @@ impl GroupCoordinator {
     /// Errors: [`Error::InvalidGroupId`], an invalid `config` (see
     /// [`MemberConfig::validate`]), [`Error::GroupFull`] past [`GROUP_MEMBERS_MAX`],
     /// [`Error::InconsistentAssignor`] if the group's members use an assignor of another
-    /// name.
+    /// name, [`Error::AssignorContract`] if the group's assignor breaks its contract for the
+    /// new membership (the member is not added; the group keeps its generation and
+    /// assignment).
     pub fn join(&self, group: &str, config: MemberConfig) -> Result<String> {
         validate_group_id(group)?;
         config.validate()?;
         let handle = self.group(group, true).expect("created");
         let mut g = handle.lock();
         let now = Instant::now();
-        g.expire(now);
+        g.expire(group, now);
         if g.members.len() >= GROUP_MEMBERS_MAX {
             return Err(Error::GroupFull {
                 group: group.to_owned(),
                 limit: GROUP_MEMBERS_MAX,
             });
         }
-        match &g.assignor {
+        let assignor = match &g.assignor {
             Some(a) if !g.members.is_empty() && a.name() != config.assignor.name() => {
                 return Err(Error::InconsistentAssignor {
                     group: group.to_owned(),
@@ -370,11 +375,17 @@ impl GroupCoordinator {
                     actual: config.assignor.name().to_owned(),
                 });
             }
-            Some(_) if !g.members.is_empty() => {}
-            _ => g.assignor = Some(config.assignor.clone()),
-        }
+            Some(a) if !g.members.is_empty() => a.clone(),
+            _ => config.assignor.clone(),
+        };
         let n = self.next_member.fetch_add(1, Ordering::Relaxed);
         let member_id = format!("{}-{n:010}", config.client_id);
+        // Plan with the new member before adding it: a broken assignor changes nothing.
+        let mut subscriptions = g.subscriptions();
+        subscriptions.insert(member_id.clone(), config.topics.clone());
+        let counts = current_counts(&subscriptions, &*self.metadata);
+        let assignment = plan(group, &*assignor, &subscriptions, &counts, &g.assignment)?;
+        g.assignor = Some(assignor);
         g.members.insert(
             member_id.clone(),
             Member {
@@ -384,21 +395,24 @@ impl GroupCoordinator {
                 owned: BTreeSet::new(),
             },
         );
-        g.rebalance(&*self.metadata);
+        g.apply(counts, assignment);
         Ok(member_id)
     }
 
     /// Remove `member_id` from `group`: its partitions are released at once (commit first)
     /// and the group rebalances. [`Error::UnknownMember`] if it is not a member.
+    /// [`Error::AssignorContract`] if the group's assignor breaks its contract for the
+    /// remaining members: the member has left all the same, but the group keeps its
+    /// generation and assignment (the released partitions wait, unowned, until a later
+    /// heartbeat or sync rebalances successfully).
     pub fn leave(&self, group: &str, member_id: &str) -> Result<()> {
         let handle = self.member_group(group, member_id)?;
         let mut g = handle.lock();
-        g.expire(Instant::now());
+        g.expire(group, Instant::now());
         if !g.remove(member_id) {
             return Err(unknown_member(group, member_id));
         }
-        g.rebalance(&*self.metadata);
-        Ok(())
+        g.rebalance(group, &*self.metadata)
     }
 
     /// Record that `member_id` is alive and return the group's generation (a value above the
@@ -408,7 +422,7 @@ impl GroupCoordinator {
         let handle = self.member_group(group, member_id)?;
         let mut g = handle.lock();
         g.touch(group, member_id, Instant::now())?;
-        g.refresh(&*self.metadata);
+        g.refresh(group, &*self.metadata);
         Ok(g.generation)
     }
 
@@ -419,7 +433,7 @@ impl GroupCoordinator {
         let handle = self.member_group(group, member_id)?;
         let mut g = handle.lock();
         g.touch(group, member_id, Instant::now())?;
-        g.refresh(&*self.metadata);
+        g.refresh(group, &*self.metadata);
         Ok(g.sync(member_id))
     }
 
@@ -506,10 +520,10 @@ impl GroupCoordinator {
         let mut removed = Vec::new();
         for (name, handle) in groups {
             let mut g = handle.lock();
-            for member in g.expire(now) {
+            for member in g.expire(&name, now) {
                 removed.push((name.clone(), member));
             }
-            g.refresh(&*self.metadata);
+            g.refresh(&name, &*self.metadata);
         }
         removed.sort();
         removed
@@ -586,10 +600,33 @@ fn unknown_member(group: &str, member_id: &str) -> Error {
     }
 }
 
+/// The partition counts of every topic in `subscriptions` that exists, from `metadata`.
+fn current_counts(subscriptions: &Subscriptions, metadata: &dyn TopicMetadata) -> PartitionCounts {
+    let topics: BTreeSet<&String> = subscriptions.values().flatten().collect();
+    topics
+        .into_iter()
+        .filter_map(|t| metadata.partition_count(t).map(|n| (t.clone(), n)))
+        .collect()
+}
+
+/// The assignment `assignor` computes for `subscriptions` and `counts`, checked against the
+/// [`Assignor`] contract; [`Error::AssignorContract`] for a broken one. Changes nothing.
+fn plan(
+    group: &str,
+    assignor: &dyn Assignor,
+    subscriptions: &Subscriptions,
+    counts: &PartitionCounts,
+    previous: &Assignment,
+) -> Result<Assignment> {
+    let assignment = assignor.assign(subscriptions, counts, previous);
+    check_assignment(subscriptions, counts, &assignment).map_err(|v| v.into_error(group))?;
+    Ok(assignment)
+}
+
 impl Group {
     /// Expire members silent for longer than their session timeout at `now`, releasing their
     /// partitions and rebalancing if any was removed. Returns the removed ids.
-    fn expire(&mut self, now: Instant) -> Vec<String> {
+    fn expire(&mut self, group: &str, now: Instant) -> Vec<String> {
         let expired: Vec<String> = self
             .members
             .iter()
@@ -601,15 +638,18 @@ impl Group {
         }
         if !expired.is_empty() {
             // Without metadata at hand, keep the counts the assignment was made from; the
-            // next member call refreshes them.
-            self.reassign();
+            // next member call refreshes them. A broken assignor's error has nobody to go to
+            // (no caller caused the expiry): the group keeps its assignment, and the next
+            // heartbeat or sync tries again (`refresh`).
+            let counts = self.partition_counts.clone();
+            let _ = self.reassign(group, counts);
         }
         expired
     }
 
     /// Expire others, then check `member_id` is a member and mark it alive at `now`.
     fn touch(&mut self, group: &str, member_id: &str, now: Instant) -> Result<()> {
-        self.expire(now);
+        self.expire(group, now);
         let member = self
             .members
             .get_mut(member_id)
@@ -629,55 +669,60 @@ impl Group {
         true
     }
 
-    /// The partition counts of every subscribed topic that exists, from `metadata`.
-    fn current_counts(&self, metadata: &dyn TopicMetadata) -> PartitionCounts {
-        let topics: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
-        topics
-            .into_iter()
-            .filter_map(|t| metadata.partition_count(t).map(|n| (t.clone(), n)))
+    /// Member id → subscribed topics, for every member.
+    fn subscriptions(&self) -> Subscriptions {
+        self.members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
             .collect()
     }
 
-    /// Rebalance if a subscribed topic's partition count changed.
-    fn refresh(&mut self, metadata: &dyn TopicMetadata) {
-        let counts = self.current_counts(metadata);
-        if counts != self.partition_counts {
-            self.partition_counts = counts;
-            self.reassign();
+    /// Rebalance if the assignment is out of date: a subscribed topic's partition count
+    /// changed, or an earlier rebalance failed (the assignment still names members that are
+    /// gone). A failure is not reported: the member calling did not cause it, and must be
+    /// able to go on polling and committing on the previous assignment.
+    fn refresh(&mut self, group: &str, metadata: &dyn TopicMetadata) {
+        let counts = current_counts(&self.subscriptions(), metadata);
+        let stale = !self.assignment.keys().eq(self.members.keys());
+        if stale || counts != self.partition_counts {
+            let _ = self.reassign(group, counts);
         }
     }
 
     /// Rebalance with fresh partition counts.
-    fn rebalance(&mut self, metadata: &dyn TopicMetadata) {
-        self.partition_counts = self.current_counts(metadata);
-        self.reassign();
+    fn rebalance(&mut self, group: &str, metadata: &dyn TopicMetadata) -> Result<()> {
+        let counts = current_counts(&self.subscriptions(), metadata);
+        self.reassign(group, counts)
     }
 
-    /// Bump the generation and recompute the assignment from `partition_counts`.
-    fn reassign(&mut self) {
+    /// Recompute the assignment for the members and `counts`; if the assignor keeps its
+    /// contract, bump the generation and apply it, else change nothing and return
+    /// [`Error::AssignorContract`].
+    fn reassign(&mut self, group: &str, counts: PartitionCounts) -> Result<()> {
+        let assignment = if self.members.is_empty() {
+            Assignment::new()
+        } else {
+            let assignor = self
+                .assignor
+                .as_deref()
+                .expect("a group with members has an assignor");
+            plan(
+                group,
+                assignor,
+                &self.subscriptions(),
+                &counts,
+                &self.assignment,
+            )?
+        };
+        self.apply(counts, assignment);
+        Ok(())
+    }
+
+    /// Start a new generation with `assignment`, computed from `counts` and valid for the
+    /// current members.
+    fn apply(&mut self, counts: PartitionCounts, assignment: Assignment) {
         self.generation += 1;
-        let subscriptions: Subscriptions = self
-            .members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.topics.clone()))
-            .collect();
-        if subscriptions.is_empty() {
-            self.assignment = Assignment::new();
-            return;
-        }
-        let assignor = self
-            .assignor
-            .clone()
-            .expect("a group with members has an assignor");
-        let assignment = assignor.assign(&subscriptions, &self.partition_counts, &self.assignment);
-        if let Err(violation) =
-            validate_assignment(&subscriptions, &self.partition_counts, &assignment)
-        {
-            panic!(
-                "assignor {:?} broke the Assignor contract: {violation}",
-                assignor.name()
-            );
-        }
+        self.partition_counts = counts;
         self.assignment = assignment;
     }
 
