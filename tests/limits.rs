@@ -1,11 +1,8 @@
-//! Resource bounds: open file descriptors stay bounded however many segments are read, and a
+//! Resource bounds: open file descriptors stay bounded however many segments are read or rolled
+//! (under every durability policy), retention frees the space of what it deletes, and a
 //! partition reopens with index settings different from those it was written with.
 
 use seglog::{Durability, Offset, Partition, PartitionConfig, Record};
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
 
 fn fill(p: &Partition, records: u64) {
     for i in 0..records {
@@ -45,7 +42,7 @@ fn descriptors_stay_bounded_while_reading_many_segments() {
     let p = Partition::open(dir.path(), cfg).unwrap();
     let segments = p.segment_count();
     assert!(segments > 100, "{segments} segments");
-    let before = open_fds();
+    let before = fds_in(dir.path()).len();
     // Read everything twice, look every timestamp up, apply retention: each touches every
     // segment, yet at most `open_segments_max` sealed ones may stay open.
     assert_eq!(read_all(&p), 3_000);
@@ -57,10 +54,11 @@ fn descriptors_stay_bounded_while_reading_many_segments() {
         );
     }
     p.apply_retention_at(0).unwrap();
-    let after = open_fds();
-    // Other tests in this binary run in parallel threads and may open a few files too.
+    // Only descriptors on this partition's files: the other tests of this binary run in
+    // parallel threads and open files of their own.
+    let after = fds_in(dir.path()).len();
     assert!(
-        after <= before + 4 + 8,
+        after <= before + 4,
         "{before} descriptors before reading {segments} segments, {after} after"
     );
 }
@@ -194,4 +192,94 @@ fn a_segment_log_over_the_largest_segment_size_is_refused_not_panicked_on() {
         Err(seglog::Error::Corrupt { path, .. }) => assert_eq!(path, log),
         other => panic!("expected a typed error, got {other:?}"),
     }
+}
+
+/// What this process's descriptors on files in `dir` point at (only this test's directory, so
+/// tests running in parallel do not count); a deleted file's ends in " (deleted)".
+fn fds_in(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap();
+    let mut targets = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        // A descriptor may close between listing and reading its link.
+        let Ok(target) = std::fs::read_link(entry.unwrap().path()) else {
+            continue;
+        };
+        if target.starts_with(&dir) && target != dir {
+            targets.push(target.to_string_lossy().into_owned());
+        }
+    }
+    targets
+}
+
+#[test]
+fn rolls_keep_the_descriptor_budget_without_fsyncs() {
+    // A threshold never reached: SyncThreshold must not hold rolled segments open either.
+    let never = Durability::SyncThreshold {
+        records: Some(u64::MAX),
+        bytes: None,
+        interval: None,
+    };
+    for durability in [Durability::NoSync, never] {
+        rolls_keep_the_descriptor_budget(durability);
+    }
+}
+
+fn rolls_keep_the_descriptor_budget(durability: Durability) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartitionConfig::default()
+        .with_durability(durability.clone())
+        .with_segment_bytes(seglog::SEGMENT_BYTES_MIN)
+        .with_open_segments_max(8);
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    while p.segment_count() < 2_000 {
+        let n = p.log_end_offset().0;
+        p.append(&[Record::new(format!("value {n:06}"))]).unwrap();
+    }
+    // One `.log` descriptor per loaded segment: the active one plus at most
+    // `open_segments_max` sealed ones. Before the fix every rolled segment stayed open.
+    let fds = fds_in(dir.path());
+    let logs = fds.iter().filter(|t| t.ends_with(".log")).count();
+    assert!(
+        logs <= 1 + 8,
+        "{durability:?}: {logs} logs open after 2,000 rolls"
+    );
+    // `flush` still makes the sealed segments durable, reopening those it closed.
+    p.flush().unwrap();
+    assert_eq!(read_all(&p), p.log_end_offset().0);
+}
+
+#[test]
+fn no_sync_retention_frees_the_space_of_deleted_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_segment_bytes(seglog::SEGMENT_BYTES_MIN)
+        .with_retention_bytes(Some(16 * 1024));
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    let mut deleted_segments = 0;
+    for _ in 0..20 {
+        fill(&p, 400);
+        deleted_segments += p.apply_retention_at(0).unwrap().delete_count;
+    }
+    assert!(
+        deleted_segments > 100,
+        "{deleted_segments} segments deleted"
+    );
+    let fds = fds_in(dir.path());
+    let deleted: Vec<_> = fds.iter().filter(|t| t.ends_with(" (deleted)")).collect();
+    assert!(
+        deleted.is_empty(),
+        "{} of {} descriptors hold deleted files, such as {:?}",
+        deleted.len(),
+        fds.len(),
+        deleted.first()
+    );
+    // Nor does a map: the indexes (and reads) map the files.
+    let dir = dir.path().canonicalize().unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapped: Vec<_> = maps
+        .lines()
+        .filter(|l| l.contains(dir.to_str().unwrap()) && l.ends_with(" (deleted)"))
+        .collect();
+    assert!(mapped.is_empty(), "maps of deleted files: {mapped:?}");
 }

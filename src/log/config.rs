@@ -19,6 +19,12 @@ pub enum Durability {
     /// Never fsync on append; the OS writes back when it likes (Kafka's default).
     /// When `append` returns, the batch is in the OS page cache, not necessarily on disk.
     /// [`Partition::flush`](crate::Partition::flush) and a clean close make it durable.
+    ///
+    /// Resources are bounded as under the other policies: a rolled segment's files close like
+    /// any sealed segment's once more than
+    /// [`open_segments_max`](PartitionConfig::open_segments_max) are open, without waiting for
+    /// an fsync (a later `flush` or `close` reopens them to fsync), and the files of segments
+    /// retention deletes are closed at once, so their disk space is freed.
     NoSync,
     /// When `append` returns, the batch and everything before it is on disk (`fdatasync`).
     /// Concurrent appenders share fsyncs (group commit), and the high watermark only covers
@@ -161,8 +167,11 @@ pub struct PartitionConfig {
     /// Compaction settings, used when the policy compacts.
     pub compaction: CompactionConfig,
     /// How many sealed segments keep their files open (one descriptor and three maps each);
-    /// the least recently loaded are closed beyond this and reopened on demand.
-    /// Default 128; at least 1.
+    /// the least recently loaded are closed beyond this and reopened on demand. Under every
+    /// durability policy, segments just rolled count too: one that is not yet fsynced is
+    /// closed like any other and reopened by the next fsync (`flush`, `close`, a
+    /// `SyncThreshold` sync). Segments deleted by retention are closed at once and do not
+    /// count. Default 128; at least 1.
     pub open_segments_max: usize,
     /// On open, truncate at corruption found below the recovery point instead of failing
     /// with [`Error::CorruptBelowRecoveryPoint`]. Default `false`.

@@ -570,6 +570,33 @@ impl Segment {
         self.removed.store(true, Ordering::Release);
     }
 
+    /// Retention deleted this segment's files: close them now, retired or not, so the disk
+    /// space is freed once readers that still hold them let go, and never load it again.
+    pub(crate) fn release_deleted(&self) {
+        let mut slot = self.files.lock();
+        self.removed.store(true, Ordering::Release);
+        *slot = None;
+    }
+
+    /// fsync the log file of a sealed segment: through its loaded files, or, if they were
+    /// closed to keep within `open_segments_max`, by reopening it (an fsync covers the file,
+    /// whichever descriptor wrote it). A segment removed since has nothing left to make
+    /// durable.
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        let path = self.path(LOG_EXT);
+        if let Some(f) = self.loaded_files() {
+            return f.log.sync_data().at(&path);
+        }
+        if self.removed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.fs.open(&path, OpenFlags::READ) {
+            Ok(log) => log.sync_data().at(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
     /// Reopen the last segment for appending, keeping `index_entries` / `time_entries` of its
     /// (already checked) indexes.
     pub(crate) fn open_active(

@@ -115,8 +115,12 @@ pub(crate) struct Writer {
     pub preallocated: u64,
     /// First timestamp in the active segment, for time-based rolling.
     pub first_timestamp: Option<i64>,
-    /// Sealed segments written but not yet fsynced.
-    pub unsynced_sealed: Vec<Arc<SegmentFiles>>,
+    /// Sealed segments written but not yet fsynced, oldest first. The segments, not their
+    /// files: these stay within `open_segments_max` like any loaded sealed segment, and an
+    /// fsync reopens a closed one (see [`Segment::sync_log`]). Retention drops the ones it
+    /// deletes, so under `NoSync`, which never fsyncs on its own, nothing waits here for long
+    /// but a `Segment` each.
+    pub unsynced_sealed: Vec<Arc<Segment>>,
     /// A segment file was created since the last directory fsync.
     pub dir_dirty: bool,
     pub unsynced_records: u64,
@@ -467,9 +471,10 @@ impl Partition {
             Offset(end),
             self.config.index_bytes_max,
         )?);
-        let files = new.loaded_files().expect("a new active segment is loaded");
-        w.unsynced_sealed
-            .push(std::mem::replace(&mut w.files, files));
+        w.files = new.loaded_files().expect("a new active segment is loaded");
+        // The sealed segment counts against `open_segments_max` from now on, under every
+        // policy: waiting for an fsync does not keep its files open.
+        w.unsynced_sealed.push(w.active.clone());
         self.track_loaded(&w.active);
         w.dir_dirty = true;
         let mut segments = Vec::clone(&w.segments);
@@ -617,11 +622,10 @@ impl Partition {
                 w.files.clone(),
             )
         };
-        let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
-        for f in &sealed {
-            sync(f)?;
+        for seg in &sealed {
+            seg.sync_log()?;
         }
-        sync(&files)?;
+        files.log.sync_data().at(&self.dir)?;
         if dir_dirty {
             checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         }
@@ -771,14 +775,21 @@ impl Partition {
                     .all(|(a, b)| Arc::ptr_eq(a, b)),
                 "only retention removes segments, and it is serialised"
             );
+            // Deleted segments need no fsync: do not keep them waiting for one.
+            let first_kept = keep.first().expect("retention keeps the active segment");
+            let first_kept = first_kept.base_offset();
+            w.unsynced_sealed.retain(|s| s.base_offset() >= first_kept);
+            self.loaded.lock().retain(|s| s.base_offset() >= first_kept);
             w.segments = Arc::new(keep);
             let mut view = self.view.write();
             view.replace_segments(w.segments.clone());
             view.bounds_mut().advance_log_start(plan.log_start_offset.0);
             doomed
         };
-        // Readers that still hold these segments keep their open file handles.
+        // Readers that still hold these segments keep their open file handles; nothing else
+        // does, so the space is freed when they let go.
         for s in &doomed {
+            s.release_deleted();
             s.delete_files()?;
         }
         checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
@@ -861,8 +872,8 @@ impl Partition {
         }
         let result = (|| {
             let sync = |f: &SegmentFiles| -> Result<()> { f.log.sync_data().at(&self.dir) };
-            for f in std::mem::take(&mut w.unsynced_sealed) {
-                sync(&f)?;
+            for seg in std::mem::take(&mut w.unsynced_sealed) {
+                seg.sync_log()?;
             }
             if w.preallocated > w.size {
                 w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;

@@ -204,27 +204,17 @@ impl Partition {
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
     /// record is that new. Uses the time index to skip segments and to start the scan.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>> {
-        let view = self.view();
-        let mut start = None;
-        for seg in view.segments().iter() {
-            let base = seg.base_offset();
-            if base.0 > view.high_watermark().segment_base {
-                break;
+        let (view, start) = loop {
+            let view = self.view();
+            match self.time_lookup_start(&view, timestamp_ms) {
+                Ok(start) => break (view, start),
+                // Retention deleted (and closed) a segment of this view: look again.
+                Err(Error::OffsetOutOfRange {
+                    log_start_offset, ..
+                }) if log_start_offset.0 > view.log_start() => {}
+                Err(e) => return Err(e),
             }
-            // Skip whole sealed segments by their newest timestamp, without loading them.
-            if base.0 < view.high_watermark().segment_base
-                && self
-                    .sealed_meta(seg, base)?
-                    .max_timestamp
-                    .is_none_or(|t| t < timestamp_ms)
-            {
-                continue;
-            }
-            let files = self.segment_files(seg, base)?;
-            let rel = files.time_index.read().lookup(timestamp_ms);
-            start = Some(seg.base_offset().0 + u64::from(rel));
-            break;
-        }
+        };
         let Some(start) = start else { return Ok(None) };
         let mut next = Offset(start.max(view.log_start()));
         loop {
@@ -255,6 +245,30 @@ impl Partition {
             }
             next = read.next_offset();
         }
+    }
+
+    /// Where the scan for `timestamp_ms` starts in `view`: the time index's entry in the
+    /// first segment that may hold so new a record, or `None` if none may.
+    fn time_lookup_start(&self, view: &View, timestamp_ms: i64) -> Result<Option<u64>> {
+        for seg in view.segments().iter() {
+            let base = seg.base_offset();
+            if base.0 > view.high_watermark().segment_base {
+                break;
+            }
+            // Skip whole sealed segments by their newest timestamp, without loading them.
+            if base.0 < view.high_watermark().segment_base
+                && self
+                    .sealed_meta(seg, base)?
+                    .max_timestamp
+                    .is_none_or(|t| t < timestamp_ms)
+            {
+                continue;
+            }
+            let files = self.segment_files(seg, base)?;
+            let rel = files.time_index.read().lookup(timestamp_ms);
+            return Ok(Some(base.0 + u64::from(rel)));
+        }
+        Ok(None)
     }
 }
 

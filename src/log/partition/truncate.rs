@@ -217,9 +217,15 @@ impl Partition {
             v.replace_segments(w.segments.clone());
             v.bounds_mut().truncate_to(end);
         }
-        let mut files = std::mem::take(&mut w.unsynced_sealed);
-        files.push(w.files.clone());
-        settle(&self.config.fs, &self.dir, &files, cut.end)?;
+        for seg in std::mem::take(&mut w.unsynced_sealed) {
+            seg.sync_log()?;
+        }
+        settle(
+            &self.config.fs,
+            &self.dir,
+            std::slice::from_ref(&w.files),
+            cut.end,
+        )?;
         let _s = self.sync.lock();
         self.publish_durable(end, true);
         Ok(())
