@@ -305,7 +305,7 @@ fn recover(
     let first_scan = bases
         .partition_point(|b| b.0 <= recovery_point)
         .saturating_sub(1);
-    let compacts = config.offset_gaps;
+    let gaps = config.offset_gaps;
     let mut segments = sealed_prefix(&config.fs, dir, bases, first_scan);
     let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
     let mut facts: Vec<SegmentFacts> = Vec::new();
@@ -319,13 +319,13 @@ fn recover(
             break;
         }
         if let Some(next) = bases.get(i + 1) {
-            expected = sealed_end(&f, next.0, compacts);
+            expected = sealed_end(&f, next.0, gaps);
         }
         // Every plan seals a segment two before the last scanned one exactly so: seal it now
         // and close its files, so recovery holds a bounded number of descriptors.
         if let Some(j) = scanned.len().checked_sub(3) {
             let s = scanned[j].take().expect("sealed once");
-            let end_offset = sealed_end(&facts[j], facts[j + 1].base, compacts);
+            let end_offset = sealed_end(&facts[j], facts[j + 1].base, gaps);
             segments.push(seal_scanned(s, end_offset, facts[j].end_position)?);
         }
     }
@@ -342,7 +342,7 @@ fn recover(
         has_prefix: first_scan > 0,
         recovery_point,
         truncate_corrupt: config.truncate_corrupt,
-        compacts,
+        gaps,
     })
     .map_err(|e| Error::CorruptBelowRecoveryPoint {
         path: segment_path(dir, Offset(facts[e.index].base), LOG_EXT),
@@ -389,7 +389,6 @@ pub(super) fn scan_segment(
     let log_path = seg.path(LOG_EXT);
     let file_len = log_len(&files.log, &log_path)?;
     let mut cursor = IndexCursor::new(config.index_interval_bytes);
-    let mut last_compacted = None;
     // A segment starts where the previous one ended, or later where compaction removed the
     // batches in between (the scan checks the batches themselves).
     let scan = if base.0 >= expected {
@@ -402,7 +401,6 @@ pub(super) fn scan_segment(
             gaps: config.offset_gaps,
         };
         scan.run(0, expected, &mut |h, pos| {
-            last_compacted = Some(config.offset_gaps);
             cursor.on_batch(&seg, &files, h, pos);
         })?
     } else {
@@ -424,7 +422,6 @@ pub(super) fn scan_segment(
         end_position: scan.end_position,
         next_offset: scan.next_offset,
         damage,
-        last_compacted,
     };
     Ok(ScannedSegment {
         seg,

@@ -99,24 +99,19 @@ impl Partition {
             // CRC) and accepted as a gap would otherwise put records at wrong offsets.
             let end_offset = seg.end_offset().map_or(hw, |e| e.0);
             let visible = (limit, end_offset);
-            let end =
+            let next_offset =
                 self.read_segment(seg, &files, offset, max_bytes, visible, &mut out.batches)?;
             if !out.batches.is_empty() {
                 break;
             }
             // Moving on to the next segment: this one must end where the next one begins, or
-            // offsets in between would be skipped silently — unless compaction removed the
-            // batches at its end (a segment it emptied looks the same).
+            // offsets in between would be skipped silently — unless gaps are allowed
+            // (compaction may remove a segment's last batches, or all of them).
             if let Some(expected_end) = seg
                 .end_offset()
                 .filter(|_| limit == files.sealed_size().unwrap_or(0))
             {
-                let compacted_end = match end.last_compacted {
-                    Some(compacted) => compacted,
-                    // No batch at all: only compaction empties a sealed segment.
-                    None => self.config.offset_gaps,
-                };
-                if end.next_offset != expected_end.0 && !compacted_end {
+                if next_offset != expected_end.0 && !self.config.offset_gaps {
                     return Err(Error::Corrupt {
                         path: seg.path(LOG_EXT),
                         position: limit,
@@ -130,7 +125,7 @@ impl Partition {
 
     /// Append to `out` the batches of `seg` from the one holding `offset`, among those below
     /// `visible.0` bytes, each of which must end below offset `visible.1`. Says where it
-    /// stopped.
+    /// stopped: the offset after the last batch looked at.
     fn read_segment(
         &self,
         seg: &Segment,
@@ -139,7 +134,7 @@ impl Partition {
         max_bytes: usize,
         visible: (u64, u64),
         out: &mut Vec<Batch>,
-    ) -> Result<SegmentEnd> {
+    ) -> Result<u64> {
         let (limit, end_offset) = visible;
         let gaps = self.config.offset_gaps;
         let path = || seg.path(LOG_EXT);
@@ -156,7 +151,6 @@ impl Partition {
         // The index is a cache, never trusted over the log (see `index_start`).
         let (mut pos, mut expected) = index_start(&files.index.read(), &data, base, rel);
         let mut taken = 0usize;
-        let mut last_compacted = None;
         while pos < data.len() {
             let rest = &data[pos..];
             let header = BatchHeader::parse(rest).map_err(|k| corrupt(pos, k))?;
@@ -170,7 +164,6 @@ impl Partition {
                 return Err(corrupt(pos, CorruptKind::BadOffset));
             }
             expected = header.last_offset() + 1;
-            last_compacted = Some(self.config.offset_gaps);
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -195,10 +188,7 @@ impl Partition {
             }
             pos += total;
         }
-        Ok(SegmentEnd {
-            next_offset: expected,
-            last_compacted,
-        })
+        Ok(expected)
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
@@ -309,14 +299,6 @@ fn check_follower(
     } else {
         Err(CorruptKind::BadOffset)
     }
-}
-
-/// Where a read of one segment stopped.
-struct SegmentEnd {
-    /// The offset after the last batch looked at.
-    next_offset: u64,
-    /// Whether that batch was rewritten by compaction; `None` if there was none.
-    last_compacted: Option<bool>,
 }
 
 /// How many bytes of `seg` readers may see; `seg` starts at or below the high watermark's

@@ -33,8 +33,6 @@ pub(super) struct SegmentFacts {
     /// Why the scan stopped before the end of the file; a zero-filled tail (preallocation)
     /// is not damage.
     pub damage: Option<CorruptKind>,
-    /// Whether the last valid batch was written by compaction; `None` without a valid batch.
-    pub last_compacted: Option<bool>,
 }
 
 impl SegmentFacts {
@@ -49,16 +47,12 @@ impl SegmentFacts {
     }
 }
 
-/// Where a segment that does not end the log ends, given the base of the next one. Compaction
-/// may have removed a segment's last batches, or all of them: then it ends where the next one
-/// begins. Only a compacting partition may have emptied a segment; elsewhere an empty one ends
-/// where it began.
-pub(super) fn sealed_end(f: &SegmentFacts, next_base: u64, compacts: bool) -> u64 {
-    let compacted = match f.last_compacted {
-        Some(last) => last,
-        None => compacts,
-    };
-    if compacted {
+/// Where a segment that does not end the log ends, given the base of the next one. Where
+/// offsets may have gaps (`gaps`: the partition gaps or came from elsewhere), compaction may
+/// have removed a segment's last batches, or all of them: then it ends where the next one
+/// begins. Elsewhere it ends after its last batch (an empty one where it began).
+pub(super) fn sealed_end(f: &SegmentFacts, next_base: u64, gaps: bool) -> u64 {
+    if gaps {
         f.next_offset.max(next_base)
     } else {
         f.next_offset
@@ -78,8 +72,9 @@ pub(super) struct RecoveryInput<'a> {
     pub recovery_point: u64,
     /// Cut damage below the recovery point instead of failing.
     pub truncate_corrupt: bool,
-    /// The partition compacts (empty segments are legitimate).
-    pub compacts: bool,
+    /// Offsets may have gaps (the partition gaps, or the directory came from elsewhere):
+    /// a segment may end where the next begins, and may be empty.
+    pub gaps: bool,
 }
 
 /// A scanned segment kept as a sealed one.
@@ -149,7 +144,7 @@ pub(super) fn plan_recovery(input: RecoveryInput<'_>) -> Result<RecoveryPlan, Be
     let mut seal: Vec<SealAt> = (0..tail)
         .map(|i| SealAt {
             index: i,
-            end_offset: sealed_end(&facts[i], facts[i + 1].base, input.compacts),
+            end_offset: sealed_end(&facts[i], facts[i + 1].base, input.gaps),
             size: facts[i].end_position,
         })
         .collect();
@@ -219,7 +214,6 @@ mod tests {
             end_position: len,
             next_offset: end,
             damage: None,
-            last_compacted: (end > base).then_some(false),
         }
     }
 
@@ -230,7 +224,7 @@ mod tests {
             has_prefix: false,
             recovery_point: 0,
             truncate_corrupt: false,
-            compacts: false,
+            gaps: false,
         }
     }
 
@@ -362,7 +356,6 @@ mod tests {
         let stray = SegmentFacts {
             expected: 3,
             next_offset: 3,
-            last_compacted: None,
             ..whole(5, 5, 0)
         };
         assert!(stray.past_tail() && stray.ends_log());
@@ -397,21 +390,17 @@ mod tests {
     }
 
     #[test]
-    fn gaps_follow_compaction_only() {
+    fn gaps_only_where_allowed() {
         // The first segment's last batches were compacted away: it ends where the next begins.
-        let compacted = SegmentFacts {
-            last_compacted: Some(true),
-            ..whole(0, 8, 700)
-        };
+        let compacted = whole(0, 8, 700);
         assert_eq!(sealed_end(&compacted, 10, true), 10);
-        assert_eq!(sealed_end(&whole(0, 8, 700), 10, true), 8);
+        assert_eq!(sealed_end(&compacted, 10, false), 8);
         let emptied = whole(10, 10, 0);
-        assert_eq!(emptied.last_compacted, None);
         assert_eq!(sealed_end(&emptied, 20, true), 20);
         assert_eq!(sealed_end(&emptied, 20, false), 10);
         let facts = [compacted, whole(10, 20, 900)];
         let plan = plan_recovery(RecoveryInput {
-            compacts: true,
+            gaps: true,
             ..input(&facts)
         })
         .unwrap();
@@ -428,7 +417,6 @@ mod tests {
             next_offset: 10,
             end_position: 0,
             damage: Some(CorruptKind::BadOffset),
-            last_compacted: None,
             ..whole(8, 12, 400)
         };
         let facts = [whole(0, 10, 1000), overlap];
