@@ -78,6 +78,24 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Run Kafka's tool with `flag` on every `.index` and `.timeindex` of `dir` in one JVM;
+/// returns the file names, stdout and stderr (the tool exits 0 even when it finds problems).
+fn dump_indexes(tool: &Path, dir: &Path, flag: &str) -> (Vec<String>, String, String) {
+    let mut files = files_with_ext(dir, "index");
+    files.extend(files_with_ext(dir, "timeindex"));
+    let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    let out = Command::new(tool)
+        .arg("--files")
+        .arg(list.join(","))
+        .arg(flag)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    (list, stdout, stderr)
+}
+
 #[test]
 fn seglog_indexes_pass_kafkas_index_sanity_check() {
     let _serial = serial();
@@ -86,18 +104,7 @@ fn seglog_indexes_pass_kafkas_index_sanity_check() {
     };
     let dir = tempfile::tempdir().unwrap();
     write_partition(dir.path());
-    let mut files = files_with_ext(dir.path(), "index");
-    files.extend(files_with_ext(dir.path(), "timeindex"));
-    let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    let out = Command::new(&tool)
-        .arg("--files")
-        .arg(list.join(","))
-        .arg("--index-sanity-check")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (list, stdout, stderr) = dump_indexes(&tool, dir.path(), "--index-sanity-check");
     // Kafka exits 0 even when it finds problems: judge each file's line.
     for f in &list {
         let verdicts = [
@@ -188,18 +195,7 @@ fn seglog_indexes_match_their_log_for_kafkas_verify_index_only() {
     };
     let dir = tempfile::tempdir().unwrap();
     write_partition(dir.path());
-    let mut files = files_with_ext(dir.path(), "index");
-    files.extend(files_with_ext(dir.path(), "timeindex"));
-    let list: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    let out = Command::new(&tool)
-        .arg("--files")
-        .arg(list.join(","))
-        .arg("--verify-index-only")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let (list, stdout, stderr) = dump_indexes(&tool, dir.path(), "--verify-index-only");
     for f in &list {
         assert!(stdout.contains(&format!("Dumping {f}")), "{f}:\n{stdout}");
     }
