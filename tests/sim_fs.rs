@@ -1,7 +1,8 @@
 //! The simulated file system (`seglog::testing::SimFs`) keeps exactly what its model says
-//! across a power loss — synced bytes, names whose directory was synced, sector-aligned
-//! prefixes of unsynced writes under a torn power loss — and fails the operations it was told
-//! to, and partitions built on it keep their durability promises: every append acknowledged
+//! across a power loss — synced bytes, names whose directory was synced (a new directory
+//! only once its parent was synced), under a torn power loss a random subset of unsynced
+//! sectors and of unsynced directory changes — drops the writes a failed fsync lost, and
+//! fails the operations it was told to, and partitions built on it keep their durability promises: every append acknowledged
 //! under `SyncEachAppend` survives a power loss, and under `NoSync` a power loss leaves a
 //! prefix of what was appended, never a wrong record.
 
@@ -15,10 +16,11 @@ use seglog::{Durability, Offset, Partition, PartitionConfig, Record};
 const DIR: &str = "/data";
 const FILE: &str = "/data/f";
 
-/// A file system holding `/data/f` with `content`, durably (data and name).
+/// A file system holding `/data/f` with `content`, durably (data, name, directory).
 fn with_durable_file(content: &[u8]) -> SimFs {
     let sim = SimFs::new();
     sim.create_dir_all(DIR).unwrap();
+    sim.sync_dir("/").unwrap();
     sim.write_file(FILE, 0, content).unwrap();
     sim.sync_file(FILE).unwrap();
     sim.sync_dir(DIR).unwrap();
@@ -49,11 +51,12 @@ fn a_synced_write_survives_power_loss() {
 fn a_new_file_is_gone_after_power_loss_unless_its_directory_was_synced() {
     let sim = SimFs::new();
     sim.create_dir_all(DIR).unwrap();
+    sim.sync_dir("/").unwrap();
     sim.write_file(FILE, 0, b"data").unwrap();
     sim.sync_file(FILE).unwrap();
     sim.power_loss();
     assert!(!sim.exists(FILE), "its data was synced, its name was not");
-    assert!(sim.exists(DIR), "directories are durable once created");
+    assert!(sim.exists(DIR), "the directory's own entry was synced");
 
     sim.write_file(FILE, 0, b"data").unwrap();
     sim.sync_dir(DIR).unwrap();
@@ -64,6 +67,43 @@ fn a_new_file_is_gone_after_power_loss_unless_its_directory_was_synced() {
         b"",
         "the name was synced, the data was not"
     );
+}
+
+#[test]
+fn a_new_directory_is_gone_with_its_files_unless_its_parent_was_synced() {
+    // Was forgiving before: directories were durable as soon as they were created.
+    let sim = SimFs::new();
+    sim.create_dir_all("/a/b").unwrap();
+    sim.sync_dir("/").unwrap();
+    sim.write_file("/a/b/f", 0, b"data").unwrap();
+    sim.sync_file("/a/b/f").unwrap();
+    sim.sync_dir("/a/b").unwrap();
+    sim.power_loss();
+    assert!(sim.exists("/a"), "its entry in / was synced");
+    assert!(
+        !sim.exists("/a/b") && !sim.exists("/a/b/f"),
+        "/a was never synced: b's entry, and all below it, is lost"
+    );
+    sim.create_dir_all("/a/b").unwrap();
+    sim.write_file("/a/b/f", 0, b"data").unwrap();
+    sim.sync_file("/a/b/f").unwrap();
+    sim.sync_dir("/a/b").unwrap();
+    sim.sync_dir("/a").unwrap();
+    sim.power_loss();
+    assert_eq!(sim.read_file("/a/b/f").unwrap(), b"data");
+}
+
+#[test]
+fn a_directory_rename_and_removal_follow_the_parent_sync() {
+    let sim = with_durable_file(b"x");
+    sim.rename(DIR, "/moved").unwrap();
+    assert!(sim.exists("/moved/f") && !sim.exists(FILE));
+    sim.power_loss();
+    assert!(sim.exists(FILE) && !sim.exists("/moved"), "rename undone");
+    sim.rename(DIR, "/moved").unwrap();
+    sim.sync_dir("/").unwrap();
+    sim.power_loss();
+    assert_eq!(sim.read_file("/moved/f").unwrap(), b"x", "rename kept");
 }
 
 #[test]
@@ -113,25 +153,42 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
 }
 
 #[test]
-fn torn_power_loss_keeps_sector_aligned_prefixes_of_unsynced_writes() {
+fn torn_power_loss_keeps_a_random_subset_of_unsynced_sectors() {
+    // Was forgiving before: a torn power loss kept an in-order prefix of the unsynced
+    // pieces. Now any subset of them, each whole: a later sector may survive an earlier one.
     const DURABLE: usize = 100;
     let unsynced = pattern(2048, 0x5a);
-    let mut lengths = BTreeSet::new();
+    let mut outcomes = BTreeSet::new();
+    let mut hole_seen = false;
     for seed in 0..64 {
         let sim = with_durable_file(&[7u8; DURABLE]);
         sim.write_file(FILE, DURABLE as u64, &unsynced).unwrap();
         sim.power_loss_torn(seed);
         let got = sim.read_file(FILE).unwrap();
-        let end = got.len();
-        assert!(
-            end == DURABLE + unsynced.len()
-                || (end as u64).is_multiple_of(SECTOR_BYTES)
-                || end == DURABLE,
-            "seed {seed}: torn at {end}, not at a sector boundary"
-        );
         assert_eq!(&got[..DURABLE], &[7u8; DURABLE], "seed {seed}");
-        assert_eq!(&got[DURABLE..], &unsynced[..end - DURABLE], "seed {seed}");
-        lengths.insert(end);
+        // The write in pieces cut at sector boundaries: each kept whole or not at all.
+        let mut kept = Vec::new();
+        let mut pos = DURABLE;
+        while pos < DURABLE + unsynced.len() {
+            let end = (pos / SECTOR_BYTES as usize + 1) * SECTOR_BYTES as usize;
+            let end = end.min(DURABLE + unsynced.len());
+            let piece = got.get(pos..end);
+            let whole = piece == Some(&unsynced[pos - DURABLE..end - DURABLE]);
+            let zero = piece.is_none_or(|p| p.iter().all(|&b| b == 0));
+            assert!(whole || zero, "seed {seed}: piece at {pos} torn inside");
+            assert!(
+                piece.is_some() || got.len() <= pos,
+                "seed {seed}: short file"
+            );
+            kept.push(whole);
+            pos = end;
+        }
+        let last = kept.iter().rposition(|&k| k).map_or(DURABLE, |i| {
+            (DURABLE / SECTOR_BYTES as usize + i + 1) * SECTOR_BYTES as usize
+        });
+        assert_eq!(got.len(), last.min(DURABLE + unsynced.len()), "seed {seed}");
+        hole_seen |= kept.windows(2).any(|w| !w[0] && w[1]);
+        outcomes.insert(kept);
 
         // Deterministic: the same seed and history tear the same way.
         let again = with_durable_file(&[7u8; DURABLE]);
@@ -139,34 +196,68 @@ fn torn_power_loss_keeps_sector_aligned_prefixes_of_unsynced_writes() {
         again.power_loss_torn(seed);
         assert_eq!(again.read_file(FILE).unwrap(), got, "seed {seed}");
     }
+    assert!(outcomes.len() >= 8, "64 seeds gave only {outcomes:?}");
     assert!(
-        lengths.len() >= 4,
-        "64 seeds tore at only {lengths:?}: the tear point is not random"
+        hole_seen,
+        "no seed kept a later sector without an earlier one"
     );
 }
 
 #[test]
-fn torn_power_loss_keeps_writes_in_order() {
-    // The first unsynced write goes to sector 2, the second to sector 0: a surviving second
-    // write means the first one survived too.
-    let mut seen_second = false;
-    for seed in 0..64 {
-        let sim = with_durable_file(&[0u8; 3 * SECTOR_BYTES as usize]);
-        sim.write_file(FILE, 2 * SECTOR_BYTES, &[1u8; SECTOR_BYTES as usize])
-            .unwrap();
-        sim.write_file(FILE, 0, &[2u8; SECTOR_BYTES as usize])
-            .unwrap();
+fn torn_power_loss_keeps_a_random_subset_of_directory_changes() {
+    // Was forgiving before: every unsynced directory change was undone. Now each one (a
+    // creation, a removal, a rename: each whole) survives or not at random.
+    let mut outcomes = BTreeSet::new();
+    for seed in 0..32 {
+        let sim = with_durable_file(b"x");
+        for name in ["/data/a", "/data/b", "/data/c"] {
+            sim.write_file(name, 0, b"new").unwrap();
+        }
+        sim.rename(FILE, "/data/g").unwrap();
         sim.power_loss_torn(seed);
-        let got = sim.read_file(FILE).unwrap();
-        let first = got[2 * SECTOR_BYTES as usize] == 1;
-        let second = got[0] == 2;
-        assert!(
-            !second || first,
-            "seed {seed}: second write kept without the first"
+        let names = sim.file_names(DIR);
+        let renamed = names.contains(&"g".to_owned());
+        assert_ne!(
+            renamed,
+            names.contains(&"f".to_owned()),
+            "seed {seed}: a rename is whole: {names:?}"
         );
-        seen_second |= second;
+        outcomes.insert(names);
     }
-    assert!(seen_second, "no seed kept both writes");
+    assert!(outcomes.len() >= 8, "32 seeds gave only {outcomes:?}");
+}
+
+#[test]
+fn a_failed_sync_loses_the_writes_it_covered() {
+    // Was forgiving before: a failed sync kept its writes pending, and the next good sync
+    // made them durable. Linux drops them (marks the pages clean after the error).
+    let sim = with_durable_file(b"abc");
+    sim.write_file(FILE, 3, b"lost").unwrap();
+    sim.fail_next(SimOp::Sync, SimError::Eio);
+    assert!(sim.sync_file(FILE).is_err());
+    assert_eq!(sim.read_file(FILE).unwrap(), b"abclost", "still cached");
+    sim.write_file(FILE, 7, b"+later").unwrap();
+    sim.sync_file(FILE).unwrap();
+    sim.power_loss();
+    assert_eq!(
+        sim.read_file(FILE).unwrap(),
+        b"abc\0\0\0\0+later",
+        "the later sync succeeded without the lost write"
+    );
+}
+
+#[test]
+fn cut_power_at_fails_every_later_operation_until_the_power_loss() {
+    let sim = with_durable_file(b"abc");
+    sim.cut_power_at(2);
+    sim.write_file(FILE, 3, b"d").unwrap();
+    assert!(!sim.power_is_cut());
+    assert_eq!(raw(&sim.sync_file(FILE).unwrap_err()), Some(5));
+    assert!(sim.power_is_cut());
+    assert!(sim.write_file(FILE, 0, b"z").is_err());
+    sim.power_loss();
+    assert!(!sim.power_is_cut());
+    assert_eq!(sim.read_file(FILE).unwrap(), b"abc", "the sync never ran");
 }
 
 fn raw(e: &std::io::Error) -> Option<i32> {

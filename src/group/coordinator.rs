@@ -13,7 +13,7 @@ use super::assignor::{
 };
 use crate::error::{Error, Result};
 use crate::group::offset_store::{
-    validate_group_id, CommittedOffset, FileOffsetStore, OffsetStore,
+    validate_group_id, CommittedOffset, FileOffsetStore, FileOffsetStoreConfig, OffsetStore,
 };
 use crate::offset::TopicPartition;
 use crate::topic::handle::validate_topic_name;
@@ -336,7 +336,8 @@ impl GroupCoordinator {
     /// [`FileOffsetStore`] in `<data dir>/`[`OFFSETS_DIR`], created if needed. Only one may be
     /// open per store at a time (the offset directory is locked).
     pub fn open(store: &LogStore) -> Result<Self> {
-        let offsets = FileOffsetStore::open(store.data_dir().join(OFFSETS_DIR))?;
+        let config = FileOffsetStoreConfig::default().on(store.file_system());
+        let offsets = FileOffsetStore::open_with(store.data_dir().join(OFFSETS_DIR), config)?;
         Ok(Self::for_store(store, Arc::new(offsets)))
     }
 

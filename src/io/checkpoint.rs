@@ -4,11 +4,10 @@
 //! Written to `NAME.tmp`, fsynced, renamed over `NAME`, then the directory is fsynced, so a
 //! crash leaves either the old or the new value, never a torn one.
 
-use std::fs::File;
 use std::path::Path;
 
 use crate::error::{CorruptKind, Error, IoContext, Result};
-use crate::io::fs::{FileSystem, Fs, OpenFlags, StdFs};
+use crate::io::fs::{Fs, FsLock, OpenFlags};
 
 const MAGIC: &[u8; 4] = b"SLCK";
 const LEN: usize = 16;
@@ -45,7 +44,7 @@ pub(crate) fn write(fs: &Fs, path: &Path, value: u64) -> Result<()> {
     let crc = crate::format::crc::crc32c(&buf[..12]);
     buf[12..].copy_from_slice(&crc.to_le_bytes());
     replace_file_in(fs, &path.with_extension("tmp"), path, &buf)?;
-    sync_dir_in(fs, path.parent().unwrap_or(Path::new(".")))
+    sync_dir_in(fs, parent_dir(path))
 }
 
 /// Write `bytes` to `tmp`, fsync it and rename it over `path`: a crash leaves the old or the
@@ -57,18 +56,11 @@ pub(crate) fn replace_file_in(fs: &Fs, tmp: &Path, path: &Path, bytes: &[u8]) ->
     fs.rename(tmp, path).at(path)
 }
 
-/// [`replace_file_in`] on the real file system, for the layers above the log (topic
-/// metadata), which keep std files for now.
-pub(crate) fn replace_file(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    replace_file_in(&Fs::Std, tmp, path, bytes)
-}
-
-/// Open (creating if needed) the lock file at `path` on the real file system and take its
-/// exclusive `flock`: `Ok(None)` when another handle, in this process or another, holds it.
-/// The lock lasts as long as the returned file. For the layers above the log; a partition
-/// locks through its [`Fs`].
-pub(crate) fn try_lock_file(path: &Path) -> Result<Option<File>> {
-    StdFs.try_lock(path).at(path)
+/// Take the exclusive lock of the lock file at `path` on `fs` (created if needed):
+/// `Ok(None)` when another holder, in this process or another, has it. The lock lasts as
+/// long as the returned [`FsLock`].
+pub(crate) fn try_lock_file(fs: &Fs, path: &Path) -> Result<Option<FsLock>> {
+    fs.try_lock(path).at(path)
 }
 
 /// Make the entries of `dir` on `fs` durable (fsync of the directory), with the path in the
@@ -77,10 +69,22 @@ pub(crate) fn sync_dir_in(fs: &Fs, dir: &Path) -> Result<()> {
     fs.sync_dir(dir).at(dir)
 }
 
-/// fsync a directory of the real file system so that file creations, renames and deletions
-/// in it are durable. For the layers above the log; a partition syncs through its [`Fs`].
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    StdFs.sync_dir(dir).at(dir)
+/// The directory holding `path`'s entry (`.` for a relative name without one).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Create `dir` and its missing parents, durably: each directory created gets its entry
+/// made durable by an fsync of its parent before this returns (outermost first, so no
+/// synced entry hangs below one that is not). A directory that already exists is not
+/// synced again: whoever created it made it durable.
+pub(crate) fn create_dir_all_durable(fs: &Fs, dir: &Path) -> Result<()> {
+    for created in fs.create_dir_all(dir).at(dir)? {
+        sync_dir_in(fs, parent_dir(&created))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

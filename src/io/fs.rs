@@ -1,4 +1,6 @@
-//! The file seam: every file operation of the log layer goes through [`Fs`] and [`FsFile`].
+//! The file seam: every file operation of the engine (partitions, the topic store and its
+//! metadata, the file offset store, checkpoints and lock files) goes through [`Fs`] and
+//! [`FsFile`].
 //!
 //! Two implementations: [`StdFs`], the real file system through `std::fs` (the default), and,
 //! for tests (feature `testing`), the in-memory [`SimFs`](crate::io::sim::SimFs), which can
@@ -18,9 +20,13 @@
 //!   `sync_dir` of its directory returns `Ok`: a new name, a rename or a removal is durable
 //!   once its directory is synced, and until then a power loss may undo it;
 //! - `set_len` shortens a file, or extends it with zero bytes;
-//! - `create_dir_all` makes every directory it creates durable before it returns (the std
-//!   implementation fsyncs the parent of each directory it created), so that a partition's
-//!   files are never lost with a directory entry that was never synced;
+//! - `create_dir_all` creates the missing directories of a path and returns them, outermost
+//!   first; like any new name, each new directory's entry is durable only after `sync_dir` of
+//!   its parent (the engine's [`create_dir_all_durable`](crate::io::checkpoint::create_dir_all_durable)
+//!   does that for each), so a directory's files are never lost with an entry never synced;
+//! - `remove_dir_all` removes a directory and everything in it; durable after `sync_dir` of
+//!   its parent (until then a power loss may bring back any part of it);
+//! - `rename` renames a file or a directory (over a file, or over an empty directory);
 //! - `map(len)` returns the file's first `len` bytes as `Bytes`; it may be longer than the
 //!   file (the caller reads only below the file's written length) or, in the simulation, no
 //!   longer than the file: callers map again when they need more;
@@ -38,7 +44,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 #[cfg(any(test, feature = "testing"))]
 use std::sync::Arc;
 
@@ -104,8 +110,12 @@ pub(crate) trait FileSystem {
     type Lock;
     /// Open (or create, by `flags`) the file at `path`.
     fn open(&self, path: &Path, flags: OpenFlags) -> io::Result<Self::File>;
-    /// Create `dir` and its missing parents, durably.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Create `dir` and its missing parents; returns the ones created, outermost first. Each
+    /// is durable after `sync_dir` of its parent.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Remove the directory `dir` and everything in it; durable after `sync_dir` of its
+    /// parent.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Names of the entries of `dir` that are valid UTF-8 (no others are seglog's).
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// Remove the file at `path`; durable after `sync_dir` of its directory.
@@ -116,6 +126,8 @@ pub(crate) trait FileSystem {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether a file or directory exists at `path`.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Whether a directory exists at `path`.
+    fn is_dir(&self, path: &Path) -> io::Result<bool>;
     /// Length of the file at `path`.
     fn file_len(&self, path: &Path) -> io::Result<u64>;
     /// The whole content of the file at `path`.
@@ -176,27 +188,21 @@ impl FileSystem for StdFs {
             .open(path)
     }
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        // The outermost missing directory: its parent and everything below it get fsynced.
-        let mut first_missing = None;
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut missing = Vec::new();
         for a in dir.ancestors() {
             if a.as_os_str().is_empty() || a.try_exists()? {
                 break;
             }
-            first_missing = Some(a);
+            missing.push(a.to_owned());
         }
-        let Some(first) = first_missing else {
-            return Ok(());
-        };
+        missing.reverse();
         std::fs::create_dir_all(dir)?;
-        for a in dir.ancestors() {
-            let parent = a.parent().filter(|p| !p.as_os_str().is_empty());
-            self.sync_dir(parent.unwrap_or(Path::new(".")))?;
-            if a == first {
-                break;
-            }
-        }
-        Ok(())
+        Ok(missing)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(dir)
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -223,6 +229,14 @@ impl FileSystem for StdFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {
@@ -313,6 +327,21 @@ pub(crate) enum Fs {
     Sim(Arc<SimFs>),
 }
 
+/// Two `Fs` are equal when they are the same file system (the real one, or one simulation).
+impl PartialEq for Fs {
+    fn eq(&self, other: &Fs) -> bool {
+        match (self, other) {
+            (Fs::Std, Fs::Std) => true,
+            #[cfg(any(test, feature = "testing"))]
+            (Fs::Sim(a), Fs::Sim(b)) => Arc::ptr_eq(a, b),
+            #[cfg(any(test, feature = "testing"))]
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Fs {}
+
 impl std::fmt::Debug for Fs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -359,9 +388,20 @@ impl Fs {
         dispatch!(self, fs => FileSystem::open(fs, path, flags), FsFile::Std, FsFile::Sim)
     }
 
-    /// Create `dir` and its missing parents, durably.
-    pub(crate) fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    /// Create `dir` and its missing parents; returns the ones created, outermost first
+    /// (each durable after `sync_dir` of its parent).
+    pub(crate) fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
         dispatch!(self, fs => FileSystem::create_dir_all(fs, dir))
+    }
+
+    /// Remove a directory tree; durable after `sync_dir` of its parent.
+    pub(crate) fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        dispatch!(self, fs => FileSystem::remove_dir_all(fs, dir))
+    }
+
+    /// Whether a directory exists at `path`.
+    pub(crate) fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        dispatch!(self, fs => FileSystem::is_dir(fs, path))
     }
 
     /// UTF-8 names of the entries of `dir`.
@@ -374,7 +414,7 @@ impl Fs {
         dispatch!(self, fs => FileSystem::remove_file(fs, path))
     }
 
-    /// Rename a file over `to`; durable after `sync_dir`.
+    /// Rename a file or directory over `to`; durable after `sync_dir`.
     pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         dispatch!(self, fs => FileSystem::rename(fs, from, to))
     }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,7 +23,9 @@ const EBADF: i32 = 9;
 const EEXIST: i32 = 17;
 const ENOTDIR: i32 = 20;
 const EISDIR: i32 = 21;
+const EINVAL: i32 = 22;
 const ENOSPC: i32 = 28;
+const ENOTEMPTY: i32 = 39;
 
 /// A kind of file-system operation, to restrict a fault to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,9 +91,16 @@ enum Change {
 
 #[derive(Default)]
 struct Inode {
+    /// What reads and maps see.
     data: Vec<u8>,
+    /// What survives a power loss.
     durable: Vec<u8>,
+    /// Changes since the last sync, in order (for a torn power loss).
     pending: Vec<Change>,
+    /// After a failed sync: what the next sync persists, which lacks the writes the failed
+    /// sync dropped (Linux marks the dirty pages clean after a writeback error). `None`: the
+    /// next sync persists `data`.
+    lost_writes: Option<Vec<u8>>,
 }
 
 fn write_into(data: &mut Vec<u8>, at: u64, bytes: &[u8]) {
@@ -128,6 +137,9 @@ fn resize_zeroed(data: &mut Vec<u8>, len: usize) {
 impl Inode {
     fn write(&mut self, at: u64, bytes: &[u8]) {
         write_into(&mut self.data, at, bytes);
+        if let Some(next) = &mut self.lost_writes {
+            write_into(next, at, bytes);
+        }
         self.pending.push(Change::Write {
             at,
             bytes: bytes.to_vec(),
@@ -136,46 +148,65 @@ impl Inode {
 
     fn set_len(&mut self, len: u64) {
         set_len_of(&mut self.data, len);
+        if let Some(next) = &mut self.lost_writes {
+            set_len_of(next, len);
+        }
         self.pending.push(Change::SetLen(len));
     }
 
     fn sync(&mut self) {
-        self.durable.clone_from(&self.data);
+        match self.lost_writes.take() {
+            Some(next) => self.durable = next,
+            None => self.durable.clone_from(&self.data),
+        }
         self.pending.clear();
     }
 
-    /// The durable bytes plus a prefix, chosen by `rng`, of the pending changes cut into
-    /// sector-sized pieces (a write is split where it crosses a sector boundary).
+    /// A sync failed: the pending changes may never reach the disk, and a later sync
+    /// succeeds without them.
+    fn sync_failed(&mut self) {
+        self.lost_writes = Some(self.durable.clone());
+        self.pending.clear();
+    }
+
+    /// After a power loss: the file holds `data` and nothing is pending.
+    fn reset(&mut self, data: Vec<u8>) {
+        self.data = data;
+        self.lost_writes = None;
+        self.sync();
+    }
+
+    /// The durable bytes plus a subset, chosen by `rng`, of the pending changes cut into
+    /// sector-sized pieces (a write is split where it crosses a sector boundary), applied in
+    /// the order they were made.
     fn torn(&self, rng: &mut Rng) -> Vec<u8> {
-        let mut pieces: Vec<(u64, Option<&[u8]>)> = Vec::new();
+        let mut data = self.durable.clone();
         for change in &self.pending {
             match change {
-                Change::SetLen(len) => pieces.push((*len, None)),
+                Change::SetLen(len) => {
+                    if rng.below(2) == 1 {
+                        set_len_of(&mut data, *len);
+                    }
+                }
                 Change::Write { at, bytes } => {
                     let mut off = 0usize;
                     while off < bytes.len() {
                         let pos = at + off as u64;
                         let room = (SECTOR_BYTES - pos % SECTOR_BYTES) as usize;
                         let n = room.min(bytes.len() - off);
-                        pieces.push((pos, Some(&bytes[off..off + n])));
+                        if rng.below(2) == 1 {
+                            write_into(&mut data, pos, &bytes[off..off + n]);
+                        }
                         off += n;
                     }
                 }
-            }
-        }
-        let keep = rng.below(pieces.len() as u64 + 1) as usize;
-        let mut data = self.durable.clone();
-        for (at, bytes) in &pieces[..keep] {
-            match bytes {
-                Some(b) => write_into(&mut data, *at, b),
-                None => set_len_of(&mut data, *at),
             }
         }
         data
     }
 }
 
-/// splitmix64: small, deterministic, good enough to pick torn prefixes.
+/// splitmix64: small, deterministic, good enough to pick what a power loss keeps.
 struct Rng(u64);
 
 impl Rng {
@@ -188,12 +219,29 @@ impl Rng {
     }
 }
 
-#[derive(Default)]
+/// A directory: its entries (name to node) now, and as a power loss would leave them.
+#[derive(Default, Clone)]
+struct Dir {
+    entries: BTreeMap<String, u64>,
+    durable: BTreeMap<String, u64>,
+}
+
+enum Node {
+    File(Inode),
+    Dir(Dir),
+}
+
+/// One directory change not yet durable: entries set (`Some`) or removed (`None`) together
+/// (a rename is one change of two entries). A power loss keeps none of them, or (torn) a
+/// random subset of the changes, each whole.
+type DirChange = Vec<(u64, String, Option<u64>)>;
+
+const ROOT: u64 = 1;
+
 struct State {
-    inodes: BTreeMap<u64, Inode>,
-    names: BTreeMap<PathBuf, u64>,
-    durable_names: BTreeMap<PathBuf, u64>,
-    dirs: BTreeSet<PathBuf>,
+    nodes: BTreeMap<u64, Node>,
+    /// Directory changes not yet made durable, in order.
+    undurable: Vec<DirChange>,
     next_inode: u64,
     /// Held lock files and the token of their holder.
     locks: BTreeMap<PathBuf, u64>,
@@ -201,20 +249,62 @@ struct State {
     /// Bumped by a power loss: handles of an earlier epoch are dead.
     epoch: u64,
     operations: u64,
+    /// Operations from this count on fail with `EIO` until the next power loss.
+    power_cut_at: Option<u64>,
     faults: Vec<Fault>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(ROOT, Node::Dir(Dir::default()));
+        State {
+            nodes,
+            undurable: Vec::new(),
+            next_inode: ROOT,
+            locks: BTreeMap::new(),
+            next_token: 0,
+            epoch: 0,
+            operations: 0,
+            power_cut_at: None,
+            faults: Vec::new(),
+        }
+    }
 }
 
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{}: no such file", path.display()),
+        format!("{}: no such file or directory", path.display()),
     )
 }
 
+fn errno(n: i32) -> io::Error {
+    io::Error::from_raw_os_error(n)
+}
+
+/// The names along `path` from the root (`/a/b`, `a/b` and `./a/b` are the same path).
+fn components(path: &Path) -> io::Result<Vec<&str>> {
+    let mut names = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => names.push(s.to_str().ok_or_else(|| errno(EINVAL))?),
+            Component::ParentDir => {
+                names.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(names)
+}
+
 impl State {
-    /// Count one operation of kind `op` and fail it if a fault fires.
+    /// Count one operation of kind `op` and fail it if a fault fires or the power is cut.
     fn begin(&mut self, op: SimOp) -> io::Result<()> {
         self.operations += 1;
+        if self.power_cut_at.is_some_and(|n| self.operations >= n) {
+            return Err(errno(EIO));
+        }
         let mut fired = None;
         self.faults.retain_mut(|f| {
             if f.op.is_some_and(|o| o != op) {
@@ -236,30 +326,80 @@ impl State {
         fired.map_or(Ok(()), |e| Err(e.to_io()))
     }
 
-    fn dir_exists(&self, dir: &Path) -> bool {
-        dir.as_os_str().is_empty() || self.dirs.contains(dir)
+    fn dir(&self, ino: u64) -> Option<&Dir> {
+        match self.nodes.get(&ino) {
+            Some(Node::Dir(d)) => Some(d),
+            _ => None,
+        }
     }
 
-    fn check_parent(&self, path: &Path) -> io::Result<()> {
-        match path.parent() {
-            Some(p) if !self.dir_exists(p) => Err(not_found(p)),
-            _ => Ok(()),
+    fn dir_mut(&mut self, ino: u64) -> Option<&mut Dir> {
+        match self.nodes.get_mut(&ino) {
+            Some(Node::Dir(d)) => Some(d),
+            _ => None,
         }
+    }
+
+    /// The node at `path`.
+    fn lookup(&self, path: &Path) -> Option<u64> {
+        let mut at = ROOT;
+        for name in components(path).ok()? {
+            at = *self.dir(at)?.entries.get(name)?;
+        }
+        Some(at)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.lookup(path).is_some_and(|i| self.dir(i).is_some())
+    }
+
+    /// The directory holding `path`'s entry, and the entry's name.
+    fn parent<'p>(&self, path: &'p Path) -> io::Result<(u64, &'p str)> {
+        let mut names = components(path)?;
+        let name = names.pop().ok_or_else(|| errno(EINVAL))?;
+        let mut at = ROOT;
+        for n in names {
+            let next = *self
+                .dir(at)
+                .and_then(|d| d.entries.get(n))
+                .ok_or_else(|| not_found(path))?;
+            at = next;
+        }
+        if self.dir(at).is_none() {
+            return Err(errno(ENOTDIR));
+        }
+        Ok((at, name))
+    }
+
+    /// Set (or, `None`, remove) entries now; durable once their directories are synced.
+    fn change(&mut self, change: DirChange) {
+        for (dir, name, value) in &change {
+            if let Some(d) = self.dir_mut(*dir) {
+                match value {
+                    Some(ino) => d.entries.insert(name.clone(), *ino),
+                    None => d.entries.remove(name),
+                };
+            }
+        }
+        self.undurable.push(change);
+    }
+
+    fn new_node(&mut self, node: Node) -> u64 {
+        self.next_inode += 1;
+        self.nodes.insert(self.next_inode, node);
+        self.next_inode
     }
 
     fn open(&mut self, path: &Path, flags: OpenFlags) -> io::Result<u64> {
-        self.check_parent(path)?;
-        if self.dirs.contains(path) {
-            return Err(io::Error::from_raw_os_error(EISDIR));
-        }
-        let ino = match self.names.get(path) {
-            Some(_) if flags.create_new => return Err(io::Error::from_raw_os_error(EEXIST)),
-            Some(&ino) => ino,
+        let (dir, name) = self.parent(path)?;
+        let existing = self.dir(dir).and_then(|d| d.entries.get(name)).copied();
+        let ino = match existing {
+            Some(_) if flags.create_new => return Err(errno(EEXIST)),
+            Some(ino) if self.dir(ino).is_some() => return Err(errno(EISDIR)),
+            Some(ino) => ino,
             None if flags.create || flags.create_new => {
-                self.next_inode += 1;
-                let ino = self.next_inode;
-                self.inodes.insert(ino, Inode::default());
-                self.names.insert(path.to_owned(), ino);
+                let ino = self.new_node(Node::File(Inode::default()));
+                self.change(vec![(dir, name.to_owned(), Some(ino))]);
                 ino
             }
             None => return Err(not_found(path)),
@@ -271,67 +411,182 @@ impl State {
     }
 
     fn inode(&mut self, ino: u64) -> io::Result<&mut Inode> {
-        self.inodes
-            .get_mut(&ino)
-            .ok_or_else(|| io::Error::from_raw_os_error(EIO))
+        match self.nodes.get_mut(&ino) {
+            Some(Node::File(i)) => Ok(i),
+            Some(Node::Dir(_)) => Err(errno(EISDIR)),
+            None => Err(errno(EIO)),
+        }
     }
 
     fn named(&mut self, path: &Path) -> io::Result<&mut Inode> {
-        let ino = *self.names.get(path).ok_or_else(|| not_found(path))?;
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
         self.inode(ino)
     }
 
-    fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
-        for a in dir.ancestors() {
-            if self.names.contains_key(a) {
-                return Err(io::Error::from_raw_os_error(ENOTDIR));
-            }
+    /// Create the missing directories of `dir`, outermost first; returns them.
+    fn create_dir_all(&mut self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut created = Vec::new();
+        let mut at = ROOT;
+        let mut path = PathBuf::from("/");
+        for name in components(dir)? {
+            path.push(name);
+            let existing = self.dir(at).and_then(|d| d.entries.get(name)).copied();
+            at = match existing {
+                Some(ino) if self.dir(ino).is_some() => ino,
+                Some(_) => return Err(errno(ENOTDIR)),
+                None => {
+                    let ino = self.new_node(Node::Dir(Dir::default()));
+                    self.change(vec![(at, name.to_owned(), Some(ino))]);
+                    created.push(path.clone());
+                    ino
+                }
+            };
         }
-        for a in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
-            self.dirs.insert(a.to_owned());
-        }
-        Ok(())
+        Ok(created)
     }
 
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
-        if !self.dir_exists(dir) {
-            return Err(not_found(dir));
+        let ino = self.lookup(dir).ok_or_else(|| not_found(dir))?;
+        let d = self.dir_mut(ino).ok_or_else(|| errno(ENOTDIR))?;
+        d.durable.clone_from(&d.entries);
+        for change in &mut self.undurable {
+            change.retain(|(d, _, _)| *d != ino);
         }
-        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
-        self.durable_names.retain(|p, _| !in_dir(p));
-        let current: Vec<_> = self
-            .names
-            .iter()
-            .filter(|(p, _)| in_dir(p))
-            .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        self.durable_names.extend(current);
+        self.undurable.retain(|c| !c.is_empty());
         Ok(())
     }
 
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check_parent(to)?;
-        if self.dirs.contains(to) {
-            return Err(io::Error::from_raw_os_error(EISDIR));
+        let (from_dir, from_name) = self.parent(from)?;
+        let ino = *self
+            .dir(from_dir)
+            .and_then(|d| d.entries.get(from_name))
+            .ok_or_else(|| not_found(from))?;
+        let (to_dir, to_name) = self.parent(to)?;
+        if let Some(&target) = self.dir(to_dir).and_then(|d| d.entries.get(to_name)) {
+            if target == ino {
+                return Ok(());
+            }
+            if let Some(d) = self.dir(target) {
+                if self.dir(ino).is_none() {
+                    return Err(errno(EISDIR));
+                }
+                if !d.entries.is_empty() {
+                    return Err(errno(ENOTEMPTY));
+                }
+            } else if self.dir(ino).is_some() {
+                return Err(errno(ENOTDIR));
+            }
         }
-        let ino = self.names.remove(from).ok_or_else(|| not_found(from))?;
-        self.names.insert(to.to_owned(), ino);
+        if self.dir(ino).is_some() && self.lookup(to).is_none() && to.starts_with(from) {
+            return Err(errno(EINVAL));
+        }
+        self.change(vec![
+            (from_dir, from_name.to_owned(), None),
+            (to_dir, to_name.to_owned(), Some(ino)),
+        ]);
         Ok(())
     }
 
+    fn remove_file(&mut self, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        let ino = self
+            .dir(dir)
+            .and_then(|d| d.entries.get(name))
+            .copied()
+            .ok_or_else(|| not_found(path))?;
+        if self.dir(ino).is_some() {
+            return Err(errno(EISDIR));
+        }
+        self.change(vec![(dir, name.to_owned(), None)]);
+        Ok(())
+    }
+
+    /// Remove the directory at `path` and everything in it, as `rm -r` does: the entries
+    /// inside first, each its own change, then the directory's own entry.
+    fn remove_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(path)?;
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
+        if self.dir(ino).is_none() {
+            return Err(errno(ENOTDIR));
+        }
+        self.remove_tree(ino);
+        self.change(vec![(parent, name.to_owned(), None)]);
+        Ok(())
+    }
+
+    fn remove_tree(&mut self, dir: u64) {
+        let entries: Vec<(String, u64)> = self
+            .dir(dir)
+            .map(|d| d.entries.iter().map(|(n, i)| (n.clone(), *i)).collect())
+            .unwrap_or_default();
+        for (name, ino) in entries {
+            if self.dir(ino).is_some() {
+                self.remove_tree(ino);
+            }
+            self.change(vec![(dir, name, None)]);
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let ino = self.lookup(dir).ok_or_else(|| not_found(dir))?;
+        let d = self.dir(ino).ok_or_else(|| errno(ENOTDIR))?;
+        Ok(d.entries.keys().cloned().collect())
+    }
+
     fn lose_power(&mut self, mut rng: Option<Rng>) {
-        self.names = self.durable_names.clone();
-        let live: BTreeSet<u64> = self.names.values().copied().collect();
-        self.inodes.retain(|ino, _| live.contains(ino));
-        for inode in self.inodes.values_mut() {
-            inode.data = match &mut rng {
-                Some(r) => inode.torn(r),
-                None => inode.durable.clone(),
-            };
-            inode.sync();
+        for node in self.nodes.values_mut() {
+            if let Node::Dir(d) = node {
+                d.entries.clone_from(&d.durable);
+            }
+        }
+        let undurable = std::mem::take(&mut self.undurable);
+        if let Some(r) = &mut rng {
+            for change in undurable {
+                if r.below(2) == 1 {
+                    for (dir, name, value) in change {
+                        if let Some(d) = self.dir_mut(dir) {
+                            match value {
+                                Some(ino) => d.entries.insert(name, ino),
+                                None => d.entries.remove(&name),
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        self.drop_unreachable();
+        for node in self.nodes.values_mut() {
+            if let Node::File(inode) = node {
+                let data = match &mut rng {
+                    Some(r) => inode.torn(r),
+                    None => inode.durable.clone(),
+                };
+                inode.reset(data);
+            }
         }
         self.locks.clear();
+        self.power_cut_at = None;
         self.epoch += 1;
+    }
+
+    /// Forget the nodes no directory reaches from the root any more; what is reachable is
+    /// durable from now on.
+    fn drop_unreachable(&mut self) {
+        let mut live = BTreeSet::from([ROOT]);
+        let mut todo = vec![ROOT];
+        while let Some(ino) = todo.pop() {
+            if let Some(d) = self.dir_mut(ino) {
+                d.durable.clone_from(&d.entries);
+                let children: Vec<u64> = d.entries.values().copied().collect();
+                for c in children {
+                    if live.insert(c) {
+                        todo.push(c);
+                    }
+                }
+            }
+        }
+        self.nodes.retain(|ino, _| live.contains(ino));
     }
 }
 
@@ -343,16 +598,24 @@ impl State {
 ///   sees) and what is *durable*. `sync_data`/`sync_all` of a file (or [`SimFs::sync_file`])
 ///   makes its written bytes durable. Writes since the last sync are also kept, in order, for
 ///   [`SimFs::power_loss_torn`].
-/// - A directory holds names that point to inodes, and the *durable* set of its names: a
-///   creation, rename or removal becomes durable when its directory is synced
-///   ([`SimFs::sync_dir`]). Directories themselves are durable as soon as they are created
-///   (the seam's `create_dir_all` promises that; the std implementation fsyncs the parents).
+/// - A directory is a node too, holding names that point to nodes (files or directories),
+///   and the *durable* set of its names: a creation (of a file or a directory), rename or
+///   removal becomes durable when the directory holding the name is synced
+///   ([`SimFs::sync_dir`]). A new directory's own entry is durable only once its parent is
+///   synced: until then a power loss takes it, with everything in it.
 /// - [`SimFs::power_loss`] drops everything that is not durable: every directory's names revert
 ///   to its durable set (a file whose name never became durable is gone, a rename not yet
 ///   synced is undone), every file's bytes revert to its durable bytes, and every lock is
-///   released. Handles opened before the power loss fail with `EIO` from then on, as a process
+///   released. [`SimFs::power_loss_torn`] is harsher and closer to a disk: each file also
+///   keeps a random subset of its unsynced sectors, and each directory change not yet synced
+///   (a creation, removal or rename, each whole) survives or not at random.
+///   Handles opened before the power loss fail with `EIO` from then on, as a process
 ///   that died cannot write any more. Operations by path are not fenced that way: drop (or
 ///   `simulate_crash`) a partition opened before a power loss rather than keep using it.
+/// - A failed file sync (an injected fault of kind [`SimOp::Sync`]) is what Linux does after
+///   a writeback error: the writes since the last good sync may be lost (a power loss drops
+///   them) although reads still see them, and a later sync succeeds *without* them. Every
+///   other failed operation changes nothing.
 /// - Memory maps are copies: a read-only map is a copy of (at most) the file's current bytes,
 ///   so readers map again when they need more; a writable map (an index file) is a heap buffer
 ///   that reaches the file only when the index writes it back, when it is sealed. Under the
@@ -360,12 +623,15 @@ impl State {
 ///   an active segment's index is lost by a crash: indexes are caches, rebuilt from the log
 ///   when in doubt.
 /// - Faults: [`SimFs::fail_nth`] and [`SimFs::fail_every`] make an operation fail with `EIO`
-///   or `ENOSPC` (a real `std::io::Error` with that raw OS error). Every operation, of a file
-///   or of the file system, counts one ([`SimFs::operations`]), in call order, so the same test
-///   fails at the same place every run. A failed operation changes nothing.
+///   or `ENOSPC` (a real `std::io::Error` with that raw OS error);
+///   [`SimFs::cut_power_at`] fails every operation from the nth on, until the power loss the
+///   test then calls. Every operation, of a file or of the file system, counts one
+///   ([`SimFs::operations`]), in call order, so the same test fails at the same place every
+///   run.
 ///
 /// Share it as an `Arc<SimFs>` between the partition
-/// ([`PartitionConfig::with_file_system`](crate::PartitionConfig::with_file_system)) and the
+/// ([`PartitionConfig::with_file_system`](crate::PartitionConfig::with_file_system)) or the
+/// store ([`StoreConfig::with_file_system`](crate::StoreConfig::with_file_system)) and the
 /// test, which drives power losses and faults and may inspect or change files directly with
 /// the methods below. Paths are only names inside the simulation: nothing touches the disk.
 ///
@@ -396,30 +662,47 @@ impl std::fmt::Debug for SimFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let s = self.state.lock();
         f.debug_struct("SimFs")
-            .field("files", &s.names.len())
+            .field("nodes", &s.nodes.len())
             .field("operations", &s.operations)
             .finish_non_exhaustive()
     }
 }
 
 impl SimFs {
-    /// An empty file system: no files, no directories, no faults.
+    /// An empty file system: only the root directory, no faults.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Drop everything that is not durable: unsynced writes, and names not made durable by a
-    /// directory sync; release all locks; kill every open handle.
+    /// directory sync; release all locks; kill every open handle; end a
+    /// [`cut_power_at`](SimFs::cut_power_at).
     pub fn power_loss(&self) {
         self.state.lock().lose_power(None);
     }
 
-    /// As [`power_loss`](SimFs::power_loss), but each file keeps a prefix, chosen at random
-    /// from `seed`, of its unsynced changes in the order they were made, torn at
-    /// [`SECTOR_BYTES`] boundaries: a write crossing a sector boundary may survive in part.
-    /// The same seed and history give the same result.
+    /// As [`power_loss`](SimFs::power_loss), but each file keeps a subset, chosen at random
+    /// from `seed`, of its unsynced changes cut at [`SECTOR_BYTES`] boundaries (a write
+    /// crossing a sector boundary may survive in part, a later sector without an earlier
+    /// one), and each unsynced directory change (creation, removal, rename: each whole)
+    /// survives or not at random. The same seed and history give the same result.
     pub fn power_loss_torn(&self, seed: u64) {
         self.state.lock().lose_power(Some(Rng(seed)));
+    }
+
+    /// Cut the power at the `n`th operation from now (1: the next one): it and every later
+    /// operation fail with `EIO`, changing nothing, until [`power_loss`](SimFs::power_loss)
+    /// or [`power_loss_torn`](SimFs::power_loss_torn). With [`operations`](SimFs::operations)
+    /// counted over a first run, a test can cut the power at every operation of a workload.
+    pub fn cut_power_at(&self, n: u64) {
+        assert!(n > 0, "operations are counted from 1");
+        let mut s = self.state.lock();
+        s.power_cut_at = Some(s.operations + n);
+    }
+
+    /// Whether a [`cut_power_at`](SimFs::cut_power_at) has been reached.
+    pub fn power_is_cut(&self) -> bool {
+        self.state.lock().power_is_cut()
     }
 
     /// Fail the `n`th operation from now (1: the next one) with `error`; with `op`, count only
@@ -459,11 +742,10 @@ impl SimFs {
         self.state.lock().operations
     }
 
-    /// Create `dir` and its parents (one [`SimOp::CreateDir`] operation).
+    /// Create `dir` and its missing parents (one [`SimOp::CreateDir`] operation). Each new
+    /// directory's entry is durable once its parent is synced.
     pub fn create_dir_all(&self, dir: impl AsRef<Path>) -> io::Result<()> {
-        let mut s = self.state.lock();
-        s.begin(SimOp::CreateDir)?;
-        s.create_dir_all(dir.as_ref())
+        FileSystem::create_dir_all(self, dir.as_ref()).map(drop)
     }
 
     /// Write `bytes` at byte `at` of the file at `path`, creating it if needed (one
@@ -487,7 +769,13 @@ impl SimFs {
     /// Make the file's bytes durable, as `sync_all` does (one [`SimOp::Sync`] operation).
     pub fn sync_file(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let mut s = self.state.lock();
-        s.begin(SimOp::Sync)?;
+        let ino = s.lookup(path.as_ref());
+        if let Err(e) = s.begin(SimOp::Sync) {
+            if let (false, Some(ino)) = (s.power_is_cut(), ino) {
+                s.inode(ino)?.sync_failed();
+            }
+            return Err(e);
+        }
         s.named(path.as_ref())?.sync();
         Ok(())
     }
@@ -499,8 +787,8 @@ impl SimFs {
         s.sync_dir(dir.as_ref())
     }
 
-    /// Rename a file over `to` (one [`SimOp::Rename`] operation); durable once the directory
-    /// is synced.
+    /// Rename a file or directory over `to` (one [`SimOp::Rename`] operation); durable once
+    /// the directories are synced.
     pub fn rename(&self, from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
         let mut s = self.state.lock();
         s.begin(SimOp::Rename)?;
@@ -511,23 +799,19 @@ impl SimFs {
     pub fn remove_file(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let mut s = self.state.lock();
         s.begin(SimOp::Remove)?;
-        s.names
-            .remove(path.as_ref())
-            .map(drop)
-            .ok_or_else(|| not_found(path.as_ref()))
+        s.remove_file(path.as_ref())
     }
 
     /// Whether a file or directory exists at `path` now. An inspection: not counted, never
     /// fails.
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
-        let s = self.state.lock();
-        let path = path.as_ref();
-        s.names.contains_key(path) || s.dirs.contains(path)
+        self.state.lock().lookup(path.as_ref()).is_some()
     }
 
-    /// The names in `dir` now, sorted. An inspection: not counted, never fails.
+    /// The names in `dir` now, sorted (none if it is not a directory). An inspection: not
+    /// counted, never fails.
     pub fn file_names(&self, dir: impl AsRef<Path>) -> Vec<String> {
-        list(&self.state.lock(), dir.as_ref())
+        self.state.lock().list(dir.as_ref()).unwrap_or_default()
     }
 
     fn handle(&self, ino: u64, epoch: u64, writable: bool) -> SimFile {
@@ -540,14 +824,10 @@ impl SimFs {
     }
 }
 
-fn list(s: &State, dir: &Path) -> Vec<String> {
-    let files = s.names.keys().filter(|p| p.parent() == Some(dir));
-    let dirs = s.dirs.iter().filter(|p| p.parent() == Some(dir));
-    let names: BTreeSet<String> = files
-        .chain(dirs)
-        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-        .collect();
-    names.into_iter().collect()
+impl State {
+    fn power_is_cut(&self) -> bool {
+        self.power_cut_at.is_some_and(|n| self.operations >= n)
+    }
 }
 
 impl FileSystem for SimFs {
@@ -561,21 +841,26 @@ impl FileSystem for SimFs {
         Ok(self.handle(ino, s.epoch, flags.write))
     }
 
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        SimFs::create_dir_all(self, dir)
+    fn create_dir_all(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut s = self.state.lock();
+        s.begin(SimOp::CreateDir)?;
+        s.create_dir_all(dir)
     }
 
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut s = self.state.lock();
         s.begin(SimOp::List)?;
-        if !s.dir_exists(dir) {
-            return Err(not_found(dir));
-        }
-        Ok(list(&s, dir))
+        s.list(dir)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         SimFs::remove_file(self, path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.begin(SimOp::Remove)?;
+        s.remove_dir_all(dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -587,8 +872,15 @@ impl FileSystem for SimFs {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.state.lock().begin(SimOp::List)?;
-        Ok(SimFs::exists(self, path))
+        let mut s = self.state.lock();
+        s.begin(SimOp::List)?;
+        Ok(s.lookup(path).is_some())
+    }
+
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        let mut s = self.state.lock();
+        s.begin(SimOp::List)?;
+        Ok(s.is_dir(path))
     }
 
     fn file_len(&self, path: &Path) -> io::Result<u64> {
@@ -639,7 +931,13 @@ impl SimFile {
     /// Count an operation and run `f` on the inode, if this handle is still alive.
     fn with<T>(&self, op: SimOp, f: impl FnOnce(&mut Inode) -> io::Result<T>) -> io::Result<T> {
         let mut s = self.state.lock();
-        s.begin(op)?;
+        if let Err(e) = s.begin(op) {
+            // A failed fsync may have dropped the dirty pages (see the model).
+            if op == SimOp::Sync && s.epoch == self.epoch && !s.power_is_cut() {
+                s.inode(self.ino)?.sync_failed();
+            }
+            return Err(e);
+        }
         if s.epoch != self.epoch {
             return Err(io::Error::from_raw_os_error(EIO));
         }

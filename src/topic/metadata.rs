@@ -12,11 +12,11 @@
 //! meaning, so files written by older versions still open.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::Path;
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::checkpoint::{self, sync_dir};
+use crate::io::checkpoint::{self, sync_dir_in};
+use crate::io::fs::Fs;
 use crate::log::config::{FieldCodec, PartitionConfig};
 use crate::topic::handle::{validate_topic_name, TOPIC_PARTITIONS_MAX};
 use crate::topic::store::STORE_TOPICS_MAX;
@@ -31,10 +31,10 @@ const METADATA_BYTES_MAX: u64 = 64 << 20;
 
 /// Delete a temp file left by a metadata write interrupted before its rename: the previous
 /// metadata is still current.
-pub(super) fn remove_leftover_tmp(dir: &Path) -> Result<()> {
+pub(super) fn remove_leftover_tmp(fs: &Fs, dir: &Path) -> Result<()> {
     let tmp = dir.join(TOPICS_METADATA_TMP);
-    if tmp.exists() {
-        fs::remove_file(&tmp).at(&tmp)?;
+    if fs.exists(&tmp).at(&tmp)? {
+        fs.remove_file(&tmp).at(&tmp)?;
     }
     Ok(())
 }
@@ -54,7 +54,7 @@ pub(super) struct WriteFailure {
 }
 
 /// Replace `topics.meta` atomically: temp file, fsync, rename, directory fsync.
-pub(super) fn write_metadata(dir: &Path, metas: &[TopicMeta]) -> Result<(), WriteFailure> {
+pub(super) fn write_metadata(fs: &Fs, dir: &Path, metas: &[TopicMeta]) -> Result<(), WriteFailure> {
     let not_renamed = |error| WriteFailure {
         error,
         renamed: false,
@@ -62,8 +62,8 @@ pub(super) fn write_metadata(dir: &Path, metas: &[TopicMeta]) -> Result<(), Writ
     let bytes = encode_metadata(metas);
     let tmp = dir.join(TOPICS_METADATA_TMP);
     let path = dir.join(TOPICS_METADATA_FILE);
-    checkpoint::replace_file(&tmp, &path, &bytes).map_err(not_renamed)?;
-    sync_dir(dir).map_err(|error| WriteFailure {
+    checkpoint::replace_file_in(fs, &tmp, &path, &bytes).map_err(not_renamed)?;
+    sync_dir_in(fs, dir).map_err(|error| WriteFailure {
         error,
         renamed: true,
     })
@@ -94,9 +94,9 @@ fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
 }
 
 /// Read and check `topics.meta`: `Ok(None)` when it does not exist.
-pub(super) fn read_metadata(path: &Path) -> Result<Option<Vec<TopicMeta>>> {
-    let len = match fs::metadata(path) {
-        Ok(m) => m.len(),
+pub(super) fn read_metadata(fs: &Fs, path: &Path) -> Result<Option<Vec<TopicMeta>>> {
+    let len = match fs.file_len(path) {
+        Ok(len) => len,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
@@ -108,7 +108,7 @@ pub(super) fn read_metadata(path: &Path) -> Result<Option<Vec<TopicMeta>>> {
     if len > METADATA_BYTES_MAX {
         return Err(corrupt(0, "larger than the 64 MiB limit"));
     }
-    let bytes = fs::read(path).at(path)?;
+    let bytes = fs.read(path).at(path)?;
     decode_metadata(&bytes)
         .map(Some)
         .map_err(|(line, reason)| corrupt(line, reason))

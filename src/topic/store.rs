@@ -6,7 +6,6 @@
 //! [`maintenance`](crate::topic::maintenance).
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -15,7 +14,8 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::checkpoint::{self, sync_dir};
+use crate::io::checkpoint::{self, sync_dir_in};
+use crate::io::fs::{Fs, FsLock};
 use crate::log::config::PartitionConfig;
 use crate::log::partition::Partition;
 use crate::offset::TopicPartition;
@@ -57,6 +57,9 @@ pub struct StoreConfig {
     /// topic's configuration says: the way to open a store whose partition has corruption
     /// below its recovery point. Not persisted. Default `false`.
     pub truncate_corrupt: bool,
+    /// The file system the store lives on: the real one unless a test installed a simulated
+    /// one (`with_file_system`, feature `testing`).
+    pub(crate) fs: Fs,
 }
 
 impl Default for StoreConfig {
@@ -65,6 +68,7 @@ impl Default for StoreConfig {
             maintenance_interval: Some(Duration::from_secs(1)),
             retention_check_interval: Duration::from_secs(5 * 60),
             truncate_corrupt: false,
+            fs: Fs::Std,
         }
     }
 }
@@ -83,6 +87,17 @@ impl StoreConfig {
     /// Sets `truncate_corrupt`.
     pub fn with_truncate_corrupt(mut self, v: bool) -> Self {
         self.truncate_corrupt = v;
+        self
+    }
+    /// Puts the whole store on the simulated file system `sim` instead of the real one
+    /// (feature `testing`): the data directory, its lock and `topics.meta`, every
+    /// partition (whatever file system its topic's [`PartitionConfig`] names) and the
+    /// consumer offsets of [`GroupCoordinator::open`](crate::GroupCoordinator::open). The
+    /// test keeps `sim` to cut the power
+    /// ([`SimFs::power_loss`](crate::testing::SimFs::power_loss)) or inject faults.
+    #[cfg(feature = "testing")]
+    pub fn with_file_system(mut self, sim: Arc<crate::io::sim::SimFs>) -> Self {
+        self.fs = Fs::Sim(sim);
         self
     }
 
@@ -105,7 +120,7 @@ struct StoreInner {
     config: StoreConfig,
     /// The data directory's lock; released by `close` so the directory can be reopened while
     /// stale handles (producers, consumers) linger — they fail with `StoreClosed`.
-    dir_lock: Mutex<Option<File>>,
+    dir_lock: Mutex<Option<FsLock>>,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises topic creation, deletion, partition addition and close.
     admin: Mutex<()>,
@@ -294,6 +309,11 @@ impl LogStore {
         self.inner.maintenance.take_failures()
     }
 
+    /// The file system the store lives on (the group layer puts its offsets there too).
+    pub(crate) fn file_system(&self) -> &Fs {
+        &self.inner.config.fs
+    }
+
     /// The handle producers, consumers and group coordinators keep.
     pub(crate) fn handle(&self) -> StoreHandle {
         StoreHandle(self.inner.clone())
@@ -335,26 +355,27 @@ impl Drop for LogStore {
 
 impl StoreInner {
     fn open(dir: &Path, config: StoreConfig) -> Result<StoreInner> {
-        fs::create_dir_all(dir).at(dir)?;
-        let lock = lock_store(dir)?;
-        remove_leftover_tmp(dir)?;
-        let metas = if let Some(metas) = read_metadata(&dir.join(TOPICS_METADATA_FILE))? {
+        let fs = &config.fs;
+        checkpoint::create_dir_all_durable(fs, dir)?;
+        let lock = lock_store(fs, dir)?;
+        remove_leftover_tmp(fs, dir)?;
+        let metas = if let Some(metas) = read_metadata(fs, &dir.join(TOPICS_METADATA_FILE))? {
             metas
         } else {
-            if let Some((_, _, orphan)) = partition_dirs(dir)?.live.into_iter().next() {
+            if let Some((_, _, orphan)) = partition_dirs(fs, dir)?.live.into_iter().next() {
                 return Err(Error::CorruptMetadata {
                     path: orphan,
                     line: 0,
                     reason: "a partition directory exists but topics.meta does not",
                 });
             }
-            write_metadata(dir, &[]).map_err(|f| f.error)?;
+            write_metadata(fs, dir, &[]).map_err(|f| f.error)?;
             Vec::new()
         };
-        remove_orphans(dir, &metas)?;
+        remove_orphans(fs, dir, &metas)?;
         let mut topics = BTreeMap::new();
         for meta in metas {
-            let topic = open_topic(dir, &meta, config.truncate_corrupt)?;
+            let topic = open_topic(fs, dir, &meta, config.truncate_corrupt)?;
             topics.insert(meta.name, Arc::new(topic));
         }
         Ok(StoreInner {
@@ -454,7 +475,7 @@ impl StoreInner {
         self.check_open()?;
         let topic = self.topic(name)?;
         let metas = self.metas_with(|m| m.retain(|t| t.name != name));
-        if let Err(f) = write_metadata(&self.dir, &metas) {
+        if let Err(f) = write_metadata(&self.config.fs, &self.dir, &metas) {
             if !f.renamed {
                 return Err(f.error);
             }
@@ -464,7 +485,7 @@ impl StoreInner {
         // The topic is gone whatever happens next. Its directories are renamed out of the
         // way at once (so the name can be reused, and a crash leaves unambiguous leftovers
         // for the sweep at open), then removed.
-        remove_deleted(&self.dir, &topic.partitions())
+        remove_deleted(&self.config.fs, &self.dir, &topic.partitions())
     }
 
     fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
@@ -505,9 +526,9 @@ impl StoreInner {
         }
     }
 
-    /// Open empty partitions `from..to` of `name`, removing leftovers in their directories
-    /// first (the metadata does not list them, so nothing in them was ever acknowledged).
-    /// On failure, the ones opened are closed and removed again.
+    /// Open empty partitions `from..to` of `name` on the store's file system, removing
+    /// leftovers in their directories first (the metadata does not list them, so nothing in
+    /// them was ever acknowledged). On failure, the ones opened are closed and removed again.
     fn open_new_partitions(
         &self,
         name: &str,
@@ -515,20 +536,24 @@ impl StoreInner {
         to: u32,
         config: &PartitionConfig,
     ) -> Result<Vec<Arc<Partition>>> {
+        let fs = &self.config.fs;
+        let mut config = config.clone();
+        config.fs = fs.clone();
         let mut opened = Vec::with_capacity((to - from) as usize);
         let result = (from..to).try_for_each(|n| {
             let dir = partition_dir(&self.dir, name, n);
-            if dir.exists() {
-                if !is_partition_dir(&dir)? {
+            if fs.exists(&dir).at(&dir)? {
+                if !fs.is_dir(&dir).at(&dir)? || !is_partition_dir(fs, &dir)? {
                     return Err(not_ours(&dir));
                 }
-                fs::remove_dir_all(&dir).at(&dir)?;
+                // Not made durable here: the partition's creation syncs the data directory.
+                fs.remove_dir_all(&dir).at(&dir)?;
             }
             opened.push(Arc::new(Partition::open(&dir, config.clone())?));
             Ok(())
         });
         if let Err(e) = result {
-            discard(&opened);
+            discard(fs, &opened);
             return Err(e);
         }
         Ok(opened)
@@ -537,17 +562,18 @@ impl StoreInner {
     /// Make new partition directories durable, then write the metadata listing them. If the
     /// metadata was not replaced, the new partitions are discarded.
     fn commit(&self, metas: &[TopicMeta], new_partitions: &[Arc<Partition>]) -> Result<(), Commit> {
-        if let Err(e) = sync_dir(&self.dir) {
-            discard(new_partitions);
+        let fs = &self.config.fs;
+        if let Err(e) = sync_dir_in(fs, &self.dir) {
+            discard(fs, new_partitions);
             return Err(Commit::NotApplied(e));
         }
-        match write_metadata(&self.dir, metas) {
+        match write_metadata(fs, &self.dir, metas) {
             Ok(()) => Ok(()),
             // Renamed but the directory fsync failed: the change is visible and will most
             // likely survive; keep it, and report the error.
             Err(f) if f.renamed => Err(Commit::Applied(f.error)),
             Err(f) => {
-                discard(new_partitions);
+                discard(fs, new_partitions);
                 Err(Commit::NotApplied(f.error))
             }
         }
@@ -586,13 +612,14 @@ enum Commit {
 }
 /// Open the partitions of a topic listed in the metadata, each of whose directories must
 /// exist. `truncate_corrupt` overrides the topic's setting when set (not persisted).
-fn open_topic(dir: &Path, meta: &TopicMeta, truncate_corrupt: bool) -> Result<Topic> {
+fn open_topic(fs: &Fs, dir: &Path, meta: &TopicMeta, truncate_corrupt: bool) -> Result<Topic> {
     let mut open_config = meta.config.clone();
     open_config.truncate_corrupt |= truncate_corrupt;
+    open_config.fs = fs.clone();
     let mut partitions = Vec::with_capacity(meta.partitions as usize);
     for n in 0..meta.partitions {
         let pdir = partition_dir(dir, &meta.name, n);
-        if !pdir.is_dir() {
+        if !fs.is_dir(&pdir).at(&pdir)? {
             return Err(Error::CorruptMetadata {
                 path: pdir,
                 line: 0,
@@ -609,9 +636,11 @@ fn open_topic(dir: &Path, meta: &TopicMeta, truncate_corrupt: bool) -> Result<To
     ))
 }
 
-fn lock_store(dir: &Path) -> Result<File> {
-    checkpoint::try_lock_file(&dir.join(STORE_LOCK_FILE))?.ok_or_else(|| Error::StoreAlreadyOpen {
-        path: dir.to_owned(),
+fn lock_store(fs: &Fs, dir: &Path) -> Result<FsLock> {
+    checkpoint::try_lock_file(fs, &dir.join(STORE_LOCK_FILE))?.ok_or_else(|| {
+        Error::StoreAlreadyOpen {
+            path: dir.to_owned(),
+        }
     })
 }
 #[cfg(test)]

@@ -4,12 +4,12 @@
 //!
 //! [`LogStore`]: crate::topic::store::LogStore
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::io::checkpoint::sync_dir;
+use crate::io::checkpoint::sync_dir_in;
+use crate::io::fs::Fs;
 use crate::log::partition::{Partition, LOCK_FILE as PARTITION_LOCK_FILE};
 use crate::topic::handle::validate_topic_name;
 use crate::topic::metadata::TopicMeta;
@@ -18,11 +18,11 @@ use crate::topic::metadata::TopicMeta;
 const DELETED_SUFFIX: &str = ".deleted";
 
 /// Close partitions that will not be published and remove their directories. Best effort:
-/// whatever is left is an orphan, removed by the next open.
-pub(super) fn discard(partitions: &[Arc<Partition>]) {
+/// whatever is left is an orphan, removed by the next open (nothing lists them).
+pub(super) fn discard(fs: &Fs, partitions: &[Arc<Partition>]) {
     for p in partitions {
         let _ = p.close();
-        let _ = fs::remove_dir_all(p.dir());
+        let _ = fs.remove_dir_all(p.dir());
     }
 }
 
@@ -43,17 +43,9 @@ fn parse_partition_dir(name: &str) -> Option<(String, u32)> {
 /// True if `path` is a partition directory seglog made: empty (created, not yet locked) or
 /// holding the partition lock file, which `Partition::open` creates first. Anything else
 /// named like a partition directory is not ours to remove.
-pub(super) fn is_partition_dir(path: &Path) -> Result<bool> {
-    let mut entries = fs::read_dir(path).at(path)?.peekable();
-    if entries.peek().is_none() {
-        return Ok(true);
-    }
-    for entry in entries {
-        if entry.at(path)?.file_name() == PARTITION_LOCK_FILE {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+pub(super) fn is_partition_dir(fs: &Fs, path: &Path) -> Result<bool> {
+    let names = fs.list_dir(path).at(path)?;
+    Ok(names.is_empty() || names.iter().any(|n| n == PARTITION_LOCK_FILE))
 }
 
 /// The subdirectories of a data directory that seglog made.
@@ -65,23 +57,21 @@ pub(super) struct PartitionDirs {
     pub(super) deleted: Vec<PathBuf>,
 }
 
-pub(super) fn partition_dirs(dir: &Path) -> Result<PartitionDirs> {
+pub(super) fn partition_dirs(fs: &Fs, dir: &Path) -> Result<PartitionDirs> {
     let mut found = PartitionDirs::default();
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let path = entry.path();
-        if !entry.file_type().at(&path)?.is_dir() {
+    for name in fs.list_dir(dir).at(dir)? {
+        let path = dir.join(&name);
+        let deleted = name
+            .strip_suffix(DELETED_SUFFIX)
+            .is_some_and(|stem| parse_partition_dir(stem).is_some());
+        let live = !deleted && parse_partition_dir(&name).is_some();
+        if !(deleted || live) || !fs.is_dir(&path).at(&path)? {
             continue;
         }
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if let Some(stem) = name.strip_suffix(DELETED_SUFFIX) {
-            if parse_partition_dir(stem).is_some() {
-                found.deleted.push(path);
-            }
-        } else if let Some((topic, n)) = parse_partition_dir(&name) {
-            if is_partition_dir(&path)? {
+        if deleted {
+            found.deleted.push(path);
+        } else if is_partition_dir(fs, &path)? {
+            if let Some((topic, n)) = parse_partition_dir(&name) {
                 found.live.push((topic, n, path));
             }
         }
@@ -90,23 +80,24 @@ pub(super) fn partition_dirs(dir: &Path) -> Result<PartitionDirs> {
 }
 
 /// Remove partition directories the metadata does not list: leftovers of a topic creation
-/// or partition addition interrupted before its commit, and of deletions.
-pub(super) fn remove_orphans(dir: &Path, metas: &[TopicMeta]) -> Result<()> {
-    let PartitionDirs { live, deleted } = partition_dirs(dir)?;
+/// or partition addition interrupted before its commit, and of deletions. Durable (the data
+/// directory is synced) before it returns.
+pub(super) fn remove_orphans(fs: &Fs, dir: &Path, metas: &[TopicMeta]) -> Result<()> {
+    let PartitionDirs { live, deleted } = partition_dirs(fs, dir)?;
     let mut removed = false;
     for (topic, n, path) in live {
         let listed = metas.iter().any(|m| m.name == topic && n < m.partitions);
         if !listed {
-            fs::remove_dir_all(&path).at(&path)?;
+            fs.remove_dir_all(&path).at(&path)?;
             removed = true;
         }
     }
     for path in deleted {
-        fs::remove_dir_all(&path).at(&path)?;
+        fs.remove_dir_all(&path).at(&path)?;
         removed = true;
     }
     if removed {
-        sync_dir(dir)?;
+        sync_dir_in(fs, dir)?;
     }
     Ok(())
 }
@@ -120,8 +111,13 @@ pub(super) fn deleted_path(partition_dir: &Path) -> PathBuf {
 }
 
 /// Rename each directory of a deleted topic's partitions out of the way, sync the data
-/// directory, then remove them. Returns the first error; continues past failures.
-pub(super) fn remove_deleted(data_dir: &Path, partitions: &[Arc<Partition>]) -> Result<()> {
+/// directory, then remove them and sync it again. Returns the first error; continues past
+/// failures.
+pub(super) fn remove_deleted(
+    fs: &Fs,
+    data_dir: &Path,
+    partitions: &[Arc<Partition>],
+) -> Result<()> {
     let mut result = Ok(());
     let mut doomed = Vec::new();
     for p in partitions {
@@ -129,21 +125,21 @@ pub(super) fn remove_deleted(data_dir: &Path, partitions: &[Arc<Partition>]) -> 
         let dir = p.dir().to_owned();
         let renamed = deleted_path(&dir);
         // A leftover of an earlier deletion of the same name whose removal failed.
-        if renamed.exists() {
-            let _ = fs::remove_dir_all(&renamed);
+        if fs.exists(&renamed).unwrap_or(false) {
+            let _ = fs.remove_dir_all(&renamed);
         }
-        match fs::rename(&dir, &renamed).at(&dir) {
+        match fs.rename(&dir, &renamed).at(&dir) {
             Ok(()) => doomed.push(renamed),
             Err(e) => result = result.and(Err(e)),
         }
     }
-    result = result.and(sync_dir(data_dir));
+    result = result.and(sync_dir_in(fs, data_dir));
     for path in doomed {
-        if let Err(e) = fs::remove_dir_all(&path).at(&path) {
+        if let Err(e) = fs.remove_dir_all(&path).at(&path) {
             result = result.and(Err(e));
         }
     }
-    result.and(sync_dir(data_dir))
+    result.and(sync_dir_in(fs, data_dir))
 }
 
 /// An error for a directory named like a partition that seglog did not make.

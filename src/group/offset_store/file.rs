@@ -26,8 +26,6 @@
 //! A commit is one commit entry; a snapshot is as many snapshot entries as it needs (each of
 //! at most 10 000 items).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use parking_lot::{Mutex, RwLock};
@@ -38,7 +36,8 @@ use super::{
     OFFSET_TOPIC_BYTES_MAX,
 };
 use crate::error::{CorruptKind, Error, IoContext, Result};
-use crate::io::checkpoint::{self, sync_dir};
+use crate::io::checkpoint::{self, sync_dir_in};
+use crate::io::fs::{Fs, FsFile, FsLock, OpenFlags};
 use crate::offset::{Offset, TopicPartition};
 
 const LOG_PREFIX: &str = "offsets-";
@@ -75,12 +74,16 @@ pub struct FileOffsetStoreConfig {
     /// the encoded size of the live entries. Any value is valid; smaller values compact more
     /// often. Default 1 MiB.
     pub compaction_bytes_min: u64,
+    /// The file system the store lives on: the real one unless a test installed a simulated
+    /// one (`with_file_system`, feature `testing`).
+    pub(crate) fs: Fs,
 }
 
 impl Default for FileOffsetStoreConfig {
     fn default() -> Self {
         FileOffsetStoreConfig {
             compaction_bytes_min: 1 << 20,
+            fs: Fs::Std,
         }
     }
 }
@@ -89,6 +92,20 @@ impl FileOffsetStoreConfig {
     /// Set [`compaction_bytes_min`](Self::compaction_bytes_min).
     pub fn with_compaction_bytes_min(mut self, bytes: u64) -> Self {
         self.compaction_bytes_min = bytes;
+        self
+    }
+
+    /// Puts the store on the simulated file system `sim` instead of the real one (feature
+    /// `testing`), for power-loss and fault tests.
+    #[cfg(feature = "testing")]
+    pub fn with_file_system(mut self, sim: std::sync::Arc<crate::io::sim::SimFs>) -> Self {
+        self.fs = Fs::Sim(sim);
+        self
+    }
+
+    /// The same configuration on the file system `fs`.
+    pub(crate) fn on(mut self, fs: &Fs) -> Self {
+        self.fs = fs.clone();
         self
     }
 }
@@ -158,13 +175,15 @@ pub struct FileOffsetStore {
     writer: Mutex<Writer>,
     /// What fetches see. Changed only with `writer` held, after the commit is durable.
     live: RwLock<Live>,
-    _lock: File,
+    _lock: FsLock,
 }
 
 #[derive(Debug)]
 struct Writer {
-    /// The current generation's log, opened for appending.
-    file: File,
+    /// The current generation's log, opened for writing.
+    file: FsFile,
+    /// Its length: where the next entry is written.
+    end: u64,
     path: PathBuf,
     generation: u64,
     /// Bytes of commit entries after the snapshot.
@@ -203,26 +222,22 @@ impl FileOffsetStore {
         config: FileOffsetStoreConfig,
     ) -> Result<FileOffsetStore> {
         let dir = dir.as_ref().to_owned();
-        let existed = dir.is_dir();
-        fs::create_dir_all(&dir).at(&dir)?;
-        if !existed {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                sync_dir(parent)?;
-            }
-        }
-        let lock = lock_dir(&dir)?;
-        let listing = list_dir(&dir)?;
+        let fs = &config.fs;
+        checkpoint::create_dir_all_durable(fs, &dir)?;
+        let lock = lock_dir(fs, &dir)?;
+        let listing = list_dir(fs, &dir)?;
         let mut removed = false;
         for tmp in &listing.tmps {
-            fs::remove_file(tmp).at(tmp)?;
+            fs.remove_file(tmp).at(tmp)?;
             removed = true;
         }
         let (writer, live) = if let Some(&generation) = listing.generations.last() {
-            load(&dir, generation)?
+            load(fs, &dir, generation)?
         } else {
-            let (file, path) = write_snapshot(&dir, 0, &OffsetMap::default())?;
+            let (file, path, end) = write_snapshot(fs, &dir, 0, &OffsetMap::default())?;
             let writer = Writer {
                 file,
+                end,
                 path,
                 generation: 0,
                 log_bytes: 0,
@@ -236,11 +251,11 @@ impl FileOffsetStore {
             .filter(|&&g| g < writer.generation)
         {
             let path = log_path(&dir, old);
-            fs::remove_file(&path).at(&path)?;
+            fs.remove_file(&path).at(&path)?;
             removed = true;
         }
         if removed {
-            sync_dir(&dir)?;
+            sync_dir_in(fs, &dir)?;
         }
         Ok(FileOffsetStore {
             dir,
@@ -288,23 +303,25 @@ impl FileOffsetStore {
             position: 8,
             reason: CorruptKind::BadCheckpoint,
         })?;
-        let (file, path) = {
+        let fs = &self.config.fs;
+        let (file, path, end) = {
             let live = self.live.read();
-            write_snapshot(&self.dir, next, &live.map)
+            write_snapshot(fs, &self.dir, next, &live.map)
         }
         .inspect_err(|_| {
             // The rename may have happened before the directory fsync failed: the next
             // commits cannot tell which file a reopen will use.
-            if log_path(&self.dir, next).exists() {
+            if fs.exists(&log_path(&self.dir, next)).unwrap_or(true) {
                 w.failed = true;
             }
         })?;
         let old = std::mem::replace(&mut w.path, path);
         w.file = file;
+        w.end = end;
         w.generation = next;
         w.log_bytes = 0;
         // Obsolete now; if the removal fails, the next open removes it.
-        let _ = fs::remove_file(old);
+        let _ = fs.remove_file(&old);
         Ok(())
     }
 }
@@ -325,10 +342,12 @@ impl OffsetStore for FileOffsetStore {
             self.compact_locked(&mut w)?;
         }
         let w = &mut *w;
-        if let Err(e) = w.file.write_all(&entry).and_then(|()| w.file.sync_data()) {
+        let written = w.file.write_all_at(&entry, w.end);
+        if let Err(e) = written.and_then(|()| w.file.sync_data()) {
             w.failed = true;
             return Err(Error::io(&w.path, e));
         }
+        w.end += entry.len() as u64;
         w.log_bytes += entry.len() as u64;
         // Durable: now make it visible, still under the writer lock so that the order in
         // memory is the order on disk.
@@ -350,8 +369,8 @@ impl OffsetStore for FileOffsetStore {
     }
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
-    checkpoint::try_lock_file(&dir.join(LOCK_FILE))?.ok_or_else(|| Error::AlreadyOpen {
+fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
+    checkpoint::try_lock_file(fs, &dir.join(LOCK_FILE))?.ok_or_else(|| Error::AlreadyOpen {
         path: dir.to_owned(),
     })
 }
@@ -371,20 +390,17 @@ struct Listing {
     tmps: Vec<PathBuf>,
 }
 
-fn list_dir(dir: &Path) -> Result<Listing> {
+fn list_dir(fs: &Fs, dir: &Path) -> Result<Listing> {
     let mut listing = Listing {
         generations: Vec::new(),
         tmps: Vec::new(),
     };
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for name in fs.list_dir(dir).at(dir)? {
         let Some(rest) = name.strip_prefix(LOG_PREFIX) else {
             continue;
         };
         if rest.ends_with(TMP_SUFFIX) {
-            listing.tmps.push(entry.path());
+            listing.tmps.push(dir.join(&name));
         } else if let Some(digits) = rest.strip_suffix(LOG_SUFFIX) {
             if digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()) {
                 if let Ok(g) = digits.parse() {
@@ -398,34 +414,35 @@ fn list_dir(dir: &Path) -> Result<Listing> {
 }
 
 /// Write `map` as generation `generation`: temp file, fsync, rename, directory fsync.
-/// Returns the new file, opened for appending, and its path.
-fn write_snapshot(dir: &Path, generation: u64, map: &OffsetMap) -> Result<(File, PathBuf)> {
+/// Returns the new file, opened for writing, its path and its length.
+fn write_snapshot(
+    fs: &Fs,
+    dir: &Path,
+    generation: u64,
+    map: &OffsetMap,
+) -> Result<(FsFile, PathBuf, u64)> {
     let bytes = encode_snapshot(generation, map);
     let tmp = tmp_path(dir, generation);
     let path = log_path(dir, generation);
     let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
+        let f = fs.open(&tmp, OpenFlags::CREATE_TRUNCATE)?;
+        f.write_all_at(&bytes, 0)?;
         f.sync_all()?;
-        fs::rename(&tmp, &path)
+        fs.rename(&tmp, &path)
     })();
     if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs.remove_file(&tmp);
         return Err(Error::io(&tmp, e));
     }
-    sync_dir(dir)?;
-    let file = OpenOptions::new().append(true).open(&path).at(&path)?;
-    Ok((file, path))
+    sync_dir_in(fs, dir)?;
+    let file = fs.open(&path, OpenFlags::WRITE).at(&path)?;
+    Ok((file, path, bytes.len() as u64))
 }
 
 /// Replay generation `generation`'s log; cut off a torn tail.
-fn load(dir: &Path, generation: u64) -> Result<(Writer, Live)> {
+fn load(fs: &Fs, dir: &Path, generation: u64) -> Result<(Writer, Live)> {
     let path = log_path(dir, generation);
-    let bytes = fs::read(&path).at(&path)?;
+    let bytes = fs.read(&path).at(&path)?;
     let corrupt = |position: usize, reason: CorruptKind| Error::Corrupt {
         path: path.clone(),
         position: position as u64,
@@ -468,13 +485,14 @@ fn load(dir: &Path, generation: u64) -> Result<(Writer, Live)> {
         }
     }
 
-    let file = OpenOptions::new().append(true).open(&path).at(&path)?;
+    let file = fs.open(&path, OpenFlags::WRITE).at(&path)?;
     if let Some(end) = torn_at {
         file.set_len(end as u64).at(&path)?;
         file.sync_all().at(&path)?;
     }
     let writer = Writer {
         file,
+        end: pos as u64,
         path,
         generation,
         log_bytes: (pos - snapshot_end) as u64,

@@ -45,7 +45,7 @@ struct Opened {
 pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition> {
     config.validate()?;
     let fs = &config.fs;
-    fs.create_dir_all(dir).at(dir)?;
+    checkpoint::create_dir_all_durable(fs, dir)?;
     let lock = lock_dir(fs, dir)?;
     super::compact::complete_swaps(fs, dir)?;
     let bases = list_segments(fs, dir)?;
