@@ -510,6 +510,13 @@ impl FsFile {
         on_file!(self, f => FileHandle::map(f, len))
     }
 
+    /// Whether a map is a copy (the simulation) rather than a view that later writes reach:
+    /// then a map must not cover bytes that may still be written (preallocated zeros).
+    #[inline]
+    pub(crate) fn maps_are_copies(&self) -> bool {
+        !matches!(self, FsFile::Std(_))
+    }
+
     /// A writable map of the first `len` bytes (`len > 0`).
     pub(crate) fn map_mut(&self, len: usize) -> io::Result<WritableMapFs> {
         match self {

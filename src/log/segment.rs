@@ -100,7 +100,12 @@ impl SegmentFiles {
         }
         let mut m = self.map.write();
         if m.len() < limit {
-            let len = usize::try_from(map_len).unwrap_or(usize::MAX).max(limit);
+            let len = if self.log.maps_are_copies() {
+                // A copy of preallocated zeros would not see the appends that replace them.
+                limit
+            } else {
+                usize::try_from(map_len).unwrap_or(usize::MAX).max(limit)
+            };
             *m = self.log.map(len)?;
         }
         if m.len() < limit {
