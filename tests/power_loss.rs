@@ -386,3 +386,136 @@ fn partition_power_loss_at_every_operation_no_sync() {
     let (name, d) = &policies()[2];
     enumerate_partition(name, d);
 }
+
+/// Fail the `j`th fsync with `EIO` (which, as on Linux, may drop the writes it covered while
+/// reads still see them) and go on with the script: the partition must refuse every later
+/// append and flush, acknowledge nothing on the failed fsync, and after a power loss recover
+/// with everything acknowledged before. Returns false once `j` is past the last fsync.
+fn failed_fsync_and_check(
+    name: &str,
+    durability: &Durability,
+    states: &[BTreeMap<u64, Seen>],
+    j: u64,
+    loss: Loss,
+) -> bool {
+    let ctx = format!("{name}, fsync {j} fails, then {loss:?}");
+    let sim = Arc::new(SimFs::new());
+    let open = || Partition::open(DIR, config(&sim, durability));
+    let mut p = Some(open().unwrap_or_else(|e| panic!("{ctx}: open: {e}")));
+    sim.fail_nth(j, Some(SimOp::Sync), SimError::Eio);
+    let mut acked = Acked::default();
+    let mut failed_at = None;
+    let mut poisoned = false;
+    for (i, step) in script().into_iter().enumerate() {
+        if p.is_none() {
+            break;
+        }
+        let result = run_step(step, &mut p, &open, durability, &mut acked);
+        let writes = matches!(step, Step::Append(_) | Step::Flush);
+        match (&result, failed_at) {
+            (Err(_), None) => {
+                failed_at = Some(i);
+                // A failed fsync of the log (or of close) poisons the partition; one of a
+                // checkpoint's temp file or a compaction's new segment fails only its
+                // operation (the file is abandoned), and appends go on.
+                poisoned = writes || matches!(step, Step::CloseReopen);
+            }
+            (Ok(()), Some(f)) if writes && poisoned => {
+                panic!("{ctx}: step {i} {step:?} succeeded after the failure at step {f}")
+            }
+            (Err(e), Some(_)) if writes && poisoned => {
+                // Refused as poisoned (or, after the close step, as closed).
+                assert!(
+                    matches!(e, Error::PreviousIoFailed | Error::Closed),
+                    "{ctx}: step {i} {step:?} after the failure: {e:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+    let Some(failed_at) = failed_at else {
+        if let Some(p) = p {
+            p.simulate_crash();
+        }
+        return false;
+    };
+    // What the partition shows before the crash: what retention, `delete_records_before`
+    // and compaction (which run on after a failed append) left. The failed fsync dropped
+    // pages that reads still show; what was acknowledged must be on disk all the same.
+    sim.clear_faults();
+    let visible = match p {
+        Some(p) => {
+            let seen = read_all(&p, &format!("{ctx}, before the crash"));
+            p.simulate_crash();
+            seen
+        }
+        None => states[failed_at].clone(),
+    };
+    loss.apply(&sim);
+    let p = open().unwrap_or_else(|e| panic!("{ctx} (failed at step {failed_at}): reopen: {e}"));
+    let got = read_all(&p, &ctx);
+    for (&o, _) in visible.range(..acked.durable_end) {
+        assert!(
+            got.contains_key(&o),
+            "{ctx} (failed at step {failed_at}): acknowledged offset {o} is lost; kept {:?}, log start {}, report {:?}", got.keys().collect::<Vec<_>>(), p.log_start_offset(), p.recovery_report()
+        );
+    }
+    assert!(
+        p.log_start_offset().0 >= acked.log_start,
+        "{ctx}: log start"
+    );
+    p.simulate_crash();
+    true
+}
+
+fn enumerate_failed_fsyncs(name: &str, durability: &Durability) {
+    let (states, _) = reference(durability);
+    let mut j = 1;
+    while failed_fsync_and_check(name, durability, &states, j, Loss::Clean) {
+        failed_fsync_and_check(name, durability, &states, j, Loss::Torn(j));
+        j += 1;
+    }
+    assert!(j > 5, "{name}: only {} fsyncs in the workload", j - 1);
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_partition_and_loses_nothing_acknowledged() {
+    for (name, d) in policies() {
+        enumerate_failed_fsyncs(name, &d);
+    }
+}
+
+#[test]
+fn a_persisted_log_start_above_the_recovered_end_restarts_the_log_there() {
+    // Found by the failed-fsync enumeration: `delete_records_before` persists the log start,
+    // but the records below it may never have reached the disk (NoSync, or a failed fsync).
+    // Recovery then ended the log below its persisted start, clamped the start down to the
+    // end, and handed out the deleted offsets again.
+    let sim = Arc::new(SimFs::new());
+    let config = config(&sim, &Durability::NoSync);
+    let p = Partition::open(DIR, config.clone()).unwrap();
+    let records: Vec<Record> = (0..10).map(record).collect();
+    p.append(&records).unwrap();
+    assert_eq!(p.delete_records_before(Offset(6)).unwrap(), Offset(6));
+    p.simulate_crash();
+    sim.power_loss();
+    let p = Partition::open(DIR, config.clone()).unwrap();
+    assert_eq!(p.log_start_offset(), Offset(6), "the persisted start holds");
+    assert_eq!(
+        p.log_end_offset(),
+        Offset(6),
+        "the log restarts empty at its start"
+    );
+    let info = p.append(&[record(6)]).unwrap();
+    assert_eq!(
+        info.base_offset,
+        Offset(6),
+        "no deleted offset is handed out again"
+    );
+    drop(p);
+    let p = Partition::open(DIR, config).unwrap();
+    assert_eq!(
+        read_all(&p, "reopened").keys().copied().collect::<Vec<_>>(),
+        [6]
+    );
+}

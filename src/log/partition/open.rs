@@ -79,7 +79,36 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
             None => recover(dir, &config, &bases, recovery_point)?,
         }
     };
+    let opened = if opened.next_offset < log_start_ckpt {
+        restart_at(dir, &config, opened, log_start_ckpt)?
+    } else {
+        opened
+    };
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+}
+
+/// The log ended below its persisted log start: `delete_records_before` made the start
+/// durable, but the records below it never reached the disk (NoSync, a failed fsync). Every
+/// record below the start was deleted by the user anyway; restart the log empty at the start
+/// (as Kafka does), so no offset below it is handed out again. The old segments are removed
+/// first: a crash meanwhile leaves fewer of them, and the next open restarts again.
+fn restart_at(dir: &Path, config: &PartitionConfig, old: Opened, start: u64) -> Result<Opened> {
+    for seg in &old.segments {
+        seg.release_deleted();
+        seg.delete_files()?;
+    }
+    let report = RecoveryReport {
+        segments_removed: old.report.segments_removed + old.segments.len(),
+        ..old.report
+    };
+    drop(old.files);
+    checkpoint::sync_dir_in(&config.fs, dir)?;
+    let mut opened = create_first(dir, config, start)?;
+    opened.report = RecoveryReport {
+        log_end_offset: Offset(start),
+        ..report
+    };
+    Ok(opened)
 }
 
 /// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
