@@ -764,6 +764,13 @@ impl Partition {
         if plan.delete_count == 0 {
             return Ok(plan);
         }
+        if plan.log_start_offset.0 > v.log_start() {
+            // Persisted before any file goes: the removals may reach the disk in any order,
+            // and a segment left below a removed one must not be read again after a power
+            // loss (deleted records back, and a hole in the offsets after them).
+            let path = self.dir.join(LOG_START_FILE);
+            checkpoint::write(&self.config.fs, &path, plan.log_start_offset.0)?;
+        }
         let doomed: Vec<Arc<Segment>> = {
             let mut w = self.writer.lock();
             let keep = w.segments[plan.delete_count..].to_vec();
