@@ -66,10 +66,12 @@ const WINDOW: u64 = 3;
 /// A durability policy and a cleanup policy to run the workload under.
 #[derive(Debug, Clone)]
 struct Case {
-    name: &'static str,
+    name: String,
     durability: Durability,
     /// `Delete` keeps offsets dense (checked on every read); `CompactAndDelete` compacts.
     cleanup: CleanupPolicy,
+    /// The workload.
+    steps: Vec<Step>,
 }
 
 const SYNC_THRESHOLD: Durability = Durability::SyncThreshold {
@@ -80,9 +82,10 @@ const SYNC_THRESHOLD: Durability = Durability::SyncThreshold {
 
 fn case(name: &'static str, durability: Durability, cleanup: CleanupPolicy) -> Case {
     Case {
-        name,
+        name: name.to_owned(),
         durability,
         cleanup,
+        steps: script(),
     }
 }
 
@@ -298,7 +301,7 @@ fn run_script(
         Ok(p) => Some(p),
         Err(_) => return (0, acked, None),
     };
-    let steps = script();
+    let steps = &case.steps;
     for (i, step) in steps.iter().enumerate() {
         if run_step(*step, &mut p, &open, case, &mut acked).is_err() {
             return (i, acked, p);
@@ -316,7 +319,7 @@ fn reference(case: &Case) -> (Vec<BTreeMap<u64, Seen>>, u64) {
     let (failed, _, p) = run_script(&sim, case, |i, p| {
         states.push(read_all(p, &format!("reference, step {i}")));
     });
-    assert_eq!(failed, script().len(), "the reference run fails nowhere");
+    assert_eq!(failed, case.steps.len(), "the reference run fails nowhere");
     let p = p.expect("open at the end");
     states.push(read_all(&p, "reference, end"));
     let ops = sim.operations();
@@ -336,7 +339,7 @@ fn cut_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], k: u64, loss: Loss
     loss.apply(&sim);
     let p = Partition::open(DIR, config(&sim, case))
         .unwrap_or_else(|e| panic!("{ctx} (during step {failed}): recovery failed: {e}"));
-    let ctx = format!("{ctx}, during step {failed} {:?}", script().get(failed));
+    let ctx = format!("{ctx}, during step {failed} {:?}", case.steps.get(failed));
     let got = read_all(&p, &ctx);
     // What the step under way may have removed (retention, compaction, deletion) is not
     // required; everything else acknowledged as durable is.
@@ -410,6 +413,55 @@ fn partition_power_loss_at_every_operation_no_sync() {
     ));
 }
 
+/// splitmix64: the next number below `n` from `state`.
+fn below(state: &mut u64, n: u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) % n
+}
+
+/// A random workload of `len` steps from `seed`.
+fn random_script(seed: u64, len: usize) -> Vec<Step> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| match below(&mut state, 20) {
+            0 => Step::Flush,
+            1 => Step::Retention,
+            2 => Step::DeleteHalf,
+            3 => Step::Compact,
+            4 => Step::CloseReopen,
+            _ => Step::Append(1 + below(&mut state, 4)),
+        })
+        .collect()
+}
+
+#[test]
+fn partition_power_loss_at_random_operations_of_random_workloads() {
+    use CleanupPolicy::{CompactAndDelete, Delete};
+    let (seeds, cuts) = if long_run() { (60, 40) } else { (12, 8) };
+    for seed in 0..seeds {
+        let (durability, cleanup) = match seed % 4 {
+            0 => (Durability::SyncEachAppend, Delete),
+            1 => (SYNC_THRESHOLD, CompactAndDelete),
+            2 => (Durability::NoSync, Delete),
+            _ => (Durability::SyncEachAppend, CompactAndDelete),
+        };
+        let mut case = case("", durability, cleanup);
+        case.name = format!("random workload {seed}, {:?}, {cleanup:?}", case.durability);
+        case.steps = random_script(seed, 40);
+        let (states, ops) = reference(&case);
+        let mut state = !seed;
+        for _ in 0..cuts {
+            let k = 1 + below(&mut state, ops);
+            for loss in [Loss::Clean, Loss::Torn(below(&mut state, u64::MAX))] {
+                cut_and_check(&case, &states, k, loss);
+            }
+        }
+    }
+}
+
 /// Fail the `j`th fsync with `EIO` (which, as on Linux, may drop the writes it covered while
 /// reads still see them) and go on with the script: the partition must refuse every later
 /// append and flush, acknowledge nothing on the failed fsync, and after a power loss recover
@@ -423,7 +475,7 @@ fn failed_fsync_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], j: u64, l
     let mut acked = Acked::default();
     let mut failed_at = None;
     let mut poisoned = false;
-    for (i, step) in script().into_iter().enumerate() {
+    for (i, &step) in case.steps.iter().enumerate() {
         if p.is_none() {
             break;
         }
