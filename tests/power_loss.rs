@@ -116,7 +116,7 @@ fn record(i: u64) -> Record {
         let pad = "v".repeat((i % 5) as usize * 17);
         Record::new(format!("value-{i}-{pad}")).with_key(key)
     };
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         r = r.with_header("h", format!("header-{i}"));
     }
     r.timestamp_ms = TIME0 + i as i64;
@@ -466,8 +466,17 @@ fn partition_power_loss_at_random_operations_of_random_workloads() {
 /// reads still see them) and go on with the script: the partition must refuse every later
 /// append and flush, acknowledge nothing on the failed fsync, and after a power loss recover
 /// with everything acknowledged before. Returns false once `j` is past the last fsync.
-fn failed_fsync_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], j: u64, loss: Loss) -> bool {
-    let ctx = format!("{}, fsync {j} fails, then {loss:?}", case.name);
+fn failed_fsync_and_check(
+    case: &Case,
+    states: &[BTreeMap<u64, Seen>],
+    j: u64,
+    loss: Loss,
+    reopen_first: bool,
+) -> bool {
+    let ctx = format!(
+        "{}, fsync {j} fails, then (reopened first: {reopen_first}) {loss:?}",
+        case.name
+    );
     let sim = Arc::new(SimFs::new());
     let open = || Partition::open(DIR, config(&sim, case));
     let mut p = Some(open().unwrap_or_else(|e| panic!("{ctx}: open: {e}")));
@@ -512,7 +521,7 @@ fn failed_fsync_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], j: u64, l
     // and compaction (which run on after a failed append) left. The failed fsync dropped
     // pages that reads still show; what was acknowledged must be on disk all the same.
     sim.clear_faults();
-    let visible = match p {
+    let mut visible = match p {
         Some(p) => {
             let seen = read_all(&p, &format!("{ctx}, before the crash"));
             p.simulate_crash();
@@ -520,13 +529,28 @@ fn failed_fsync_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], j: u64, l
         }
         None => states[failed_at].clone(),
     };
+    if reopen_first {
+        // Reopen in the same process first, where reads still show what the failed fsync
+        // dropped, and append and flush there: recovery must not build on those cached
+        // bytes as if they were on disk.
+        let q = open().unwrap_or_else(|e| panic!("{ctx}: reopen before the power loss: {e}"));
+        let end = q.log_end_offset().0;
+        let records: Vec<Record> = (end..end + 3).map(record).collect();
+        q.append(&records).unwrap();
+        q.flush().unwrap();
+        visible = read_all(&q, &format!("{ctx}, reopened"));
+        acked.durable_end = end + 3;
+        acked.log_start = acked.log_start.max(q.log_start_offset().0);
+        q.simulate_crash();
+    }
     loss.apply(&sim);
     let p = open().unwrap_or_else(|e| panic!("{ctx} (failed at step {failed_at}): reopen: {e}"));
     let got = read_all(&p, &ctx);
     for (&o, _) in visible.range(..acked.durable_end) {
         assert!(
             got.contains_key(&o),
-            "{ctx} (failed at step {failed_at}): acknowledged offset {o} is lost; kept {:?}, log start {}, report {:?}", got.keys().collect::<Vec<_>>(), p.log_start_offset(), p.recovery_report()
+            "{ctx} (failed at step {failed_at}): acknowledged offset {o} is lost; kept {:?}",
+            got.keys().collect::<Vec<_>>()
         );
     }
     assert!(
@@ -540,8 +564,9 @@ fn failed_fsync_and_check(case: &Case, states: &[BTreeMap<u64, Seen>], j: u64, l
 fn enumerate_failed_fsyncs(case: &Case) {
     let (states, _) = reference(case);
     let mut j = 1;
-    while failed_fsync_and_check(case, &states, j, Loss::Clean) {
-        failed_fsync_and_check(case, &states, j, Loss::Torn(j));
+    while failed_fsync_and_check(case, &states, j, Loss::Clean, false) {
+        failed_fsync_and_check(case, &states, j, Loss::Torn(j), false);
+        failed_fsync_and_check(case, &states, j, Loss::Torn(j), true);
         j += 1;
     }
     assert!(
@@ -740,7 +765,8 @@ impl StoreRun {
                     TopicPartition::new(name, p),
                     CommittedOffset::new(Offset(offset)),
                 )];
-                let coordinator = self.coordinator.as_ref().expect("open");
+                // Gone if a close/reopen failed half way.
+                let coordinator = self.coordinator.as_ref().ok_or(Error::StoreClosed)?;
                 coordinator.offset_store().commit(GROUP, &committed)?;
                 acked.commits.insert((name.to_owned(), p), offset);
             }
@@ -1004,4 +1030,51 @@ fn segments_removed_by_retention_in_any_order_never_leave_a_hole() {
         p.simulate_crash();
     }
     assert!(holes_possible > 0, "no seed brought a removed segment back");
+}
+
+#[test]
+fn store_failed_fsync_at_every_fsync() {
+    // Fail each fsync of the store workload in turn and go on: later steps may fail (a
+    // poisoned partition, a failed offset store) or succeed; after a power loss the store
+    // reopens and everything acknowledged holds.
+    let mut j = 1;
+    loop {
+        for loss in [Loss::Clean, Loss::Torn(j)] {
+            let ctx = format!("store, fsync {j} fails, then {loss:?}");
+            let sim = Arc::new(SimFs::new());
+            let mut run = StoreRun {
+                sim: sim.clone(),
+                store: None,
+                coordinator: None,
+                acked: StoreAcked::default(),
+            };
+            let (store, coordinator) = StoreRun::open(&sim).unwrap();
+            run.store = Some(store);
+            run.coordinator = Some(coordinator);
+            sim.fail_nth(j, Some(SimOp::Sync), SimError::Eio);
+            let mut failed = None;
+            for (i, step) in store_script().into_iter().enumerate() {
+                if run.store.is_none() {
+                    break;
+                }
+                if run.step(step).is_err() && failed.is_none() {
+                    failed = Some(i);
+                }
+            }
+            let Some(failed) = failed else {
+                assert!(j > 10, "only {} fsyncs in the store workload", j - 1);
+                return;
+            };
+            let acked = run.acked.clone();
+            drop(run);
+            sim.clear_faults();
+            loss.apply(&sim);
+            let in_flight = store_script().get(failed).copied();
+            let ctx = format!("{ctx}, first failure at step {failed} {in_flight:?}");
+            let (store, coordinator) = StoreRun::open(&sim)
+                .unwrap_or_else(|e| panic!("{ctx}: the store does not reopen: {e}"));
+            check_store(&store, &coordinator, &acked, in_flight, &ctx);
+        }
+        j += 1;
+    }
 }

@@ -493,6 +493,24 @@ impl FsFile {
         on_file!(self, f => FileHandle::set_len(f, len))
     }
 
+    /// Write bytes `[from, to)` back where they are. After a failed fsync, Linux marks the
+    /// dirty pages clean: reads still show bytes that may never reach the disk, and a later
+    /// fsync succeeds without them. Writing them again dirties them, so the next fsync covers
+    /// them. Recovery does this to what it keeps before it calls it durable.
+    pub(crate) fn rewrite(&self, from: u64, to: u64) -> io::Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let mut buf = Vec::new();
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from((to - at).min(CHUNK)).unwrap_or(1 << 20);
+            buf.resize(n, 0);
+            self.read_exact_at(&mut buf, at)?;
+            self.write_all_at(&buf, at)?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// fdatasync.
     #[inline]
     pub(crate) fn sync_data(&self) -> io::Result<()> {

@@ -488,8 +488,12 @@ fn load(fs: &Fs, dir: &Path, generation: u64) -> Result<(Writer, Live)> {
     let file = fs.open(&path, OpenFlags::WRITE).at(&path)?;
     if let Some(end) = torn_at {
         file.set_len(end as u64).at(&path)?;
-        file.sync_all().at(&path)?;
     }
+    // The commits replayed may be cached bytes a failed fsync left off the disk (Linux marks
+    // the pages clean): write them again so that this fsync covers them before new commits
+    // are appended after them.
+    file.rewrite(snapshot_end as u64, pos as u64).at(&path)?;
+    file.sync_all().at(&path)?;
     let writer = Writer {
         file,
         end: pos as u64,

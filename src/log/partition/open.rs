@@ -88,7 +88,7 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
 }
 
 /// The log ended below its persisted log start: `delete_records_before` made the start
-/// durable, but the records below it never reached the disk (NoSync, a failed fsync). Every
+/// durable, but the records below it never reached the disk (`NoSync`, a failed fsync). Every
 /// record below the start was deleted by the user anyway; restart the log empty at the start
 /// (as Kafka does), so no offset below it is handed out again. The old segments are removed
 /// first: a crash meanwhile leaves fewer of them, and the next open restarts again.
@@ -382,11 +382,11 @@ fn recover(
 }
 
 /// Seal a scanned segment that recovery keeps whole up to `size` bytes, make its log durable
-/// and close its files (it loads again on first use).
+/// (see [`settle`]) and close its files (it loads again on first use).
 fn seal_scanned(s: ScannedSegment, end_offset: u64, size: u64) -> Result<Arc<Segment>> {
     cut_log(&s.files, &s.seg, size)?;
     s.seg.seal(&s.files, &s.cursor, end_offset, size)?;
-    s.files.log.sync_data().at(&s.seg.path(LOG_EXT))?;
+    rewrite_and_sync(&s.files.log, &s.seg.path(LOG_EXT))?;
     drop(s.files);
     s.seg.unload();
     Ok(Arc::new(s.seg))
@@ -543,14 +543,27 @@ pub(super) fn remove_segments<S: Borrow<Segment>>(doomed: impl Iterator<Item = S
     Ok(())
 }
 
-/// Make a changed log durable: fsync the logs of `files`, the directory, and write the
-/// recovery point at `log_end` (everything below it is on disk now).
+/// Make a changed log durable: rewrite and fsync the logs of `files`, fsync the directory,
+/// and write the recovery point at `log_end` (everything below it is on disk now).
+///
+/// The logs are written again before the fsync because what the scan read may be cached
+/// bytes that never reached the disk: after a failed fsync (of this handle, or of a process
+/// that died since), Linux marks the dirty pages clean, and a later fsync would succeed
+/// without them; the recovery point would then cover a hole. These are the segments from the
+/// recovery point on, which recovery has just read anyway.
 pub(super) fn settle(fs: &Fs, dir: &Path, files: &[Arc<SegmentFiles>], log_end: u64) -> Result<()> {
     for f in files {
-        f.log.sync_data().at(dir)?;
+        rewrite_and_sync(&f.log, dir)?;
     }
     checkpoint::sync_dir_in(fs, dir)?;
     checkpoint::write(fs, &dir.join(RECOVERY_POINT_FILE), log_end)
+}
+
+/// Write a scanned log's bytes again and fsync it (see [`settle`] for why).
+fn rewrite_and_sync(log: &FsFile, path: &Path) -> Result<()> {
+    let len = log.len().at(path)?;
+    log.rewrite(0, len).at(path)?;
+    log.sync_data().at(path)
 }
 
 /// Reopen a sealed segment for appending, keeping its (checked) indexes.
