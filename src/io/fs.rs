@@ -39,7 +39,11 @@
 //!
 //! What it **may** do: fail any operation with an `std::io::Error` (the log turns every
 //! failure into an [`Error::Io`](crate::error::Error::Io) and refuses further writes); after
-//! a power loss, keep any part of what was not durable, in any order of sectors.
+//! a failed `sync_data`/`sync_all`, have dropped the writes since the last good one while
+//! reads still show them, and let a later sync succeed without them (Linux does: the engine
+//! writes again what it reads back before it calls it durable); after a power loss, keep any
+//! part of what was not durable, in any order of sectors, and any subset of the directory
+//! changes not yet synced (each creation, removal or rename whole).
 
 use std::fs::{File, OpenOptions};
 use std::io;

@@ -45,11 +45,11 @@ pub enum SimOp {
     Map,
     /// Creating directories.
     CreateDir,
-    /// Listing a directory, or asking whether a path exists.
+    /// Listing a directory, or asking whether a path exists (or is a directory).
     List,
-    /// Removing a file.
+    /// Removing a file, or a directory tree.
     Remove,
-    /// Renaming a file.
+    /// Renaming a file or a directory.
     Rename,
     /// Syncing a directory.
     SyncDir,
