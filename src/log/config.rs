@@ -520,8 +520,9 @@ impl PartitionConfig {
     /// checkpoints, its lock) then goes to `sim`, which the test keeps to cut the power
     /// ([`SimFs::power_loss`](crate::testing::SimFs::power_loss)) or inject faults
     /// ([`SimFs::fail_nth`](crate::testing::SimFs::fail_nth)). The partition's directory path
-    /// only names files inside `sim`. Not recorded in a topic store's metadata: a store
-    /// always reopens its partitions on the real file system.
+    /// only names files inside `sim`. Ignored by a topic store, which opens its partitions
+    /// on its own file system
+    /// ([`StoreConfig::with_file_system`](crate::StoreConfig::with_file_system)).
     #[cfg(feature = "testing")]
     pub fn with_file_system(mut self, sim: std::sync::Arc<crate::io::sim::SimFs>) -> Self {
         self.fs = Fs::Sim(sim);
