@@ -283,13 +283,20 @@ fn close_and_drop_append_everything_accepted() {
 
 #[test]
 fn append_errors_reach_every_handle_of_the_batch() {
-    let (_dir, store) = store();
+    // The whole store on the simulation (a store opens its partitions on its own file
+    // system).
     let faults = Arc::new(SimFs::new());
+    let store = LogStore::open(
+        "/data",
+        StoreConfig::default()
+            .with_maintenance_interval(None)
+            .with_file_system(faults.clone()),
+    )
+    .unwrap();
     let topic = store
         .create_topic(
             "t",
-            TopicConfig::new(1)
-                .with_partition_config(fast_config().with_file_system(faults.clone())),
+            TopicConfig::new(1).with_partition_config(fast_config()),
         )
         .unwrap();
     let producer = Producer::new(&store, ProducerConfig::default().with_linger(HOUR)).unwrap();
