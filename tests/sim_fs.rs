@@ -104,6 +104,15 @@ fn a_directory_rename_and_removal_follow_the_parent_sync() {
     sim.sync_dir("/").unwrap();
     sim.power_loss();
     assert_eq!(sim.read_file("/moved/f").unwrap(), b"x", "rename kept");
+
+    sim.remove_dir_all("/moved").unwrap();
+    assert!(!sim.exists("/moved/f") && !sim.exists("/moved"));
+    sim.power_loss();
+    assert_eq!(sim.read_file("/moved/f").unwrap(), b"x", "removal undone");
+    sim.remove_dir_all("/moved").unwrap();
+    sim.sync_dir("/").unwrap();
+    sim.power_loss();
+    assert!(!sim.exists("/moved"), "removal kept");
 }
 
 #[test]

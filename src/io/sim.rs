@@ -802,6 +802,12 @@ impl SimFs {
         s.remove_file(path.as_ref())
     }
 
+    /// Remove a directory and everything in it (one [`SimOp::Remove`] operation); durable
+    /// once its parent is synced (until then a power loss may bring back any part of it).
+    pub fn remove_dir_all(&self, dir: impl AsRef<Path>) -> io::Result<()> {
+        FileSystem::remove_dir_all(self, dir.as_ref())
+    }
+
     /// Whether a file or directory exists at `path` now. An inspection: not counted, never
     /// fails.
     pub fn exists(&self, path: impl AsRef<Path>) -> bool {
