@@ -6,10 +6,16 @@
 //! read may differ from what was appended at that offset, a log start persisted by
 //! `delete_records_before` must hold, and under `SyncThreshold` no more than the documented
 //! window may be lost. The same enumeration covers the topic store (topics created, grown,
-//! deleted; records produced; consumer offsets committed).
+//! deleted; records produced; consumer offsets committed): the store always reopens and
+//! everything acknowledged is there. Random workloads are cut at random operations, and every
+//! fsync of both workloads is failed in turn (Linux semantics: the writes it covered may be
+//! lost while reads still show them), with and without a reopen in the same process before
+//! the power loss: the partition must refuse further appends, and nothing acknowledged may be
+//! lost. Regression tests for the bugs this found close the file.
 //!
 //! The default run cuts at every operation, once clean and once torn; set
-//! `SEGLOG_POWER_LOSS_LONG=1` to tear with four seeds at every operation.
+//! `SEGLOG_POWER_LOSS_LONG=1` to tear with four seeds at every operation and run more random
+//! workloads.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
