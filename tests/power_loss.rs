@@ -11,7 +11,7 @@
 //! fsync of both workloads is failed in turn (Linux semantics: the writes it covered may be
 //! lost while reads still show them), with and without a reopen in the same process before
 //! the power loss: the partition must refuse further appends, and nothing acknowledged may be
-//! lost. Regression tests for the bugs this found close the file.
+//! lost. Each bug this found has its own regression test, which says so.
 //!
 //! The default run cuts at every operation, once clean and once torn; set
 //! `SEGLOG_POWER_LOSS_LONG=1` to tear with four seeds at every operation and run more random
