@@ -95,12 +95,11 @@ struct Inode {
     data: Vec<u8>,
     /// What survives a power loss.
     durable: Vec<u8>,
-    /// Changes since the last sync, in order (for a torn power loss).
+    /// Changes since the last sync, in order: what the next sync applies to `durable` (and a
+    /// torn power loss a subset of). Without a failed sync, `durable` plus these is `data`;
+    /// a failed sync drops them, and `data` keeps showing bytes that are not on disk (Linux
+    /// marks the dirty pages clean after a writeback error) until they are written again.
     pending: Vec<Change>,
-    /// After a failed sync: what the next sync persists, which lacks the writes the failed
-    /// sync dropped (Linux marks the dirty pages clean after a writeback error). `None`: the
-    /// next sync persists `data`.
-    lost_writes: Option<Vec<u8>>,
 }
 
 fn write_into(data: &mut Vec<u8>, at: u64, bytes: &[u8]) {
@@ -137,9 +136,6 @@ fn resize_zeroed(data: &mut Vec<u8>, len: usize) {
 impl Inode {
     fn write(&mut self, at: u64, bytes: &[u8]) {
         write_into(&mut self.data, at, bytes);
-        if let Some(next) = &mut self.lost_writes {
-            write_into(next, at, bytes);
-        }
         self.pending.push(Change::Write {
             at,
             bytes: bytes.to_vec(),
@@ -148,32 +144,30 @@ impl Inode {
 
     fn set_len(&mut self, len: u64) {
         set_len_of(&mut self.data, len);
-        if let Some(next) = &mut self.lost_writes {
-            set_len_of(next, len);
-        }
         self.pending.push(Change::SetLen(len));
     }
 
+    /// Apply the pending changes to the durable bytes.
     fn sync(&mut self) {
-        match self.lost_writes.take() {
-            Some(next) => self.durable = next,
-            None => self.durable.clone_from(&self.data),
+        for change in std::mem::take(&mut self.pending) {
+            match change {
+                Change::Write { at, bytes } => write_into(&mut self.durable, at, &bytes),
+                Change::SetLen(len) => set_len_of(&mut self.durable, len),
+            }
         }
-        self.pending.clear();
     }
 
-    /// A sync failed: the pending changes may never reach the disk, and a later sync
-    /// succeeds without them.
+    /// A sync failed: the pending changes never reach the disk, and a later sync succeeds
+    /// without them.
     fn sync_failed(&mut self) {
-        self.lost_writes = Some(self.durable.clone());
         self.pending.clear();
     }
 
-    /// After a power loss: the file holds `data` and nothing is pending.
+    /// After a power loss: the file holds `data`, durably, and nothing is pending.
     fn reset(&mut self, data: Vec<u8>) {
+        self.durable.clone_from(&data);
         self.data = data;
-        self.lost_writes = None;
-        self.sync();
+        self.pending.clear();
     }
 
     /// The durable bytes plus a subset, chosen by `rng`, of the pending changes cut into
