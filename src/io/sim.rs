@@ -607,9 +607,9 @@ impl State {
 ///   that died cannot write any more. Operations by path are not fenced that way: drop (or
 ///   `simulate_crash`) a partition opened before a power loss rather than keep using it.
 /// - A failed file sync (an injected fault of kind [`SimOp::Sync`]) is what Linux does after
-///   a writeback error: the writes since the last good sync may be lost (a power loss drops
-///   them) although reads still see them, and a later sync succeeds *without* them. Every
-///   other failed operation changes nothing.
+///   a writeback error: the writes since the last good sync are dropped — reads still see
+///   them, but a later sync succeeds *without* them, and only writing them again makes them
+///   durable. Every other failed operation changes nothing.
 /// - Memory maps are copies: a read-only map is a copy of (at most) the file's current bytes,
 ///   so readers map again when they need more; a writable map (an index file) is a heap buffer
 ///   that reaches the file only when the index writes it back, when it is sealed. Under the
