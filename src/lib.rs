@@ -38,6 +38,8 @@ mod io;
 mod log;
 mod offset;
 mod replication;
+#[cfg(feature = "kafka-server")]
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topic;

@@ -20,6 +20,7 @@
 mod compact;
 mod open;
 mod read;
+mod received;
 mod recover;
 mod state;
 mod truncate;
