@@ -521,3 +521,282 @@ fn connections_past_the_limit_are_closed() {
     });
     assert!(served);
 }
+
+mod groups {
+    use super::*;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        DescribeGroupsRequest, DescribeGroupsResponse, GroupId, HeartbeatRequest,
+        HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+        LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+        OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+        SyncGroupResponse,
+    };
+    use seglog::{Consumer, ConsumerConfig, GroupCoordinator, TopicPartition};
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_owned())
+    }
+
+    fn join_request(member_id: &str, rebalance_ms: i32) -> JoinGroupRequest {
+        let mut p = JoinGroupRequestProtocol::default();
+        p.name = s("range");
+        p.metadata = Bytes::from(format!("meta of {member_id}"));
+        let mut req = JoinGroupRequest::default();
+        req.group_id = GroupId(s("g"));
+        req.session_timeout_ms = 10_000;
+        req.rebalance_timeout_ms = rebalance_ms;
+        req.member_id = s(member_id);
+        req.protocol_type = s("consumer");
+        req.protocols = vec![p];
+        req
+    }
+
+    fn join(c: &mut Client, member_id: &str) -> JoinGroupResponse {
+        c.call(ApiKey::JoinGroup, 5, &join_request(member_id, 10_000))
+    }
+
+    fn sync(
+        c: &mut Client,
+        generation: i32,
+        member: &str,
+        assignments: &[(&str, &str)],
+    ) -> SyncGroupResponse {
+        let mut req = SyncGroupRequest::default();
+        req.group_id = GroupId(s("g"));
+        req.generation_id = generation;
+        req.member_id = s(member);
+        req.assignments = assignments
+            .iter()
+            .map(|(m, a)| {
+                let mut x = SyncGroupRequestAssignment::default();
+                x.member_id = s(m);
+                x.assignment = Bytes::from(a.to_string());
+                x
+            })
+            .collect();
+        c.call(ApiKey::SyncGroup, 3, &req)
+    }
+
+    fn heartbeat(c: &mut Client, generation: i32, member: &str) -> i16 {
+        let mut req = HeartbeatRequest::default();
+        req.group_id = GroupId(s("g"));
+        req.generation_id = generation;
+        req.member_id = s(member);
+        let r: HeartbeatResponse = c.call(ApiKey::Heartbeat, 3, &req);
+        r.error_code
+    }
+
+    fn commit(c: &mut Client, generation: i32, member: &str, offset: i64) -> i16 {
+        let mut p = OffsetCommitRequestPartition::default();
+        p.partition_index = 0;
+        p.committed_offset = offset;
+        let mut t = OffsetCommitRequestTopic::default();
+        t.name = name("t");
+        t.partitions = vec![p];
+        let mut req = OffsetCommitRequest::default();
+        req.group_id = GroupId(s("g"));
+        req.generation_id_or_member_epoch = generation;
+        req.member_id = s(member);
+        req.topics = vec![t];
+        let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 7, &req);
+        r.topics[0].partitions[0].error_code
+    }
+
+    fn fetch_offset(c: &mut Client) -> i64 {
+        let mut t = OffsetFetchRequestTopic::default();
+        t.name = name("t");
+        t.partition_indexes = vec![0];
+        let mut req = OffsetFetchRequest::default();
+        req.group_id = GroupId(s("g"));
+        req.topics = Some(vec![t]);
+        let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 5, &req);
+        r.topics[0].partitions[0].committed_offset
+    }
+
+    #[test]
+    fn join_sync_heartbeat_commit_rebalance_and_leave() {
+        let f = Fixture::new();
+        f.store.create_topic("t", TopicConfig::new(2)).unwrap();
+        let mut c1 = f.client();
+        let j1 = join(&mut c1, "");
+        assert_eq!((j1.error_code, j1.generation_id), (0, 1));
+        let m1 = j1.member_id.to_string();
+        assert_eq!(j1.leader.as_str(), m1);
+        assert_eq!(j1.members.len(), 1);
+        assert_eq!(j1.members[0].metadata, Bytes::from("meta of "));
+        let s1 = sync(&mut c1, 1, &m1, &[(&m1, "all of t")]);
+        assert_eq!(
+            (s1.error_code, s1.assignment.clone()),
+            (0, Bytes::from("all of t"))
+        );
+        assert_eq!(heartbeat(&mut c1, 1, &m1), 0);
+        assert_eq!(commit(&mut c1, 1, &m1, 5), 0);
+        assert_eq!(fetch_offset(&mut c1), 5);
+        assert_eq!(commit(&mut c1, 0, &m1, 6), 22, "ILLEGAL_GENERATION");
+        assert_eq!(commit(&mut c1, 1, "stranger", 6), 25, "UNKNOWN_MEMBER_ID");
+        assert_eq!(fetch_offset(&mut c1), 5, "fenced commits wrote nothing");
+
+        // A second member joins: its join waits until the first rejoins.
+        let mut c2 = f.client();
+        let cid = c2.send(ApiKey::JoinGroup, 5, &join_request("", 10_000));
+        let rebalancing = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            heartbeat(&mut c1, 1, &m1) == 27
+        });
+        assert!(
+            rebalancing,
+            "REBALANCE_IN_PROGRESS reaches the first member"
+        );
+        let j1 = join(&mut c1, &m1);
+        let j2: JoinGroupResponse = c2.recv(ApiKey::JoinGroup, 5, cid);
+        let m2 = j2.member_id.to_string();
+        assert_eq!((j1.generation_id, j2.generation_id), (2, 2));
+        assert_eq!(
+            j1.members.len(),
+            2,
+            "the leader gets every member's metadata"
+        );
+        assert!(j2.members.is_empty(), "followers get none");
+        assert_eq!(j2.leader.as_str(), m1);
+        let cid = {
+            let mut req = SyncGroupRequest::default();
+            req.group_id = GroupId(s("g"));
+            req.generation_id = 2;
+            req.member_id = s(&m2);
+            c2.send(ApiKey::SyncGroup, 3, &req)
+        };
+        let s1 = sync(&mut c1, 2, &m1, &[(&m1, "p0"), (&m2, "p1")]);
+        let s2: SyncGroupResponse = c2.recv(ApiKey::SyncGroup, 3, cid);
+        assert_eq!(s1.assignment, Bytes::from("p0"));
+        assert_eq!(s2.assignment, Bytes::from("p1"));
+
+        let mut req = DescribeGroupsRequest::default();
+        req.groups = vec![GroupId(s("g"))];
+        let d: DescribeGroupsResponse = c1.call(ApiKey::DescribeGroups, 4, &req);
+        assert_eq!(d.groups[0].group_state.as_str(), "Stable");
+        assert_eq!(d.groups[0].members.len(), 2);
+        assert_eq!(d.groups[0].protocol_data.as_str(), "range");
+        let l: ListGroupsResponse = c1.call(ApiKey::ListGroups, 3, &ListGroupsRequest::default());
+        assert_eq!(l.groups.len(), 1);
+
+        // The second member leaves: the first is told to rejoin and gets generation 3 alone.
+        let mut leave = LeaveGroupRequest::default();
+        leave.group_id = GroupId(s("g"));
+        leave.member_id = s(&m2);
+        let r: LeaveGroupResponse = c2.call(ApiKey::LeaveGroup, 2, &leave);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(heartbeat(&mut c1, 2, &m1), 27);
+        let j1 = join(&mut c1, &m1);
+        assert_eq!((j1.generation_id, j1.members.len()), (3, 1));
+    }
+
+    #[test]
+    fn a_member_that_does_not_rejoin_is_dropped_at_the_rebalance_timeout() {
+        let f = Fixture::new();
+        let mut c1 = f.client();
+        let j1: JoinGroupResponse = c1.call(ApiKey::JoinGroup, 5, &join_request("", 1_000));
+        let m1 = j1.member_id.to_string();
+        sync(&mut c1, 1, &m1, &[(&m1, "x")]);
+        // The second join waits for the first member, which never rejoins; after the
+        // rebalance timeout (1 s) the join phase ends without it.
+        let mut c2 = f.client();
+        let j2: JoinGroupResponse = c2.call(ApiKey::JoinGroup, 5, &join_request("", 1_000));
+        assert_eq!(j2.error_code, 0);
+        assert_eq!(j2.generation_id, 2);
+        assert_eq!(j2.leader, j2.member_id);
+        assert_eq!(j2.members.len(), 1);
+        assert_eq!(heartbeat(&mut c1, 1, &m1), 25, "UNKNOWN_MEMBER_ID");
+    }
+
+    #[test]
+    fn offsets_committed_remotely_are_where_an_embedded_consumer_resumes() {
+        let f = Fixture::new();
+        f.store.create_topic("t", TopicConfig::new(1)).unwrap();
+        let mut c = f.client();
+        produce(&mut c, "t", 0, kafka_batch(&["a", "b", "c", "d"]));
+        let j: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_request("", 10_000));
+        let m = j.member_id.to_string();
+        sync(&mut c, 1, &m, &[]);
+        assert_eq!(commit(&mut c, 1, &m, 3), 0);
+        let mut leave = LeaveGroupRequest::default();
+        leave.group_id = GroupId(s("g"));
+        leave.member_id = s(&m);
+        let _: LeaveGroupResponse = c.call(ApiKey::LeaveGroup, 2, &leave);
+
+        let server = f.server.as_ref().unwrap();
+        let groups = Arc::new(GroupCoordinator::for_store(&f.store, server.offset_store()));
+        let mut consumer = Consumer::new(&f.store, groups, ConsumerConfig::default()).unwrap();
+        consumer.subscribe("g", ["t"]).unwrap();
+        let records = consumer.poll(10, Duration::from_secs(10)).unwrap();
+        assert_eq!(records[0].offset, seglog::Offset(3));
+        assert_eq!(records[0].value.as_deref(), Some(&b"d"[..]));
+        // And an embedded commit is what a remote OffsetFetch returns.
+        consumer.commit().unwrap();
+        assert_eq!(fetch_offset(&mut c), 4);
+        let tp = TopicPartition::new("t", 0);
+        assert_eq!(
+            consumer.committed(&tp).unwrap().unwrap().offset,
+            seglog::Offset(4)
+        );
+    }
+}
+
+#[test]
+fn embedded_and_remote_clients_see_one_store() {
+    let f = Fixture::new();
+    f.store.create_topic("t", TopicConfig::new(1)).unwrap();
+    // In-process producer → remote fetch.
+    let producer = seglog::Producer::new(&f.store, seglog::ProducerConfig::default()).unwrap();
+    for i in 0..3 {
+        producer
+            .send_to(
+                "t",
+                0,
+                seglog::Record::new(format!("local {i}"))
+                    .with_key(format!("lk{i}"))
+                    .with_header("h", "v"),
+            )
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    let mut c = f.client();
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("t", 0, 0, 0));
+    let mut bytes = resp.responses[0].partitions[0].records.clone().unwrap();
+    let batches = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).unwrap();
+    let remote: Vec<(Bytes, Bytes)> = batches
+        .iter()
+        .flat_map(|b| b.records.iter())
+        .map(|r| (r.key.clone().unwrap(), r.value.clone().unwrap()))
+        .collect();
+    let expected: Vec<(Bytes, Bytes)> = (0..3)
+        .map(|i| {
+            (
+                Bytes::from(format!("lk{i}")),
+                Bytes::from(format!("local {i}")),
+            )
+        })
+        .collect();
+    assert_eq!(remote, expected);
+    // Remote produce → in-process consumer.
+    produce(&mut c, "t", 0, kafka_batch(&["remote 0", "remote 1"]));
+    let groups = Arc::new(seglog::GroupCoordinator::for_store(
+        &f.store,
+        Arc::new(MemoryOffsetStore::new()),
+    ));
+    let mut consumer =
+        seglog::Consumer::new(&f.store, groups, seglog::ConsumerConfig::default()).unwrap();
+    let tp = seglog::TopicPartition::new("t", 0);
+    consumer.assign(vec![tp.clone()]).unwrap();
+    consumer.seek(&tp, seglog::Offset(3)).unwrap();
+    let got = consumer.poll(10, Duration::from_secs(10)).unwrap();
+    let values: Vec<&[u8]> = got.iter().map(|r| r.value.as_deref().unwrap()).collect();
+    assert_eq!(values, [&b"remote 0"[..], &b"remote 1"[..]]);
+    assert_eq!(got[0].key.as_deref(), Some(&b"k0"[..]));
+    assert_eq!(got[0].timestamp_ms, 1_700_000_000_000);
+}
