@@ -79,7 +79,8 @@ fn resume(store: &LogStore, group: &str, topic: &str) -> seglog::Result<()> {
     let config = ConsumerConfig::default().with_auto_offset_reset(AutoOffsetReset::Latest);
     let mut consumer = Consumer::new(store, groups, config)?;
     consumer.subscribe(group, [topic])?;
-    consumer.poll(0, Duration::from_millis(100))?;
+    // The first poll joins the group; `committed` then reads the shared offset store.
+    consumer.poll(1, Duration::from_millis(100))?;
     let mut assigned = consumer.assignment();
     assigned.sort();
     for tp in assigned {
