@@ -50,11 +50,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = parse_args().map_err(|e| {
+    let args = parse_args().inspect_err(|_| {
         eprintln!(
             "usage: kafka_server --data-dir DIR [--listen ADDR] [--auto-create-partitions N]"
         );
-        e
     })?;
     let store = Arc::new(LogStore::open(&args.data_dir, StoreConfig::default())?);
     let config = ServerConfig::default().with_auto_create_partitions(args.auto_create);

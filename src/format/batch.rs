@@ -624,7 +624,8 @@ pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: u64) {
 /// Stamp a received batch with the log append time, as Kafka's broker does for a topic under
 /// `LogAppendTime`: set attributes bit 3 and `maxTimestamp = now`, then recompute the CRC
 /// (both fields lie inside it). The records are not touched. `buf` holds one whole batch
-/// whose header has been checked.
+/// whose header has been checked. (Used by the `kafka-server` feature's produce path.)
+#[cfg(feature = "kafka-server")]
 pub(crate) fn stamp_log_append_time(buf: &mut [u8], now: i64) {
     let attributes = i16::from_be_bytes([buf[CRC_START], buf[CRC_START + 1]]);
     buf[CRC_START..CRC_START + 2]

@@ -211,7 +211,7 @@ pub(super) async fn delete_topics(
 }
 
 /// FindCoordinator: this node coordinates every group; there is no transaction coordinator.
-pub(super) async fn find_coordinator(
+pub(super) fn find_coordinator(
     shared: &Arc<Shared>,
     req: FindCoordinatorRequest,
     version: i16,

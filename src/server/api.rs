@@ -148,6 +148,16 @@ async fn dispatch(
     cid: i32,
     mut body: Bytes,
 ) -> Reply {
+    // Each handler takes `(shared, request, version)`; `run!` awaits an async one, `now!`
+    // calls one that neither blocks nor waits.
+    macro_rules! now {
+        ($f:expr) => {
+            match decode(&mut body, version) {
+                Some(req) => encode(api, version, cid, &$f(shared, req, version)),
+                None => Reply::Close,
+            }
+        };
+    }
     macro_rules! run {
         ($f:expr) => {
             match decode(&mut body, version) {
@@ -173,15 +183,15 @@ async fn dispatch(
         ApiKey::Metadata => run!(admin::metadata),
         ApiKey::CreateTopics => run!(admin::create_topics),
         ApiKey::DeleteTopics => run!(admin::delete_topics),
-        ApiKey::FindCoordinator => run!(admin::find_coordinator),
+        ApiKey::FindCoordinator => now!(admin::find_coordinator),
         ApiKey::JoinGroup => run!(groups::join_group),
         ApiKey::SyncGroup => run!(groups::sync_group),
-        ApiKey::Heartbeat => run!(groups::heartbeat),
-        ApiKey::LeaveGroup => run!(groups::leave_group),
+        ApiKey::Heartbeat => now!(groups::heartbeat),
+        ApiKey::LeaveGroup => now!(groups::leave_group),
         ApiKey::OffsetCommit => run!(groups::offset_commit),
         ApiKey::OffsetFetch => run!(groups::offset_fetch),
-        ApiKey::DescribeGroups => run!(groups::describe_groups),
-        ApiKey::ListGroups => run!(groups::list_groups),
+        ApiKey::DescribeGroups => now!(groups::describe_groups),
+        ApiKey::ListGroups => now!(groups::list_groups),
         _ => unsupported(api, version, cid),
     }
 }
@@ -252,13 +262,14 @@ pub(super) fn error_code(e: &crate::error::Error) -> i16 {
         Error::BatchTooLarge { .. } | Error::RecordTooLarge { .. } => {
             ResponseError::MessageTooLarge
         }
-        Error::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        Error::InvalidTopicName { .. } | Error::InvalidCommitTopic { .. } => {
+            ResponseError::InvalidTopicException
+        }
         Error::TopicExists { .. } => ResponseError::TopicAlreadyExists,
         Error::InvalidPartitionCount { .. } => ResponseError::InvalidPartitions,
         Error::InvalidConfig { .. } => ResponseError::InvalidConfig,
         Error::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
         Error::OffsetMetadataTooLarge { .. } => ResponseError::OffsetMetadataTooLarge,
-        Error::InvalidCommitTopic { .. } => ResponseError::InvalidTopicException,
         Error::OffsetCommitTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
         Error::Io { .. } | Error::PreviousIoFailed | Error::CorruptBelowRecoveryPoint { .. } => {
             ResponseError::KafkaStorageError

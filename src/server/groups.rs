@@ -77,7 +77,6 @@ impl State {
 type JoinReply = JoinGroupResponse;
 
 struct Member {
-    client_id: String,
     protocols: Vec<(StrBytes, Bytes)>,
     session_timeout: Duration,
     rebalance_timeout: Duration,
@@ -215,7 +214,7 @@ impl Group {
         let mut r = JoinGroupResponse::default();
         r.generation_id = self.generation;
         r.protocol_type = Some(StrBytes::from_string(self.protocol_type.clone()));
-        r.protocol_name = self.protocol.clone();
+        r.protocol_name.clone_from(&self.protocol);
         r.leader = StrBytes::from_string(leader.to_owned());
         r
     }
@@ -316,19 +315,43 @@ pub(super) async fn join_group(
 
 type JoinWait = Result<oneshot::Receiver<JoinReply>, JoinGroupResponse>;
 
-fn register_join(
-    shared: &Shared,
-    req: &JoinGroupRequest,
-    version: i16,
-) -> Result<JoinWait, ResponseError> {
-    let group_id = req.group_id.as_str();
-    validate_group_id(group_id).map_err(|_| ResponseError::InvalidGroupId)?;
+/// What a join request must hold whatever the group's state.
+fn check_join_request(req: &JoinGroupRequest) -> Result<(), ResponseError> {
+    validate_group_id(req.group_id.as_str()).map_err(|_| ResponseError::InvalidGroupId)?;
     if !SESSION_TIMEOUT_MS.contains(&req.session_timeout_ms) {
         return Err(ResponseError::InvalidSessionTimeout);
     }
     if req.protocols.is_empty() || req.protocol_type.is_empty() {
         return Err(ResponseError::InconsistentGroupProtocol);
     }
+    Ok(())
+}
+
+/// A join must use the group's protocol type and share a protocol with every member (an
+/// empty group takes the joiner's type).
+fn check_protocols(g: &mut Group, req: &JoinGroupRequest) -> Result<(), ResponseError> {
+    if g.members.is_empty() {
+        req.protocol_type.as_str().clone_into(&mut g.protocol_type);
+        return Ok(());
+    }
+    let shared_protocol = req.protocols.iter().any(|p| {
+        g.members
+            .values()
+            .all(|m| m.protocols.iter().any(|(n, _)| *n == p.name))
+    });
+    if g.protocol_type != req.protocol_type.as_str() || !shared_protocol {
+        return Err(ResponseError::InconsistentGroupProtocol);
+    }
+    Ok(())
+}
+
+fn register_join(
+    shared: &Shared,
+    req: &JoinGroupRequest,
+    version: i16,
+) -> Result<JoinWait, ResponseError> {
+    let group_id = req.group_id.as_str();
+    check_join_request(req)?;
     let now = Instant::now();
     let mut groups = shared.groups.groups.lock();
     if !groups.contains_key(group_id) && groups.len() >= GROUPS_MAX {
@@ -337,17 +360,7 @@ fn register_join(
     let g = groups
         .entry(group_id.to_owned())
         .or_insert_with(|| Group::new(req.protocol_type.as_str().to_owned()));
-    if g.members.is_empty() {
-        g.protocol_type = req.protocol_type.as_str().to_owned();
-    } else if g.protocol_type != req.protocol_type.as_str()
-        || !req.protocols.iter().any(|p| {
-            g.members
-                .values()
-                .all(|m| m.protocols.iter().any(|(n, _)| *n == p.name))
-        })
-    {
-        return Err(ResponseError::InconsistentGroupProtocol);
-    }
+    check_protocols(g, req)?;
     let protocols: Vec<(StrBytes, Bytes)> = req
         .protocols
         .iter()
@@ -374,13 +387,14 @@ fn register_join(
         id
     };
     let (tx, rx) = oneshot::channel();
+    // JoinGroup v0 has no rebalance timeout: Kafka uses the session timeout.
     let rebalance_ms = if version >= 1 {
         req.rebalance_timeout_ms
     } else {
         req.session_timeout_ms
     };
+    let ms = |v: i32| Duration::from_millis(u64::try_from(v).unwrap_or(0));
     let member = g.members.entry(member_id).or_insert_with(|| Member {
-        client_id: String::new(),
         protocols: Vec::new(),
         session_timeout: Duration::ZERO,
         rebalance_timeout: Duration::ZERO,
@@ -390,16 +404,10 @@ fn register_join(
         sync_waiter: None,
     });
     member.protocols = protocols;
-    member.session_timeout =
-        Duration::from_millis(u64::try_from(req.session_timeout_ms).unwrap_or(0));
-    member.rebalance_timeout = Duration::from_millis(u64::try_from(rebalance_ms).unwrap_or(0));
+    member.session_timeout = ms(req.session_timeout_ms);
+    member.rebalance_timeout = ms(rebalance_ms);
     member.last_seen = now;
     member.join_waiter = Some(tx);
-    member.client_id = req
-        .group_instance_id
-        .as_ref()
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_default();
     g.prepare_rebalance(now);
     g.maybe_complete_join(false);
     Ok(Ok(rx))
@@ -422,8 +430,8 @@ pub(super) async fn sync_group(
     let mut r = SyncGroupResponse::default();
     r.error_code = error_code;
     r.assignment = assignment;
-    r.protocol_type = req.protocol_type.clone();
-    r.protocol_name = req.protocol_name.clone();
+    r.protocol_type.clone_from(&req.protocol_type);
+    r.protocol_name.clone_from(&req.protocol_name);
     r
 }
 
@@ -465,7 +473,7 @@ fn register_sync(shared: &Shared, req: &SyncGroupRequest) -> Result<SyncWait, i1
 }
 
 /// Heartbeat: keeps the session; `REBALANCE_IN_PROGRESS` tells the member to rejoin.
-pub(super) async fn heartbeat(
+pub(super) fn heartbeat(
     shared: &Arc<Shared>,
     req: HeartbeatRequest,
     _version: i16,
@@ -490,7 +498,7 @@ pub(super) async fn heartbeat(
 }
 
 /// LeaveGroup: one member (v0-2) or a list (v3+); the rest of the group rebalances.
-pub(super) async fn leave_group(
+pub(super) fn leave_group(
     shared: &Arc<Shared>,
     req: LeaveGroupRequest,
     version: i16,
@@ -682,7 +690,7 @@ fn fetch_offsets_blocking(shared: &Shared, req: &OffsetFetchRequest) -> OffsetFe
 }
 
 /// DescribeGroups: state, protocol and members (with their metadata and assignment).
-pub(super) async fn describe_groups(
+pub(super) fn describe_groups(
     shared: &Arc<Shared>,
     req: DescribeGroupsRequest,
     _version: i16,
@@ -701,7 +709,6 @@ pub(super) async fn describe_groups(
                 for (mid, m) in &g.members {
                     let mut dm = DescribedGroupMember::default();
                     dm.member_id = StrBytes::from_string(mid.clone());
-                    dm.client_id = StrBytes::from_string(m.client_id.clone());
                     dm.member_metadata = g.metadata_of(m);
                     dm.member_assignment = m.assignment.clone();
                     d.members.push(dm);
@@ -714,7 +721,7 @@ pub(super) async fn describe_groups(
 }
 
 /// ListGroups: every group the server coordinates (not the embedded coordinator's).
-pub(super) async fn list_groups(
+pub(super) fn list_groups(
     shared: &Arc<Shared>,
     _req: ListGroupsRequest,
     _version: i16,
