@@ -470,6 +470,17 @@ fn bad_frames_close_the_connection_and_the_server_keeps_serving() {
         vec![
             0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x03, 0x3c, 0x0c, 0x00, 0xb6,
         ],
+        // Produce v3 whose topic array claims i32::MAX entries: released kafka-protocol 0.18
+        // allocates for them and the process aborts (vendor/kafka-protocol/SEGLOG-PATCH.md).
+        vec![
+            0, 0, 0, 3, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 1, 0x7f, 0xff, 0xff,
+            0xff,
+        ],
+        // The same count as a compact (flexible-version) array: Produce v9.
+        vec![
+            0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff,
+            0x0f,
+        ],
     ];
     for frame in frames {
         let mut c = f.client();
