@@ -811,3 +811,24 @@ fn embedded_and_remote_clients_see_one_store() {
     assert_eq!(got[0].key.as_deref(), Some(&b"k0"[..]));
     assert_eq!(got[0].timestamp_ms, 1_700_000_000_000);
 }
+
+mod decoder {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bodies behind a header of every API key the server knows and a range
+        /// of versions: decoded or refused, never a panic or an abort.
+        #[test]
+        fn arbitrary_frames_never_panic(api in 0i16..80, version in -1i16..20, body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut frame = Vec::with_capacity(body.len() + 10);
+            frame.extend_from_slice(&api.to_be_bytes());
+            frame.extend_from_slice(&version.to_be_bytes());
+            frame.extend_from_slice(&7i32.to_be_bytes());
+            frame.extend_from_slice(&body);
+            let _ = seglog::testing::kafka_request_decodes(&frame);
+            let _ = seglog::testing::kafka_request_decodes(&body);
+        }
+    }
+}

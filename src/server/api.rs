@@ -9,8 +9,11 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, DescribeClusterResponse, InitProducerIdResponse, RequestHeader,
-    ResponseHeader, SaslHandshakeResponse,
+    ApiKey, ApiVersionsResponse, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterResponse,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    InitProducerIdResponse, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, SaslHandshakeResponse, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -63,7 +66,7 @@ pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
 ];
 
 /// What a connection does after a request.
-pub(super) enum Reply {
+pub(crate) enum Reply {
     /// Write this response frame (header and body, without the length prefix).
     Send(Bytes),
     /// No response (a produce with `acks=0`).
@@ -109,19 +112,52 @@ pub(super) fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-/// Handle one request frame (without its length prefix).
-pub(super) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Reply {
+/// A request the server acts on, decoded from its frame.
+pub(crate) enum Request {
+    ApiVersions,
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+}
+
+/// A decoded frame: a request to act on, or the answer already decided (an error response,
+/// or closing the connection on bytes that are not a request).
+pub(crate) enum Parsed {
+    Request {
+        api: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        request: Request,
+    },
+    Answer(Reply),
+}
+
+/// Decode one request frame (without its length prefix): header, version check, body.
+/// Every length in it is checked against the frame before anything is allocated for it.
+pub(crate) fn parse(mut frame: Bytes) -> Parsed {
     if frame.len() < 8 {
-        return Reply::Close;
+        return Parsed::Answer(Reply::Close);
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let Ok(api) = ApiKey::try_from(key) else {
-        return Reply::Close;
+        return Parsed::Answer(Reply::Close);
     };
     let Some(header) = decode::<RequestHeader>(&mut frame, api.request_header_version(version))
     else {
-        return Reply::Close;
+        return Parsed::Answer(Reply::Close);
     };
     let cid = header.correlation_id;
     match supported(key) {
@@ -129,70 +165,91 @@ pub(super) async fn handle(shared: &Arc<Shared>, mut frame: Bytes) -> Reply {
         // An ApiVersions of a newer version than ours is answered in v0 with the list, so
         // the client can retry with one we speak (Kafka's KIP-511 rule).
         Some(_) if api == ApiKey::ApiVersions => {
-            return encode(
-                api,
-                0,
-                cid,
-                &api_versions(code(ResponseError::UnsupportedVersion)),
-            );
+            let list = api_versions(code(ResponseError::UnsupportedVersion));
+            return Parsed::Answer(encode(api, 0, cid, &list));
         }
-        _ => return unsupported(api, version, cid),
+        _ => return Parsed::Answer(unsupported(api, version, cid)),
     }
-    dispatch(shared, api, version, cid, frame).await
+    match decode_body(api, version, &mut frame) {
+        Some(request) => Parsed::Request {
+            api,
+            version,
+            correlation_id: cid,
+            request,
+        },
+        None => Parsed::Answer(Reply::Close),
+    }
 }
 
-async fn dispatch(
-    shared: &Arc<Shared>,
-    api: ApiKey,
-    version: i16,
-    cid: i32,
-    mut body: Bytes,
-) -> Reply {
-    // Each handler takes `(shared, request, version)`; `run!` awaits an async one, `now!`
-    // calls one that neither blocks nor waits.
-    macro_rules! now {
-        ($f:expr) => {
-            match decode(&mut body, version) {
-                Some(req) => encode(api, version, cid, &$f(shared, req, version)),
-                None => Reply::Close,
-            }
-        };
+fn decode_body(api: ApiKey, version: i16, body: &mut Bytes) -> Option<Request> {
+    Some(match api {
+        ApiKey::ApiVersions => Request::ApiVersions,
+        ApiKey::Produce => Request::Produce(decode(body, version)?),
+        ApiKey::Fetch => Request::Fetch(decode(body, version)?),
+        ApiKey::ListOffsets => Request::ListOffsets(decode(body, version)?),
+        ApiKey::Metadata => Request::Metadata(decode(body, version)?),
+        ApiKey::CreateTopics => Request::CreateTopics(decode(body, version)?),
+        ApiKey::DeleteTopics => Request::DeleteTopics(decode(body, version)?),
+        ApiKey::FindCoordinator => Request::FindCoordinator(decode(body, version)?),
+        ApiKey::JoinGroup => Request::JoinGroup(decode(body, version)?),
+        ApiKey::SyncGroup => Request::SyncGroup(decode(body, version)?),
+        ApiKey::Heartbeat => Request::Heartbeat(decode(body, version)?),
+        ApiKey::LeaveGroup => Request::LeaveGroup(decode(body, version)?),
+        ApiKey::OffsetCommit => Request::OffsetCommit(decode(body, version)?),
+        ApiKey::OffsetFetch => Request::OffsetFetch(decode(body, version)?),
+        ApiKey::DescribeGroups => Request::DescribeGroups(decode(body, version)?),
+        ApiKey::ListGroups => Request::ListGroups(decode(body, version)?),
+        _ => return None,
+    })
+}
+
+/// Handle one request frame (without its length prefix).
+pub(super) async fn handle(shared: &Arc<Shared>, frame: Bytes) -> Reply {
+    match parse(frame) {
+        Parsed::Answer(reply) => reply,
+        Parsed::Request {
+            api,
+            version,
+            correlation_id,
+            request,
+        } => dispatch(shared, api, version, correlation_id, request).await,
     }
-    macro_rules! run {
-        ($f:expr) => {
-            match decode(&mut body, version) {
-                Some(req) => {
-                    let resp = $f(shared, req, version).await;
-                    encode(api, version, cid, &resp)
-                }
-                None => Reply::Close,
-            }
-        };
-    }
-    match api {
-        ApiKey::ApiVersions => encode(api, version, cid, &api_versions(0)),
-        ApiKey::Produce => match decode(&mut body, version) {
-            Some(req) => match data::produce(shared, req, version).await {
-                Some(resp) => encode(api, version, cid, &resp),
-                None => Reply::Nothing,
-            },
-            None => Reply::Close,
+}
+
+async fn dispatch(shared: &Arc<Shared>, api: ApiKey, v: i16, cid: i32, request: Request) -> Reply {
+    let s = shared;
+    let send = |body: &dyn EncodeBody| body.encode_reply(api, v, cid);
+    match request {
+        Request::ApiVersions => send(&api_versions(0)),
+        Request::Produce(r) => match data::produce(s, r, v).await {
+            Some(resp) => send(&resp),
+            None => Reply::Nothing,
         },
-        ApiKey::Fetch => run!(data::fetch),
-        ApiKey::ListOffsets => run!(data::list_offsets),
-        ApiKey::Metadata => run!(admin::metadata),
-        ApiKey::CreateTopics => run!(admin::create_topics),
-        ApiKey::DeleteTopics => run!(admin::delete_topics),
-        ApiKey::FindCoordinator => now!(admin::find_coordinator),
-        ApiKey::JoinGroup => run!(groups::join_group),
-        ApiKey::SyncGroup => run!(groups::sync_group),
-        ApiKey::Heartbeat => now!(groups::heartbeat),
-        ApiKey::LeaveGroup => now!(groups::leave_group),
-        ApiKey::OffsetCommit => run!(groups::offset_commit),
-        ApiKey::OffsetFetch => run!(groups::offset_fetch),
-        ApiKey::DescribeGroups => now!(groups::describe_groups),
-        ApiKey::ListGroups => now!(groups::list_groups),
-        _ => unsupported(api, version, cid),
+        Request::Fetch(r) => send(&data::fetch(s, r, v).await),
+        Request::ListOffsets(r) => send(&data::list_offsets(s, r, v).await),
+        Request::Metadata(r) => send(&admin::metadata(s, r, v).await),
+        Request::CreateTopics(r) => send(&admin::create_topics(s, r, v).await),
+        Request::DeleteTopics(r) => send(&admin::delete_topics(s, r, v).await),
+        Request::FindCoordinator(r) => send(&admin::find_coordinator(s, r, v)),
+        Request::JoinGroup(r) => send(&groups::join_group(s, r, v).await),
+        Request::SyncGroup(r) => send(&groups::sync_group(s, r, v).await),
+        Request::Heartbeat(r) => send(&groups::heartbeat(s, r, v)),
+        Request::LeaveGroup(r) => send(&groups::leave_group(s, r, v)),
+        Request::OffsetCommit(r) => send(&groups::offset_commit(s, r, v).await),
+        Request::OffsetFetch(r) => send(&groups::offset_fetch(s, r, v).await),
+        Request::DescribeGroups(r) => send(&groups::describe_groups(s, r, v)),
+        Request::ListGroups(r) => send(&groups::list_groups(s, r, v)),
+    }
+}
+
+/// A response body, encodable behind a reference (`Encodable` is not object safe).
+trait EncodeBody {
+    fn encode_reply(&self, api: ApiKey, version: i16, correlation_id: i32) -> Reply;
+}
+
+impl<T: Encodable> EncodeBody for T {
+    fn encode_reply(&self, api: ApiKey, version: i16, correlation_id: i32) -> Reply {
+        encode(api, version, correlation_id, self)
     }
 }
 

@@ -19,7 +19,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod admin;
-mod api;
+pub(crate) mod api;
 mod conn;
 mod data;
 mod groups;
