@@ -367,6 +367,70 @@ fn corrupt_batches_are_refused_and_write_nothing() {
 }
 
 #[test]
+fn log_append_time_topics_stamp_the_received_batch_and_compacted_ones_need_keys() {
+    let f = Fixture::new();
+    let lat = seglog::PartitionConfig::default()
+        .with_timestamp_type(seglog::TimestampType::LogAppendTime);
+    f.store
+        .create_topic("lat", TopicConfig::new(1).with_partition_config(lat))
+        .unwrap();
+    let compact =
+        seglog::PartitionConfig::default().with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    f.store
+        .create_topic("cmp", TopicConfig::new(1).with_partition_config(compact))
+        .unwrap();
+    let mut c = f.client();
+    let before = seglog::now_ms();
+    assert_eq!(produce(&mut c, "lat", 0, kafka_batch(&["a", "b"])).0, 0);
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("lat", 0, 0, 0));
+    let batch =
+        seglog::Batch::decode(resp.responses[0].partitions[0].records.clone().unwrap()).unwrap();
+    assert_eq!(
+        batch.header().timestamp_type(),
+        seglog::TimestampType::LogAppendTime
+    );
+    assert!(
+        batch.max_timestamp() >= before,
+        "maxTimestamp is the append time"
+    );
+    for r in batch.records() {
+        assert_eq!(r.unwrap().timestamp_ms, batch.max_timestamp());
+    }
+    seglog::testing::check_batch(batch.as_bytes()).unwrap();
+    // A compacted topic refuses a record without a key, with nothing written.
+    let mut keyless = kafka_protocol::records::Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1,
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, std::iter::once(&keyless), &options).unwrap();
+    assert_eq!(
+        produce(&mut c, "cmp", 0, buf.freeze()).0,
+        87,
+        "INVALID_RECORD"
+    );
+    keyless.key = Some(Bytes::from_static(b"k"));
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, std::iter::once(&keyless), &options).unwrap();
+    assert_eq!(produce(&mut c, "cmp", 0, buf.freeze()), (0, 0));
+}
+
+#[test]
 fn acks_zero_gets_no_response_and_the_connection_goes_on() {
     let f = Fixture::new();
     f.store.create_topic("t", TopicConfig::new(1)).unwrap();
