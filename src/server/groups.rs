@@ -272,7 +272,14 @@ pub(super) async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             let expired: Vec<String> = g
                 .members
                 .iter()
-                .filter(|(_, m)| m.join_waiter.is_none() && now > m.last_seen + m.session_timeout)
+                // A member waiting in JoinGroup or SyncGroup cannot heartbeat meanwhile (its
+                // connection handles one request at a time): the rebalance timeout and the
+                // leader's expiry bound those waits instead.
+                .filter(|(_, m)| {
+                    m.join_waiter.is_none()
+                        && m.sync_waiter.is_none()
+                        && now > m.last_seen + m.session_timeout
+                })
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in expired {
@@ -282,7 +289,8 @@ pub(super) async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
                 g.maybe_complete_join(true);
             }
         }
-        groups.retain(|_, g| g.state != State::Empty || g.generation == 0 || !g.members.is_empty());
+        // A group without members keeps nothing but its name (offsets live in the store).
+        groups.retain(|_, g| !g.members.is_empty());
     }
 }
 

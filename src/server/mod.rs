@@ -221,7 +221,9 @@ pub fn serve(store: Arc<LogStore>, addr: SocketAddr, config: ServerConfig) -> Re
     })
 }
 
-/// A running server; [`shutdown`](ServerHandle::shutdown) or drop stops it.
+/// A running server; [`shutdown`](ServerHandle::shutdown) or drop stops it. Both block until
+/// the server's threads have stopped, so call them outside any async runtime (from a tokio
+/// task, use `spawn_blocking`).
 pub struct ServerHandle {
     runtime: Option<tokio::runtime::Runtime>,
     accept: Option<tokio::task::JoinHandle<()>>,
