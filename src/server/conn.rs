@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -101,9 +101,14 @@ async fn read_frame<R: AsyncReadExt + Unpin>(
         .ok()
         .filter(|l| (4..=max).contains(l))
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad frame length"))?;
-    let mut buf = BytesMut::zeroed(len);
-    rd.read_exact(&mut buf).await?;
-    Ok(Some(buf.freeze()))
+    // Memory follows the bytes that arrive, not the length announced: a peer that announces
+    // a large frame and sends nothing holds 64 KiB, not the frame.
+    let mut buf = Vec::with_capacity(len.min(64 << 10));
+    let got = (&mut *rd).take(len as u64).read_to_end(&mut buf).await?;
+    if got != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Some(Bytes::from(buf)))
 }
 
 async fn write_frame<W: AsyncWriteExt + Unpin>(wr: &mut W, body: &[u8]) -> std::io::Result<()> {
