@@ -94,6 +94,9 @@ struct Group {
     leader: Option<String>,
     members: BTreeMap<String, Member>,
     rebalance_deadline: Option<Instant>,
+    /// While set and in the future, the join phase of a group that was empty waits for more
+    /// members (Kafka's `group.initial.rebalance.delay.ms`).
+    initial_until: Option<Instant>,
 }
 
 impl Group {
@@ -106,6 +109,7 @@ impl Group {
             leader: None,
             members: BTreeMap::new(),
             rebalance_deadline: None,
+            initial_until: None,
         }
     }
 
@@ -137,9 +141,11 @@ impl Group {
             return;
         }
         let all_joined = self.members.values().all(|m| m.join_waiter.is_some());
-        if !all_joined && !force {
+        let delaying = self.initial_until.is_some_and(|t| Instant::now() < t);
+        if !force && (!all_joined || delaying) {
             return;
         }
+        self.initial_until = None;
         self.members.retain(|_, m| m.join_waiter.is_some());
         self.generation = self.generation.wrapping_add(1).max(1);
         self.rebalance_deadline = None;
@@ -184,10 +190,9 @@ impl Group {
             .unwrap_or_default()
     }
 
-    fn answer_joins(&mut self) {
-        let leader = self.leader.clone().unwrap_or_default();
-        let members: Vec<JoinGroupResponseMember> = self
-            .members
+    /// Every member with its metadata for the chosen protocol: what the leader is sent.
+    fn member_list(&self) -> Vec<JoinGroupResponseMember> {
+        self.members
             .iter()
             .map(|(id, m)| {
                 let mut jm = JoinGroupResponseMember::default();
@@ -195,7 +200,12 @@ impl Group {
                 jm.metadata = self.metadata_of(m);
                 jm
             })
-            .collect();
+            .collect()
+    }
+
+    fn answer_joins(&mut self) {
+        let leader = self.leader.clone().unwrap_or_default();
+        let members = self.member_list();
         let template = self.join_response(&leader);
         for (id, m) in &mut self.members {
             m.assignment = Bytes::new();
@@ -287,6 +297,8 @@ pub(super) async fn reaper(shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
             }
             if g.rebalance_deadline.is_some_and(|d| now >= d) {
                 g.maybe_complete_join(true);
+            } else if g.initial_until.is_some_and(|t| now >= t) {
+                g.maybe_complete_join(false);
             }
         }
         // A group without members keeps nothing but its name (offsets live in the store).
@@ -369,6 +381,7 @@ fn register_join(
         .entry(group_id.to_owned())
         .or_insert_with(|| Group::new(req.protocol_type.as_str().to_owned()));
     check_protocols(g, req)?;
+    let starting_empty = g.members.is_empty();
     let protocols: Vec<(StrBytes, Bytes)> = req
         .protocols
         .iter()
@@ -383,13 +396,19 @@ fn register_join(
     } else {
         let id = req.member_id.as_str().to_owned();
         let m = g.members.get(&id).ok_or(ResponseError::UnknownMemberId)?;
-        // A follower rejoining a stable group with unchanged metadata changes nothing.
-        if g.state == State::Stable
-            && m.protocols == protocols
-            && g.leader.as_deref() != Some(id.as_str())
+        // As Kafka's coordinator: a member rejoining with unchanged metadata while the group
+        // waits for the leader's assignment (it may have missed its JoinGroup response), or a
+        // follower doing so in a stable group, gets the current generation, no rebalance.
+        let leader = g.leader.as_deref() == Some(id.as_str());
+        let unchanged = m.protocols == protocols;
+        if unchanged
+            && (g.state == State::CompletingRebalance || (g.state == State::Stable && !leader))
         {
             let mut r = g.join_response(g.leader.as_deref().unwrap_or_default());
             r.member_id = req.member_id.clone();
+            if leader {
+                r.members = g.member_list();
+            }
             return Ok(Err(r));
         }
         id
@@ -416,6 +435,12 @@ fn register_join(
     member.rebalance_timeout = ms(rebalance_ms);
     member.last_seen = now;
     member.join_waiter = Some(tx);
+    // A group starting from empty waits `group_initial_rebalance_delay` for more members,
+    // extended by each one that joins meanwhile, within the rebalance timeout (as Kafka).
+    let delay = shared.config.group_initial_rebalance_delay;
+    if starting_empty || g.initial_until.is_some() {
+        g.initial_until = (!delay.is_zero()).then(|| now + delay);
+    }
     g.prepare_rebalance(now);
     g.maybe_complete_join(false);
     Ok(Ok(rx))

@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub offset_store: Option<Arc<dyn OffsetStore>>,
     /// Threads of the server's tokio runtime. Default 2.
     pub worker_threads: usize,
+    /// How long the first rebalance of an empty group waits for more members, extended by
+    /// each one that joins meanwhile (Kafka's `group.initial.rebalance.delay.ms`): consumers
+    /// started together then form the group in one rebalance. Default 3 s, Kafka's.
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,7 @@ impl Default for ServerConfig {
             auto_create_partitions: None,
             offset_store: None,
             worker_threads: 2,
+            group_initial_rebalance_delay: Duration::from_secs(3),
         }
     }
 }
@@ -91,6 +96,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("advertised_host", &self.advertised_host)
             .field("auto_create_partitions", &self.auto_create_partitions)
             .field("worker_threads", &self.worker_threads)
+            .field(
+                "group_initial_rebalance_delay",
+                &self.group_initial_rebalance_delay,
+            )
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +133,11 @@ impl ServerConfig {
     /// Sets `offset_store`.
     pub fn with_offset_store(mut self, v: Arc<dyn OffsetStore>) -> Self {
         self.offset_store = Some(v);
+        self
+    }
+    /// Sets `group_initial_rebalance_delay`.
+    pub fn with_group_initial_rebalance_delay(mut self, v: Duration) -> Self {
+        self.group_initial_rebalance_delay = v;
         self
     }
     /// Sets `worker_threads`.
