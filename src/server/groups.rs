@@ -335,6 +335,40 @@ pub(super) async fn join_group(
 
 type JoinWait = Result<oneshot::Receiver<JoinReply>, JoinGroupResponse>;
 
+/// The id a join is for: a new one for an empty member id, else the (known) member's. A
+/// member that needs no rebalance gets its answer instead (`Ok(Err(response))`).
+fn join_member_id(
+    shared: &Shared,
+    g: &Group,
+    req: &JoinGroupRequest,
+    protocols: &[(StrBytes, Bytes)],
+) -> Result<Result<String, JoinGroupResponse>, ResponseError> {
+    if req.member_id.is_empty() {
+        if g.members.len() >= GROUP_MEMBERS_MAX {
+            return Err(ResponseError::GroupMaxSizeReached);
+        }
+        let n = shared.groups.next_member.fetch_add(1, Ordering::Relaxed);
+        return Ok(Ok(format!("member-{n}")));
+    }
+    let id = req.member_id.as_str();
+    let m = g.members.get(id).ok_or(ResponseError::UnknownMemberId)?;
+    // As Kafka's coordinator: a member rejoining with unchanged metadata while the group waits
+    // for the leader's assignment (it may have missed its JoinGroup response), or a follower
+    // doing so in a stable group, gets the current generation, no rebalance.
+    let leader = g.leader.as_deref() == Some(id);
+    let unchanged = m.protocols == protocols;
+    if unchanged && (g.state == State::CompletingRebalance || (g.state == State::Stable && !leader))
+    {
+        let mut r = g.join_response(g.leader.as_deref().unwrap_or_default());
+        r.member_id = req.member_id.clone();
+        if leader {
+            r.members = g.member_list();
+        }
+        return Ok(Err(r));
+    }
+    Ok(Ok(id.to_owned()))
+}
+
 /// What a join request must hold whatever the group's state.
 fn check_join_request(req: &JoinGroupRequest) -> Result<(), ResponseError> {
     validate_group_id(req.group_id.as_str()).map_err(|_| ResponseError::InvalidGroupId)?;
@@ -387,31 +421,9 @@ fn register_join(
         .iter()
         .map(|p| (p.name.clone(), p.metadata.clone()))
         .collect();
-    let member_id = if req.member_id.is_empty() {
-        if g.members.len() >= GROUP_MEMBERS_MAX {
-            return Err(ResponseError::GroupMaxSizeReached);
-        }
-        let n = shared.groups.next_member.fetch_add(1, Ordering::Relaxed);
-        format!("member-{n}")
-    } else {
-        let id = req.member_id.as_str().to_owned();
-        let m = g.members.get(&id).ok_or(ResponseError::UnknownMemberId)?;
-        // As Kafka's coordinator: a member rejoining with unchanged metadata while the group
-        // waits for the leader's assignment (it may have missed its JoinGroup response), or a
-        // follower doing so in a stable group, gets the current generation, no rebalance.
-        let leader = g.leader.as_deref() == Some(id.as_str());
-        let unchanged = m.protocols == protocols;
-        if unchanged
-            && (g.state == State::CompletingRebalance || (g.state == State::Stable && !leader))
-        {
-            let mut r = g.join_response(g.leader.as_deref().unwrap_or_default());
-            r.member_id = req.member_id.clone();
-            if leader {
-                r.members = g.member_list();
-            }
-            return Ok(Err(r));
-        }
-        id
+    let member_id = match join_member_id(shared, g, req, &protocols)? {
+        Ok(id) => id,
+        Err(current) => return Ok(Err(current)),
     };
     let (tx, rx) = oneshot::channel();
     // JoinGroup v0 has no rebalance timeout: Kafka uses the session timeout.
