@@ -73,7 +73,7 @@ py() { timeout 300 "$PY" .ci/interop_kafka_clients.py "$BOOT" "$@"; }
 echo "== embedded producer, then remote consumer (server stopped while the Producer runs)"
 timeout 60 "$EMBEDDED" produce "$DATA" emb 3 100
 start_server
-py read-embedded emb 100
+py read-embedded emb 100 3
 
 echo "== kcat: metadata"
 timeout 30 kcat -b "$BOOT" -L -J >"$WORK/meta.json"

@@ -249,11 +249,24 @@ def cmd_kafka_python_group():
     check({f"kpg-{i}" for i in range(300)} <= set(seen), "kafka-python group consumed every record")
 
 
-def cmd_read_embedded(topic, count):
-    """Records the in-process Producer wrote (keys k<i>, values v<i>) read remotely."""
-    count = int(count)
-    seen = confluent_read_all(topic, {f"v{i}" for i in range(count)})
-    check(len(seen) == count, "no duplicates")
+def cmd_read_embedded(topic, count, partitions):
+    """Records the in-process Producer wrote (keys k<i>, values v<i>) read remotely, each in
+    the partition Kafka's Java partitioner (and librdkafka's murmur2_random) picks for its key."""
+    count, partitions = int(count), int(partitions)
+    c = CConsumer({"bootstrap.servers": BOOT, "group.id": "emb-reader",
+                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    seen = {}
+    end = time.time() + DEADLINE_S
+    while len(seen) < count and time.time() < end:
+        m = c.poll(1.0)
+        if m is not None and not m.error():
+            check(m.key() not in seen, f"no duplicate of {m.key()}")
+            seen[m.key()] = (m.partition(), m.value())
+    c.close()
+    check(seen == {f"k{i}".encode(): (java_partition(f"k{i}".encode(), partitions), f"v{i}".encode())
+                   for i in range(count)},
+          f"{count} records of seglog's Producer read remotely, in Kafka's partition for each key")
 
 
 def cmd_produce_for_embedded(topic, count, out):
