@@ -180,6 +180,22 @@ fn kafka_batch(values: &[&str]) -> Bytes {
     buf.freeze()
 }
 
+/// CRC-32C (Castagnoli), bitwise: enough to fix up a hand-edited batch in a test.
+fn crc32c_of(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
     let mut pd = PartitionProduceData::default();
     pd.index = partition;
@@ -335,6 +351,16 @@ fn corrupt_batches_are_refused_and_write_nothing() {
     let mut magic1 = good.to_vec();
     magic1[16] = 1;
     assert_eq!(produce(&mut c, "t", 0, Bytes::from(magic1)).0, 2);
+    // A transactional batch (attributes bit 4; CRC fixed up): no transaction coordinator.
+    let mut txn = good.to_vec();
+    txn[22] |= 0x10;
+    let crc = crc32c_of(&txn[21..]);
+    txn[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(
+        produce(&mut c, "t", 0, Bytes::from(txn)).0,
+        48,
+        "INVALID_TXN_STATE"
+    );
     let mut two = good.to_vec();
     two.extend_from_slice(&good);
     assert_ne!(

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::error::Result;
+use crate::format::batch::BatchHeader;
 use crate::log::partition::Partition;
 use crate::offset::Offset;
 use crate::server::api::{code, error_code};
@@ -106,6 +107,10 @@ fn append_one(
 ) -> Result<(Arc<Partition>, Offset), i16> {
     let p = partition(topic, pd.index)?;
     let records = pd.records.ok_or(code(ResponseError::InvalidRequest))?;
+    // No transaction coordinator: a transactional batch could never be committed or aborted.
+    if BatchHeader::parse(&records).is_ok_and(|h| h.is_transactional()) {
+        return Err(code(ResponseError::InvalidTxnState));
+    }
     let info = p.append_received(records).map_err(|e| error_code(&e))?;
     Ok((p, info.base_offset))
 }
