@@ -17,7 +17,11 @@ fi
 VENV=target/interop-venv
 if ! "$VENV/bin/python" -c 'import kafka, confluent_kafka, lz4, zstandard, snappy' 2>/dev/null; then
   echo "== installing kafka-python and confluent-kafka (and kafka-python's codecs) in $VENV"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 keeps venv in a separate package.
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install -q kafka-python confluent-kafka lz4 zstandard python-snappy
 fi
 PY="$VENV/bin/python"
