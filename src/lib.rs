@@ -5,7 +5,8 @@
 //! Each folder of `src/` is a layer that uses only the layers below it (see `docs/design.md`):
 //! `format` (bytes) → `io` (files, the one memory-map module) → `log` (segments, partitions) →
 //! `replication` → `topic` (the store) → `group` (consumer groups, offset stores) → `client`
-//! (producer, consumer). This file only declares them and re-exports the public API.
+//! (producer, consumer) → `server` (Kafka's wire protocol, feature `kafka-server`). This file
+//! only declares them and re-exports the public API.
 #![deny(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, clippy::pedantic)]
 // Pedantic lints this crate opts out of, each for a reason:
@@ -38,6 +39,8 @@ mod io;
 mod log;
 mod offset;
 mod replication;
+#[cfg(feature = "kafka-server")]
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod topic;

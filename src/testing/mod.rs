@@ -17,6 +17,8 @@
 //! ```
 
 pub mod assignor;
+#[cfg(feature = "kafka-server")]
+mod kafka;
 pub mod offset_store;
 
 pub use crate::format::batch::check_batch;
@@ -27,4 +29,6 @@ pub use crate::format::compression::{compress, decompress};
 pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
+#[cfg(feature = "kafka-server")]
+pub use kafka::kafka_request_decodes;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};

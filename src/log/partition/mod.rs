@@ -20,6 +20,8 @@
 mod compact;
 mod open;
 mod read;
+#[cfg(feature = "kafka-server")]
+mod received;
 mod recover;
 mod state;
 mod truncate;
