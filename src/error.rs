@@ -294,9 +294,9 @@ pub enum Error {
     },
 
     /// An offset commit by a group member was refused, and nothing was written: the member is
-    /// no longer in the group, its generation is stale (a rebalance happened since its last
-    /// poll), or it does not own a partition of the commit.
-    #[error("commit by {member_id} in group {group:?} fenced ({reason}): generation {generation}, group at {group_generation}, partition not owned: {not_owned:?}")]
+    /// no longer in the group, does not own a partition of the commit, or presents a
+    /// generation older than the hand-over of one of them (or newer than the group's).
+    #[error("commit by {member_id} in group {group:?} refused: {reason}{}; generation presented {generation}, group at {group_generation}; poll to rejoin or to learn the current generation, then commit again", fenced_partition(.not_owned.as_ref()))]
     FencedCommit {
         /// The group.
         group: String,
@@ -306,9 +306,10 @@ pub enum Error {
         generation: u64,
         /// The group's current generation.
         group_generation: u64,
-        /// The first partition of the commit the member does not own, if that is the reason.
+        /// The partition of the commit that caused the refusal, if one did (not owned, or
+        /// handed over after `generation`).
         not_owned: Option<TopicPartition>,
-        /// Why: "not a member of the group", "stale generation" or "partition not owned".
+        /// Why the commit was refused.
         reason: &'static str,
     },
 
@@ -420,6 +421,12 @@ impl Error {
             reason,
         }
     }
+}
+
+/// `" (partition t-0)"` for the partition a fenced commit names, nothing without one.
+fn fenced_partition(tp: Option<&TopicPartition>) -> String {
+    tp.map(|tp| format!(" (partition {tp})"))
+        .unwrap_or_default()
 }
 
 /// Attach a path to `std::io::Result`s.

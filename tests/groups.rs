@@ -562,7 +562,7 @@ fn a_broken_assignor_on_leave_and_expiry_keeps_the_assignment_until_it_recovers(
 }
 
 #[test]
-fn commits_are_fenced_by_generation_and_ownership() {
+fn commits_are_fenced_by_ownership_and_hand_over_generation() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     store.create_topic("t", topic_config(2)).unwrap();
@@ -573,24 +573,23 @@ fn commits_are_fenced_by_generation_and_ownership() {
     let s = c.sync("g", &a).unwrap();
     c.commit("g", &a, s.generation, &at(5)).unwrap();
 
-    // A rebalance: the old generation is refused, even for a partition a still owns.
+    // A rebalance alone fences nothing: a still owns t-0 and commits with the generation it
+    // saw (Kafka accepts commits while the group gathers members).
     let b = c.join("g", member(&["t"])).unwrap();
-    match c.commit("g", &a, s.generation, &at(6)) {
-        Err(Error::FencedCommit {
-            reason,
-            generation,
-            group_generation,
-            not_owned,
-            ..
-        }) => {
-            assert_eq!(reason, "stale generation");
-            assert_eq!(generation, s.generation);
-            assert!(group_generation > generation);
-            assert_eq!(not_owned, None);
-        }
-        other => panic!("expected a fenced commit, got {other:?}"),
-    }
-    // With the current generation, only owned partitions may be committed.
+    c.commit("g", &a, s.generation, &at(6)).unwrap();
+    // A generation the group never had is refused.
+    let ahead = c.commit("g", &a, s.generation + 5, &at(6)).unwrap_err();
+    assert!(
+        matches!(
+            &ahead,
+            Error::FencedCommit {
+                not_owned: None,
+                ..
+            }
+        ),
+        "{ahead:?}"
+    );
+    // Only owned partitions may be committed.
     let sa = c.sync("g", &a).unwrap();
     c.release("g", &a, &sa.to_revoke).unwrap();
     let sb = c.sync("g", &b).unwrap();
@@ -607,6 +606,21 @@ fn commits_are_fenced_by_generation_and_ownership() {
         matches!(&err, Error::FencedCommit { not_owned: Some(p), .. } if *p == lost),
         "{err:?}"
     );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("partition {lost}")) && !message.contains("None"),
+        "{message}"
+    );
+    // The new owner cannot commit with a generation from before its hand-over.
+    let early = c
+        .commit(
+            "g",
+            &b,
+            s.generation,
+            &[(lost.clone(), CommittedOffset::new(Offset(9)))],
+        )
+        .unwrap_err();
+    assert!(matches!(&early, Error::FencedCommit { reason, .. } if reason.contains("stale")));
     c.commit(
         "g",
         &b,
@@ -623,7 +637,7 @@ fn commits_are_fenced_by_generation_and_ownership() {
     ));
     // Nothing fenced was written.
     let store_offsets = c.offset_store();
-    let kept = if lost == tp("t", 0) { 9 } else { 5 };
+    let kept = if lost == tp("t", 0) { 9 } else { 6 };
     assert_eq!(
         store_offsets
             .fetch("g", &tp("t", 0))
@@ -635,7 +649,7 @@ fn commits_are_fenced_by_generation_and_ownership() {
 }
 
 #[test]
-fn consumer_commit_after_a_rebalance_is_fenced_until_the_next_poll() {
+fn consumer_commits_what_it_owns_after_a_rebalance() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     store.create_topic("t", topic_config(2)).unwrap();
@@ -650,12 +664,93 @@ fn consumer_commit_after_a_rebalance_is_fenced_until_the_next_poll() {
     assert_eq!(first.poll(100, Duration::ZERO).unwrap().len(), 6);
     let mut second = Consumer::new(&store, c.clone(), config).unwrap();
     second.subscribe("g", ["t"]).unwrap();
-    assert!(matches!(first.commit(), Err(Error::FencedCommit { .. })));
-    // The next poll learns the new generation (and gives up one partition, committing
-    // nothing: auto-commit is off); committing the kept partition works again.
+    // `first` still owns both partitions until its next poll releases one.
+    first.commit().unwrap();
     first.poll(100, Duration::ZERO).unwrap();
     assert_eq!(first.assignment().len(), 1);
     first.commit().unwrap();
+    for p in 0..2 {
+        assert_eq!(
+            first.committed(&tp("t", p)).unwrap().unwrap().offset,
+            Offset(3)
+        );
+    }
+}
+
+/// Commits in `on_revoked`, after making another member leave the group first: the
+/// worst interleaving of members that shut down together.
+struct LeaveThenCommit {
+    coordinator: Arc<GroupCoordinator>,
+    other: Arc<Mutex<Option<String>>>,
+    result: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl RebalanceListener for LeaveThenCommit {
+    fn on_revoked(&mut self, consumer: &mut Consumer, _: &[TopicPartition]) {
+        if let Some(other) = self.other.lock().unwrap().take() {
+            self.coordinator.leave("g", &other).unwrap();
+        }
+        let result = consumer.commit().map_err(|e| e.to_string());
+        *self.result.lock().unwrap() = Some(result);
+    }
+}
+
+#[test]
+fn members_leaving_together_keep_their_final_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 4);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_session_timeout(HOUR);
+    let result = Arc::new(Mutex::new(None));
+    let other = Arc::new(Mutex::new(None));
+    let mut a = Consumer::new(&store, c.clone(), config).unwrap();
+    let listener = LeaveThenCommit {
+        coordinator: c.clone(),
+        other: other.clone(),
+        result: result.clone(),
+    };
+    a.subscribe_with_listener("g", ["t"], Box::new(listener))
+        .unwrap();
+    assert_eq!(a.poll(100, Duration::ZERO).unwrap().len(), 8);
+    // Another member joins after a's last poll and leaves during a's shutdown.
+    *other.lock().unwrap() = Some(c.join("g", member(&["t"])).unwrap());
+    a.unsubscribe().unwrap();
+    assert!(other.lock().unwrap().is_none(), "the other member left");
+    assert_eq!(*result.lock().unwrap(), Some(Ok(())));
+    let offsets = c.offset_store();
+    for p in 0..2 {
+        assert_eq!(
+            offsets.fetch("g", &tp("t", p)).unwrap().unwrap().offset,
+            Offset(4)
+        );
+    }
+}
+
+#[test]
+fn a_refused_auto_commit_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(1)).unwrap();
+    fill(&store, "t", 2);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_auto_commit_interval(HOUR)
+        .with_session_timeout(Duration::from_secs(60));
+    let mut a = Consumer::new(&store, c.clone(), config).unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    assert_eq!(a.poll(100, Duration::ZERO).unwrap().len(), 2);
+    // The member's session runs out before it closes: its final commit is refused, and
+    // `close` says so instead of losing it silently.
+    c.expire_members(Instant::now() + Duration::from_secs(120));
+    let err = a.close().unwrap_err();
+    assert!(matches!(err, Error::FencedCommit { .. }), "{err:?}");
+    assert_eq!(c.offset_store().fetch("g", &tp("t", 0)).unwrap(), None);
 }
 
 // ----- consumers in groups -----
@@ -751,9 +846,9 @@ fn listeners_see_assign_revoke_and_lost_on_poll() {
 
 /// A deterministic churn scenario: one thread drives several consumers of one group in turn.
 /// Each processes what its poll returned and then commits synchronously; its listener also
-/// commits in `on_revoked`. Members join between another member's poll and its commit (so
-/// that commit is fenced and the records stay uncommitted until the member's next commit or
-/// its `on_revoked`), close, are dropped, time out (an explicit `expire_members` with a
+/// commits in `on_revoked`. Members join between another member's poll and its commit (the
+/// commit still succeeds: the member owns what it processed until its next poll releases
+/// it), close, are dropped, time out (an explicit `expire_members` with a
 /// clock past one member's 30-minute session but not the others' hour), and the topic gains
 /// partitions and records mid-run. Every record must be processed exactly once by the group,
 /// and after every step no partition has two owners: a new owner starts from the previous
@@ -850,7 +945,10 @@ fn every_record_once_per_group_under_churn() {
             break;
         }
     }
-    assert!(fenced > 0, "the scenario fences some commits");
+    assert_eq!(
+        fenced, 0,
+        "a rebalance alone fences no commit of owned partitions"
+    );
     // Nothing is left: every member's poll comes back empty.
     for m in &mut members {
         assert!(m.poll(100, Duration::ZERO).unwrap().is_empty());

@@ -251,9 +251,11 @@ pub struct GroupDescription {
 ///   partition has at most one owner, and a new owner always starts after the previous
 ///   owner's last commit.
 /// - **Commits** go through [`commit`](Self::commit) and are fenced: they are refused with
-///   [`Error::FencedCommit`] unless the member is in the group, presents the current
-///   generation, and owns every partition in the commit. The check and the write to the
-///   [`OffsetStore`] happen under the group's lock, so no rebalance slips in between.
+///   [`Error::FencedCommit`] unless the member is in the group and owns every partition in
+///   the commit, and presents a generation at or after the one in which it took each of them
+///   over. The check and the write to the [`OffsetStore`] happen under the group's lock, so
+///   no hand-over slips in between. A rebalance by itself fences nothing: a member keeps
+///   committing what it still owns until it releases it (see [`commit`](Self::commit)).
 ///
 /// Groups are independent: every group gets every partition of its topics, and commits of
 /// one group never affect another (publish-subscribe across groups, queue inside one: each
@@ -305,6 +307,9 @@ struct Group {
     assignment: Assignment,
     /// Actual ownership; each partition has at most one owner.
     owners: BTreeMap<TopicPartition, String>,
+    /// The generation at which each owned partition was handed to its owner: a commit
+    /// presenting an older generation was computed before this ownership began.
+    owned_since: BTreeMap<TopicPartition, u64>,
 }
 
 struct Member {
@@ -452,6 +457,7 @@ impl GroupCoordinator {
         for tp in partitions {
             if g.owners.get(tp).is_some_and(|o| o == member_id) {
                 g.owners.remove(tp);
+                g.owned_since.remove(tp);
                 g.members
                     .get_mut(member_id)
                     .expect("touched")
@@ -463,9 +469,19 @@ impl GroupCoordinator {
     }
 
     /// Commit `offsets` for `group` on behalf of `member_id`, fenced: the member must be in
-    /// the group, `generation` must be the group's current one, and the member must own every
-    /// partition listed. Otherwise [`Error::FencedCommit`] and nothing is written. The check
-    /// and the [`OffsetStore::commit`] happen under the group's lock. Heartbeats.
+    /// the group and own every partition listed, and `generation` must be one the member has
+    /// owned each of them since (at least the generation of the sync that handed it over, at
+    /// most the group's current one). Otherwise [`Error::FencedCommit`] and nothing is
+    /// written. The check and the [`OffsetStore::commit`] happen under the group's lock.
+    /// Heartbeats.
+    ///
+    /// A rebalance alone does not fence a commit: ownership only ends when the member
+    /// [`release`](Self::release)s a partition or is removed, so a member that has not
+    /// synced since another member joined or left still commits what it owns with the
+    /// generation it last saw. This is the analogue of Kafka's classic protocol, where the
+    /// generation only changes when a rebalance completes and members commit with the current
+    /// one while the group gathers members (`ClassicGroup.validateOffsetCommit`); it is what
+    /// lets members that leave together all commit their final positions.
     pub fn commit(
         &self,
         group: &str,
@@ -473,36 +489,23 @@ impl GroupCoordinator {
         generation: u64,
         offsets: &[(TopicPartition, CommittedOffset)],
     ) -> Result<()> {
-        let fenced =
-            |current: u64, not_owned: Option<TopicPartition>, reason| Error::FencedCommit {
-                group: group.to_owned(),
-                member_id: member_id.to_owned(),
-                generation,
-                group_generation: current,
-                not_owned,
-                reason,
-            };
         validate_group_id(group)?;
         let Some(handle) = self.group(group, false) else {
-            return Err(fenced(0, None, "not a member of the group"));
+            return Err(fenced(group, member_id, generation, 0, None, NOT_A_MEMBER));
         };
         let mut g = handle.lock();
         if g.touch(group, member_id, Instant::now()).is_err() {
-            return Err(fenced(g.generation, None, "not a member of the group"));
-        }
-        if generation != g.generation {
-            return Err(fenced(g.generation, None, "stale generation"));
-        }
-        if let Some((tp, _)) = offsets
-            .iter()
-            .find(|(tp, _)| g.owners.get(tp).is_none_or(|o| o != member_id))
-        {
+            let current = g.generation;
             return Err(fenced(
-                g.generation,
-                Some(tp.clone()),
-                "partition not owned",
+                group,
+                member_id,
+                generation,
+                current,
+                None,
+                NOT_A_MEMBER,
             ));
         }
+        g.check_commit(group, member_id, generation, offsets)?;
         self.offsets.commit(group, offsets)
     }
 
@@ -580,6 +583,7 @@ impl GroupCoordinator {
             partition_counts: PartitionCounts::new(),
             assignment: Assignment::new(),
             owners: BTreeMap::new(),
+            owned_since: BTreeMap::new(),
         }));
         groups.insert(group.to_owned(), g.clone());
         Some(g)
@@ -590,6 +594,27 @@ impl GroupCoordinator {
         validate_group_id(group)?;
         self.group(group, false)
             .ok_or_else(|| unknown_member(group, member_id))
+    }
+}
+
+const NOT_A_MEMBER: &str = "not a member of the group (it left or its session timed out)";
+
+/// An [`Error::FencedCommit`].
+fn fenced(
+    group: &str,
+    member_id: &str,
+    generation: u64,
+    group_generation: u64,
+    not_owned: Option<TopicPartition>,
+    reason: &'static str,
+) -> Error {
+    Error::FencedCommit {
+        group: group.to_owned(),
+        member_id: member_id.to_owned(),
+        generation,
+        group_generation,
+        not_owned,
+        reason,
     }
 }
 
@@ -665,6 +690,7 @@ impl Group {
         };
         for tp in member.owned {
             self.owners.remove(&tp);
+            self.owned_since.remove(&tp);
         }
         true
     }
@@ -735,6 +761,7 @@ impl Group {
             match self.owners.get(tp) {
                 None => {
                     self.owners.insert(tp.clone(), member_id.to_owned());
+                    self.owned_since.insert(tp.clone(), self.generation);
                     assigned.push(tp.clone());
                 }
                 Some(owner) if owner != member_id => pending.push(tp.clone()),
@@ -754,10 +781,51 @@ impl Group {
         }
     }
 
+    /// Whether `member_id` (a member) may commit `offsets` with `generation`; see
+    /// [`GroupCoordinator::commit`].
+    fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        let refuse = |tp: Option<&TopicPartition>, reason| {
+            fenced(
+                group,
+                member_id,
+                generation,
+                self.generation,
+                tp.cloned(),
+                reason,
+            )
+        };
+        if generation > self.generation {
+            return Err(refuse(None, "generation ahead of the group's"));
+        }
+        for (tp, _) in offsets {
+            if self.owners.get(tp).is_none_or(|o| o != member_id) {
+                return Err(refuse(Some(tp), "partition not owned by the member"));
+            }
+            if self
+                .owned_since
+                .get(tp)
+                .is_some_and(|&since| generation < since)
+            {
+                return Err(refuse(
+                    Some(tp),
+                    "stale generation: the partition was handed over again since",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `owners` and the members' `owned` sets describe the same one-owner map.
     fn check_ownership(&self) -> bool {
         let total: usize = self.members.values().map(|m| m.owned.len()).sum();
         total == self.owners.len()
+            && self.owners.keys().eq(self.owned_since.keys())
             && self.members.iter().all(|(id, m)| {
                 m.owned
                     .iter()

@@ -34,7 +34,10 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: AutoOffsetReset,
     /// Commit positions automatically: in `poll`, once `auto_commit_interval` has passed since
     /// the previous automatic commit; before giving up partitions in a rebalance; and in
-    /// [`close`](super::Consumer::close). Default `true` (as Kafka).
+    /// [`close`](super::Consumer::close). Default `true` (as Kafka). A refused or failed
+    /// automatic commit is the error of the `poll`, `unsubscribe` or `close` that ran it
+    /// (Kafka only logs it): the application learns that records after its last commit will
+    /// be delivered again.
     pub enable_auto_commit: bool,
     /// Interval of automatic commits. Zero commits on every `poll`. Default 5 s.
     pub auto_commit_interval: Duration,

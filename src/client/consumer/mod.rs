@@ -407,8 +407,9 @@ impl Consumer {
     /// Commit the position of every owned (or assigned) partition whose position is known,
     /// synchronously: when this returns `Ok`, the commit is in the offset store with that
     /// store's durability. As a group member the commit is fenced (see
-    /// [`GroupCoordinator::commit`]): after a rebalance it fails with
-    /// [`Error::FencedCommit`] until the next `poll`.
+    /// [`GroupCoordinator::commit`]): it succeeds for the partitions the consumer owns, even
+    /// after members joined or left since its last `poll`, and fails with
+    /// [`Error::FencedCommit`] once the consumer was removed from the group.
     pub fn commit(&mut self) -> Result<()> {
         let offsets: Vec<(TopicPartition, CommittedOffset)> = self
             .parts
