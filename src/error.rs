@@ -313,6 +313,17 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A commit from outside a group's membership (a manually assigned consumer with a
+    /// `group_id`, an administrator) or an administrative change of a group while the group
+    /// has members: their commits would be overwritten.
+    #[error("group {group:?} has {members} active member(s): its offsets belong to them; stop its consumers (or let their sessions time out) or use another group id")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has.
+        members: usize,
+    },
+
     /// A member tried to join a group whose members use an assignor of another name.
     #[error("group {group:?} uses assignor {expected:?}, not {actual:?}")]
     InconsistentAssignor {

@@ -1121,3 +1121,83 @@ fn concurrent_members_lose_nothing() {
     }
     assert_eq!(seen.lock().unwrap().len(), total);
 }
+
+#[test]
+fn a_manual_consumer_cannot_overwrite_an_active_groups_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 3);
+    let c = coordinator(&store);
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    let at = |p, o| vec![(tp("t", p), CommittedOffset::new(Offset(o)))];
+    c.commit("g", &member, s.generation, &at(0, 2)).unwrap();
+
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_group_id("g");
+    let mut manual = Consumer::new(&store, c.clone(), config).unwrap();
+    manual.assign(vec![tp("t", 0)]).unwrap();
+    let err = manual.commit_offsets(&at(0, 0)).unwrap_err();
+    assert!(
+        matches!(&err, Error::GroupNotEmpty { group, members: 1 } if group == "g"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("1 active member"), "{err}");
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(2)
+    );
+    // Once the group is empty, the standalone consumer may commit.
+    c.leave("g", &member).unwrap();
+    manual.commit_offsets(&at(0, 1)).unwrap();
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(1)
+    );
+}
+
+#[test]
+fn commits_for_partitions_that_do_not_exist_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_group_id("solo");
+    let mut manual = Consumer::new(&store, c.clone(), config).unwrap();
+    manual.assign(vec![tp("t", 0)]).unwrap();
+    let one = |topic: &str, p| vec![(tp(topic, p), CommittedOffset::new(Offset(1)))];
+    let err = manual.commit_offsets(&one("t", 2)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PartitionOutOfRange {
+                partition: 2,
+                partition_count: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = manual.commit_offsets(&one("nope", 0)).unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
+    let err = c.commit_unmanaged("solo", &one("nope", 0)).unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
+    assert_eq!(c.offset_store().fetch("solo", &tp("t", 2)).unwrap(), None);
+    assert_eq!(
+        c.offset_store().fetch("solo", &tp("nope", 0)).unwrap(),
+        None
+    );
+    manual.commit_offsets(&one("t", 1)).unwrap();
+}

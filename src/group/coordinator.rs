@@ -509,6 +509,35 @@ impl GroupCoordinator {
         self.offsets.commit(group, offsets)
     }
 
+    /// Commit `offsets` for `group` from outside the group's membership: a consumer with a
+    /// manual assignment and a `group_id`, or an administrator (Kafka's commit with
+    /// generation `-1`). Refused with [`Error::GroupNotEmpty`] while the group has members
+    /// (their commits are fenced by ownership; an outsider's would silently overwrite them),
+    /// and with [`Error::UnknownTopic`] / [`Error::PartitionOutOfRange`] for a partition that
+    /// does not exist (Kafka rejects those too). Nothing is written unless every entry passes.
+    pub fn commit_unmanaged(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        validate_group_id(group)?;
+        for (tp, _) in offsets {
+            check_partition_exists(&*self.metadata, tp)?;
+        }
+        let Some(handle) = self.group(group, false) else {
+            return self.offsets.commit(group, offsets);
+        };
+        let mut g = handle.lock();
+        g.expire(group, Instant::now());
+        if !g.members.is_empty() {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+                members: g.members.len(),
+            });
+        }
+        self.offsets.commit(group, offsets)
+    }
+
     /// Remove, from every group, the members whose last call is older than their session
     /// timeout at `now`, and rebalance their groups. Returns the removed `(group, member id)`
     /// pairs. Member calls do this for their own group; call it to expire members of groups
@@ -594,6 +623,21 @@ impl GroupCoordinator {
         validate_group_id(group)?;
         self.group(group, false)
             .ok_or_else(|| unknown_member(group, member_id))
+    }
+}
+
+/// [`Error::UnknownTopic`] or [`Error::PartitionOutOfRange`] unless `tp` exists.
+fn check_partition_exists(metadata: &dyn TopicMetadata, tp: &TopicPartition) -> Result<()> {
+    match metadata.partition_count(&tp.topic) {
+        None => Err(Error::UnknownTopic {
+            topic: tp.topic.clone(),
+        }),
+        Some(count) if tp.partition >= count => Err(Error::PartitionOutOfRange {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            partition_count: count,
+        }),
+        Some(_) => Ok(()),
     }
 }
 

@@ -421,9 +421,11 @@ impl Consumer {
 
     /// Commit `offsets` (each the next offset to consume, with metadata). As a group member
     /// the commit is fenced: every partition must be owned and the generation current, or
-    /// [`Error::FencedCommit`]. With a manual assignment it goes to `config.group_id`
-    /// unfenced; without a group it is [`Error::InvalidConsumerState`]. An empty list does
-    /// nothing.
+    /// [`Error::FencedCommit`]. With a manual assignment it goes to `config.group_id` through
+    /// [`GroupCoordinator::commit_unmanaged`]: refused with [`Error::GroupNotEmpty`] while
+    /// that group has members, and with [`Error::UnknownTopic`] /
+    /// [`Error::PartitionOutOfRange`] for a partition that does not exist. Without a group it
+    /// is [`Error::InvalidConsumerState`]. An empty list does nothing.
     pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
@@ -437,7 +439,7 @@ impl Consumer {
                 .group_id
                 .as_deref()
                 .ok_or_else(|| state_error("no group: subscribe or set config.group_id"))?;
-            self.groups.offset_store().commit(group, offsets)?;
+            self.groups.commit_unmanaged(group, offsets)?;
         }
         for (tp, committed) in offsets {
             if let Some(p) = self.parts.iter_mut().find(|p| &p.tp == tp) {
