@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::assignor::{
-    check_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
-};
+use super::assignor::{check_assignment, Assignment, Assignor, PartitionCounts, Subscriptions};
+use super::sticky::StickyAssignor;
 use crate::error::{Error, Result};
 use crate::group::offset_store::{
     validate_group_id, CommittedOffset, FileOffsetStore, OffsetStore,

@@ -6,13 +6,15 @@
 pub(crate) mod assignor;
 pub(crate) mod coordinator;
 pub(crate) mod offset_store;
+pub(crate) mod sticky;
 
 pub use assignor::{
     validate_assignment, Assignment, Assignor, PartitionCounts, RangeAssignor, RoundRobinAssignor,
-    StickyAssignor, Subscriptions,
+    Subscriptions,
 };
 pub use coordinator::{
     GroupCoordinator, GroupDescription, MemberConfig, MemberDescription, MemberSync, TopicMetadata,
     CLIENT_ID_BYTES_MAX, GROUP_MEMBERS_MAX, OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
     SUBSCRIPTION_TOPICS_MAX,
 };
+pub use sticky::StickyAssignor;

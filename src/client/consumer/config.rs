@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::group::assignor::{Assignor, StickyAssignor};
+use crate::group::assignor::Assignor;
 use crate::group::coordinator::{MemberConfig, SESSION_TIMEOUT_MAX};
 use crate::group::offset_store::validate_group_id;
+use crate::group::sticky::StickyAssignor;
 
 /// What a consumer does for a partition that has no committed offset, or whose position is
 /// outside the log (below the log start after retention, or past the end).
