@@ -170,9 +170,10 @@ fn seek_variants() {
         values(&c.poll(2, Duration::ZERO).unwrap()),
         ["0:15", "0:16"]
     );
-    assert_eq!(c.seek_to_beginning(&t0).unwrap(), Offset(0));
+    c.seek_to_beginning(&t0).unwrap();
     assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(0));
-    assert_eq!(c.seek_to_end(&t0).unwrap(), Offset(20));
+    c.seek_to_end(&t0).unwrap();
+    assert_eq!(c.position(&t0).unwrap(), Offset(20));
     assert!(c.poll(10, Duration::ZERO).unwrap().is_empty());
     // Timestamps are 1000 * offset: the first record at or after 7500 is offset 8.
     assert_eq!(c.seek_to_timestamp(&t0, 7_500).unwrap(), Offset(8));
@@ -186,6 +187,41 @@ fn seek_variants() {
         c.seek(&tp("t", 9), Offset(0)),
         Err(Error::PartitionNotAssigned { .. })
     ));
+}
+
+#[test]
+fn seek_to_end_and_beginning_resolve_at_the_next_poll() {
+    // Kafka's seekToEnd / seekToBeginning are lazy: the offset is looked up by the next poll
+    // (or position), not by the seek.
+    let e = env(1);
+    e.append(0, 0, 5);
+    let t0 = tp("t", 0);
+    let mut c = e.consumer(earliest());
+    c.assign(vec![t0.clone()]).unwrap();
+    c.seek_to_end(&t0).unwrap();
+    e.append(0, 5, 8);
+    assert!(
+        c.poll(10, Duration::ZERO).unwrap().is_empty(),
+        "records appended between the seek and the poll are past the end"
+    );
+    assert_eq!(c.position(&t0).unwrap(), Offset(8));
+    e.append(0, 8, 9);
+    assert_eq!(values(&c.poll(10, Duration::ZERO).unwrap()), ["0:8"]);
+
+    // seek_to_beginning follows the log start as it is at the poll.
+    c.seek_to_beginning(&t0).unwrap();
+    e.store
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .delete_records_before(Offset(3))
+        .unwrap();
+    assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(3));
+    // A plain seek cancels a pending lazy one.
+    c.seek_to_end(&t0).unwrap();
+    c.seek(&t0, Offset(4)).unwrap();
+    assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(4));
 }
 
 #[test]

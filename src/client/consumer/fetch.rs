@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::consumer::config::AutoOffsetReset;
 use crate::client::consumer::record::ConsumerRecord;
-use crate::client::consumer::{Consumer, Mode};
+use crate::client::consumer::{Consumer, Mode, SeekTarget};
 use crate::error::{Error, Result};
 use crate::log::partition::ReadBatches;
 use crate::offset::Offset;
@@ -19,11 +19,12 @@ impl Consumer {
         let mut before = Vec::new();
         for k in 0..n {
             let i = (self.next_fetch + k) % n;
-            before.push((i, self.parts[i].position));
+            before.push((i, self.parts[i].position, self.parts[i].pending_seek));
             if let Err(e) = self.fill(i, max_records - out.len(), &mut out) {
-                for (j, position) in before {
+                for (j, position, pending_seek) in before {
                     let part = &mut self.parts[j];
                     part.position = position;
+                    part.pending_seek = pending_seek;
                     part.read_ahead.clear();
                 }
                 return Err(e);
@@ -142,10 +143,19 @@ impl Consumer {
         }
     }
 
-    /// The position of partition `i`, resolving it from the committed offset or the reset
-    /// policy if unknown.
+    /// The position of partition `i`, resolving it from a pending lazy seek, else the
+    /// committed offset or the reset policy if unknown.
     pub(super) fn resolve(&mut self, i: usize) -> Result<Offset> {
         if let Some(position) = self.parts[i].position {
+            return Ok(position);
+        }
+        let part = &mut self.parts[i];
+        if let Some(target) = part.pending_seek.take() {
+            let position = match target {
+                SeekTarget::Beginning => part.partition.log_start_offset(),
+                SeekTarget::End => part.partition.high_watermark(),
+            };
+            part.position = Some(position);
             return Ok(position);
         }
         let committed = match self.group_id() {

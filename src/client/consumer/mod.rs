@@ -121,14 +121,25 @@ struct PartState {
     tp: TopicPartition,
     topic: Arc<str>,
     partition: Arc<Partition>,
-    /// Next offset to return; `None` until resolved (commit or reset policy).
+    /// Next offset to return; `None` until resolved (a pending seek, the commit or the reset
+    /// policy).
     position: Option<Offset>,
+    /// A `seek_to_beginning` / `seek_to_end` not resolved yet: the next `poll` (or
+    /// `position`) reads the log start or the high watermark at that moment.
+    pending_seek: Option<SeekTarget>,
     /// The offset this consumer last committed or read as committed: auto-commit skips
     /// partitions whose position still equals it.
     committed: Option<Offset>,
     /// Read ahead: the batch being returned (records below `position` are skipped) and the
     /// batches read after it, not decoded yet. Cleared by a seek.
     read_ahead: ReadAhead,
+}
+
+/// Where a lazy seek goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeekTarget {
+    Beginning,
+    End,
 }
 
 #[derive(Default)]
@@ -346,22 +357,33 @@ impl Consumer {
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<()> {
         let part = self.part_mut(tp)?;
         part.position = Some(offset);
+        part.pending_seek = None;
         part.read_ahead.clear();
         Ok(())
     }
 
-    /// Seek `tp` to its log start offset (the oldest record kept). Returns the offset.
-    pub fn seek_to_beginning(&mut self, tp: &TopicPartition) -> Result<Offset> {
-        let offset = self.part_mut(tp)?.partition.log_start_offset();
-        self.seek(tp, offset)?;
-        Ok(offset)
+    /// Seek `tp` to its log start offset (the oldest record kept), lazily as Kafka does: the
+    /// log start is read at the next [`poll`](Self::poll) or [`position`](Self::position),
+    /// so retention that runs in between moves the seek with it.
+    /// [`Error::PartitionNotAssigned`] if the consumer does not own `tp`.
+    pub fn seek_to_beginning(&mut self, tp: &TopicPartition) -> Result<()> {
+        self.seek_lazily(tp, SeekTarget::Beginning)
     }
 
-    /// Seek `tp` to its high watermark (after the last record). Returns the offset.
-    pub fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<Offset> {
-        let offset = self.part_mut(tp)?.partition.high_watermark();
-        self.seek(tp, offset)?;
-        Ok(offset)
+    /// Seek `tp` to its high watermark (after the last record), lazily as Kafka does: the
+    /// high watermark is read at the next [`poll`](Self::poll) or
+    /// [`position`](Self::position), so records appended between this call and that one are
+    /// skipped too. [`Error::PartitionNotAssigned`] if the consumer does not own `tp`.
+    pub fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<()> {
+        self.seek_lazily(tp, SeekTarget::End)
+    }
+
+    fn seek_lazily(&mut self, tp: &TopicPartition, target: SeekTarget) -> Result<()> {
+        let part = self.part_mut(tp)?;
+        part.position = None;
+        part.pending_seek = Some(target);
+        part.read_ahead.clear();
+        Ok(())
     }
 
     /// Seek `tp` to the first record with a timestamp at or after `timestamp_ms`
@@ -459,6 +481,7 @@ impl Consumer {
             tp,
             partition,
             position: None,
+            pending_seek: None,
             committed: None,
             read_ahead: ReadAhead::default(),
         })
