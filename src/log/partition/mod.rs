@@ -761,6 +761,10 @@ impl Partition {
             now_ms,
             policy,
         );
+        if plan.roll_active && self.roll_expired_active(infos.last())? {
+            // The expired records are in a sealed segment now: plan again to delete it.
+            return self.retain_locked(now_ms);
+        }
         if plan.delete_count == 0 {
             return Ok(plan);
         }
@@ -794,6 +798,25 @@ impl Partition {
         }
         checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         Ok(plan)
+    }
+
+    /// Roll the active segment for retention if it is still the one `planned` describes (no
+    /// append since the plan: a newer record would not be expired). Returns whether it rolled.
+    fn roll_expired_active(&self, planned: Option<&SegmentInfo>) -> Result<bool> {
+        let mut w = self.writer.lock();
+        if self.check_writable().is_err() {
+            return Ok(false); // a closed or failed partition keeps its active segment
+        }
+        let unchanged = planned.is_some_and(|p| {
+            p.base_offset == w.active.base_offset() && p.end_offset == Offset(w.next_offset)
+        });
+        if !unchanged || w.size == 0 {
+            return Ok(false);
+        }
+        if let Err(e) = self.roll_locked(&mut w) {
+            return self.fail(e);
+        }
+        Ok(true)
     }
 
     /// The files of `seg`, loading them if needed; at most `open_segments_max` sealed segments
