@@ -134,6 +134,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A timestamp outside what Kafka allows: a record appended with a negative timestamp
+    /// other than `-1` ("none"), or a `ListOffsets` timestamp below `-3`.
+    #[error("invalid timestamp {timestamp_ms}{}: {reason}", timestamp_index(*.index))]
+    InvalidTimestamp {
+        /// The rejected timestamp.
+        timestamp_ms: i64,
+        /// The position of the record in the appended batch, for a record.
+        index: Option<usize>,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+
     /// A record without a key was appended to a partition whose cleanup policy compacts:
     /// compaction keeps records by key, so every record needs one.
     #[error("record {index} of the batch has no key, but the partition is compacted")]
@@ -432,6 +444,13 @@ impl Error {
             reason,
         }
     }
+}
+
+/// `" of record 3 of the batch"` for a record's timestamp, nothing for a query.
+fn timestamp_index(index: Option<usize>) -> String {
+    index
+        .map(|i| format!(" of record {i} of the batch"))
+        .unwrap_or_default()
 }
 
 /// `" (partition t-0)"` for the partition a fenced commit names, nothing without one.

@@ -69,7 +69,9 @@ pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,
 };
-pub use log::partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
+pub use log::partition::{
+    AppendInfo, CompactionReport, OffsetSpec, Partition, ReadBatches, RecoveryReport, NO_TIMESTAMP,
+};
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};

@@ -22,6 +22,7 @@ mod open;
 mod read;
 mod recover;
 mod state;
+mod timestamps;
 mod truncate;
 
 use std::collections::VecDeque;
@@ -48,6 +49,7 @@ use state::{Position, View};
 
 pub use compact::CompactionReport;
 pub use read::ReadBatches;
+pub use timestamps::{OffsetSpec, NO_TIMESTAMP};
 
 /// File holding the recovery point: every offset below it had been fsynced.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
@@ -312,6 +314,7 @@ impl Partition {
                 return Err(Error::MissingKey { index });
             }
         }
+        timestamps::check_timestamps(records)?;
         // Plan: encode and checksum before taking the append lock.
         let options = EncodeOptions {
             compression: self.config.compression,
