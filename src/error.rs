@@ -205,8 +205,9 @@ pub enum Error {
         limit: usize,
     },
 
-    /// A topic name breaks Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and
-    /// neither `.` nor `..`.
+    /// A topic name breaks Kafka's rules: 1 to
+    /// [`TOPIC_NAME_LEN_MAX`](crate::TOPIC_NAME_LEN_MAX) characters from `[a-zA-Z0-9._-]`,
+    /// neither `.` nor `..`, and (to create it) not a Kafka internal topic's name.
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
         /// The rejected name.
@@ -220,6 +221,16 @@ pub enum Error {
     TopicExists {
         /// The topic's name.
         topic: String,
+    },
+
+    /// A new topic's name differs from an existing topic's only by `.` versus `_` (Kafka
+    /// forbids such pairs: its metric names replace `.` with `_`).
+    #[error("topic {topic:?} collides with existing topic {existing:?} ('.' and '_' count as the same character); choose another name")]
+    TopicCollision {
+        /// The rejected name.
+        topic: String,
+        /// The existing topic it collides with.
+        existing: String,
     },
 
     /// No topic by this name (or it was deleted).

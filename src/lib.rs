@@ -76,7 +76,8 @@ pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
 pub use topic::handle::{
-    validate_topic_name, Topic, TopicConfig, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
+    check_new_topic_name, validate_topic_name, Topic, TopicConfig, RESERVED_TOPIC_NAMES,
+    TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
 };
 pub use topic::maintenance::MaintenanceReport;
 pub use topic::metadata::TOPICS_METADATA_FILE;

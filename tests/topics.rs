@@ -169,15 +169,76 @@ fn unknown_duplicate_and_invalid_requests_are_typed_errors() {
 }
 
 #[test]
+fn the_longest_topic_name_can_be_created_grown_and_deleted() {
+    // Kafka's 249-character names made delete fail with "File name too long" after the
+    // deletion was committed: `<name>-<n>.deleted` exceeded 255 bytes. The limit now leaves
+    // room for every file name a topic will need.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let name = "n".repeat(seglog::TOPIC_NAME_LEN_MAX);
+    store.create_topic(&name, topic_config(2)).unwrap();
+    store.add_partitions(&name, 12).unwrap();
+    store
+        .topic(&name)
+        .unwrap()
+        .append_to(11, &[Record::new("x")])
+        .unwrap();
+    store.delete_topic(&name).unwrap();
+    assert!(store.list_topics().is_empty());
+    assert_eq!(
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('n')
+            })
+            .count(),
+        0,
+        "every partition directory is gone"
+    );
+    let kafka_max = "k".repeat(249);
+    let err = store.create_topic(&kafka_max, topic_config(1)).unwrap_err();
+    assert!(matches!(err, Error::InvalidTopicName { .. }), "{err:?}");
+    assert!(err.to_string().contains("242"), "{err}");
+    assert!(store.list_topics().is_empty(), "nothing was created");
+}
+
+#[test]
+fn topic_names_that_collide_after_dot_to_underscore_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    store.create_topic("t.x", topic_config(1)).unwrap();
+    for clash in ["t_x", "t.x".replace('.', "_").as_str()] {
+        let err = store.create_topic(clash, topic_config(1)).unwrap_err();
+        assert!(
+            matches!(&err, Error::TopicCollision { topic, existing } if topic == clash && existing == "t.x"),
+            "{err:?}"
+        );
+    }
+    assert!(matches!(
+        store.create_topic("t.x", topic_config(1)),
+        Err(Error::TopicExists { .. })
+    ));
+    store.create_topic("t-x", topic_config(1)).unwrap();
+    assert_eq!(store.list_topics(), ["t-x", "t.x"]);
+    // Once the colliding topic is deleted the name is free.
+    store.delete_topic("t.x").unwrap();
+    store.create_topic("t_x", topic_config(1)).unwrap();
+}
+
+#[test]
 fn topic_names_follow_kafkas_rules() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path(), no_thread()).unwrap();
-    let long_ok = "a".repeat(249);
+    let long_ok = "a".repeat(seglog::TOPIC_NAME_LEN_MAX);
     for good in ["a", "A-Z_0.9", "..a", "-", "_", long_ok.as_str()] {
         store.create_topic(good, topic_config(1)).unwrap();
         assert!(store.topic(good).is_ok());
     }
-    let too_long = "a".repeat(250);
+    let too_long = "a".repeat(seglog::TOPIC_NAME_LEN_MAX + 1);
     for bad in [
         "",
         ".",
@@ -189,6 +250,8 @@ fn topic_names_follow_kafkas_rules() {
         "a\0",
         "../x",
         "a:b",
+        "__consumer_offsets",
+        "__transaction_state",
     ] {
         let err = store.create_topic(bad, topic_config(1)).unwrap_err();
         assert!(
@@ -559,7 +622,8 @@ fn run_maintenance_works_without_a_thread() {
 
     let report = store.run_maintenance().unwrap();
     assert_eq!(report.partitions, 3);
-    assert_eq!(report.segments_deleted, segments - 1);
+    // Every record of "old" expired: its active segment is rolled and deleted too.
+    assert_eq!(report.segments_deleted, segments);
     assert_eq!(report.flushed, 1, "only the partition with unsynced data");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(old.partition(0).unwrap().segment_count(), 1);

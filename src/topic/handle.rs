@@ -23,8 +23,24 @@ use crate::topic::partitioner::{DefaultPartitioner, Partitioner};
 /// mapped indexes, so the count is bounded like every other size in the crate.
 pub const TOPIC_PARTITIONS_MAX: u32 = 10_000;
 
-/// Longest topic name, as in Kafka (a partition directory name adds `-` and up to 5 digits).
-pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Longest topic name: 242 bytes, so that every file name the topic will ever need fits the
+/// 255-byte limit of common file systems — the longest is a deleted partition's directory,
+/// `<name>-9999.deleted` (13 bytes more, with [`TOPIC_PARTITIONS_MAX`] partitions). Kafka allows
+/// 249 characters; a longer name made `delete_topic` fail with "File name too long" after it
+/// had committed the deletion.
+pub const TOPIC_NAME_LEN_MAX: usize = 242;
+
+/// The longest file name a topic's partitions use, checked at compile time against the
+/// 255-byte limit: the name, `-`, the last partition's number, `.deleted`.
+const _: () = assert!(TOPIC_NAME_LEN_MAX + "-9999".len() + ".deleted".len() <= 255);
+const _: () = assert!(TOPIC_PARTITIONS_MAX <= 10_000);
+
+/// Names Kafka reserves for its internal topics: creating them is refused.
+pub const RESERVED_TOPIC_NAMES: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__cluster_metadata",
+];
 
 /// How to create a topic: its partition count, the configuration of each partition, and the
 /// partitioner for records sent without an explicit partition.
@@ -102,8 +118,9 @@ impl TopicConfig {
     }
 }
 
-/// Check `name` against Kafka's topic-name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
-/// and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
+/// Check `name` against Kafka's topic-name rules: 1 to [`TOPIC_NAME_LEN_MAX`] characters from
+/// `[a-zA-Z0-9._-]`, and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
+/// (Creating a topic checks more: see [`check_new_topic_name`].)
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let invalid = |reason| {
         Err(Error::InvalidTopicName {
@@ -115,7 +132,10 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         return invalid("empty");
     }
     if name.len() > TOPIC_NAME_LEN_MAX {
-        return invalid("longer than 249 characters");
+        return invalid(
+            "longer than TOPIC_NAME_LEN_MAX = 242 bytes (every partition directory name must fit \
+             255 bytes); choose a shorter name",
+        );
     }
     if name == "." || name == ".." {
         return invalid("'.' and '..' are not allowed");
@@ -125,6 +145,37 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// Check that a topic called `name` may be created next to `existing` topics: a valid name
+/// ([`validate_topic_name`]), not one of Kafka's internal topics ([`RESERVED_TOPIC_NAMES`],
+/// [`Error::InvalidTopicName`]), and not colliding with an existing topic once `.` and `_` are
+/// treated alike (`a.b` and `a_b`; Kafka forbids both because its metric names replace `.`
+/// with `_`): [`Error::TopicCollision`]. An existing topic of exactly that name is left to the
+/// caller ([`Error::TopicExists`]).
+pub fn check_new_topic_name<'a>(
+    name: &str,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    validate_topic_name(name)?;
+    if RESERVED_TOPIC_NAMES.contains(&name) {
+        return Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason: "reserved for a Kafka internal topic; choose another name",
+        });
+    }
+    let unified = |n: &str| n.replace('.', "_");
+    let key = unified(name);
+    if let Some(other) = existing
+        .into_iter()
+        .find(|other| *other != name && unified(other) == key)
+    {
+        return Err(Error::TopicCollision {
+            topic: name.to_owned(),
+            existing: other.to_owned(),
+        });
     }
     Ok(())
 }

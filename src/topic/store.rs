@@ -19,7 +19,9 @@ use crate::io::checkpoint::{self, sync_dir};
 use crate::log::config::PartitionConfig;
 use crate::log::partition::Partition;
 use crate::offset::TopicPartition;
-use crate::topic::handle::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+use crate::topic::handle::{
+    check_new_topic_name, validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX,
+};
 use crate::topic::maintenance::{
     self, MaintenanceLog, MaintenanceReport, MaintenanceThread, Schedule,
 };
@@ -413,6 +415,7 @@ impl StoreInner {
                 topic: name.to_owned(),
             });
         }
+        check_new_topic_name(name, self.topics.read().keys().map(String::as_str))?;
         if count >= STORE_TOPICS_MAX {
             return Err(Error::config(
                 "topics",
