@@ -267,6 +267,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Creating a topic or partitions would make the store's open partitions hold more file
+    /// descriptors than its budget ([`StoreConfig::descriptors_max`](crate::StoreConfig)).
+    /// Nothing was created.
+    #[error("{partitions} open partitions would need {needed} file descriptors (4 each: the lock file and the active segment's .log, .index and .timeindex), over the store's budget of {budget} (StoreConfig::descriptors_max, by default `ulimit -n` less 64): raise the limit or use fewer partitions")]
+    DescriptorBudget {
+        /// Partitions the store would hold open.
+        partitions: usize,
+        /// Descriptors they need.
+        needed: usize,
+        /// The budget.
+        budget: usize,
+    },
+
     /// The store's topic metadata is damaged, or disagrees with the directories on disk.
     #[error("corrupt topic metadata {path:?} (line {line}): {reason}")]
     CorruptMetadata {

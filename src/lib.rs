@@ -75,6 +75,7 @@ pub use log::partition::{
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
+pub use topic::descriptors::{DESCRIPTORS_PER_PARTITION, DESCRIPTORS_RESERVED};
 pub use topic::handle::{
     check_new_topic_name, validate_topic_name, Topic, TopicConfig, RESERVED_TOPIC_NAMES,
     TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,

@@ -679,3 +679,40 @@ fn concurrent_administration_keeps_metadata_consistent() {
         assert_eq!(store.topic(name).unwrap().partition_count(), 2);
     }
 }
+
+#[test]
+fn partitions_beyond_the_descriptor_budget_are_refused_up_front() {
+    // Every open partition holds 4 descriptors; the default budget follows `ulimit -n`.
+    // Past the budget, create_topic and add_partitions fail cleanly and change nothing
+    // (they used to fail half-way with "Too many open files").
+    let dir = tempfile::tempdir().unwrap();
+    let config = no_thread().with_descriptors_max(Some(4 * 5));
+    let store = LogStore::open(dir.path(), config).unwrap();
+    store.create_topic("a", topic_config(3)).unwrap();
+    let err = store.create_topic("b", topic_config(3)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DescriptorBudget {
+                partitions: 6,
+                needed: 24,
+                budget: 20
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ulimit"), "{err}");
+    assert_eq!(store.list_topics(), ["a"]);
+    let err = store.add_partitions("a", 6).unwrap_err();
+    assert!(matches!(err, Error::DescriptorBudget { .. }), "{err:?}");
+    assert_eq!(store.topic("a").unwrap().partition_count(), 3);
+    store.create_topic("b", topic_config(2)).unwrap();
+    assert_eq!(
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
+        5,
+        "no partition directory of a refused operation was left"
+    );
+}

@@ -19,6 +19,7 @@ use crate::io::checkpoint::{self, sync_dir};
 use crate::log::config::PartitionConfig;
 use crate::log::partition::Partition;
 use crate::offset::TopicPartition;
+use crate::topic::descriptors;
 use crate::topic::handle::{
     check_new_topic_name, validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX,
 };
@@ -59,6 +60,15 @@ pub struct StoreConfig {
     /// topic's configuration says: the way to open a store whose partition has corruption
     /// below its recovery point. Not persisted. Default `false`.
     pub truncate_corrupt: bool,
+    /// File descriptors the store's partitions may hold: `create_topic` and `add_partitions`
+    /// that would make the store hold more than this
+    /// ([`DESCRIPTORS_PER_PARTITION`](crate::DESCRIPTORS_PER_PARTITION) per partition) fail
+    /// with [`Error::DescriptorBudget`], changing nothing. `None` (the default): the process's
+    /// open-file limit (`ulimit -n`, read on Linux) less
+    /// [`DESCRIPTORS_RESERVED`](crate::DESCRIPTORS_RESERVED); no check where it is unknown.
+    /// Partitions stay open while the store is (Kafka keeps its segments open too): size the
+    /// limit for them.
+    pub descriptors_max: Option<usize>,
 }
 
 impl Default for StoreConfig {
@@ -67,6 +77,7 @@ impl Default for StoreConfig {
             maintenance_interval: Some(Duration::from_secs(1)),
             retention_check_interval: Duration::from_secs(5 * 60),
             truncate_corrupt: false,
+            descriptors_max: None,
         }
     }
 }
@@ -80,6 +91,11 @@ impl StoreConfig {
     /// Sets `retention_check_interval`.
     pub fn with_retention_check_interval(mut self, v: Duration) -> Self {
         self.retention_check_interval = v;
+        self
+    }
+    /// Sets `descriptors_max`.
+    pub fn with_descriptors_max(mut self, v: Option<usize>) -> Self {
+        self.descriptors_max = v;
         self
     }
     /// Sets `truncate_corrupt`.
@@ -388,6 +404,20 @@ impl StoreInner {
             })
     }
 
+    /// [`Error::DescriptorBudget`] unless the store's partitions plus `more` fit the budget.
+    fn check_descriptors(&self, more: u32) -> Result<()> {
+        let open: usize = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.partition_count() as usize)
+            .sum();
+        descriptors::check(
+            open + more as usize,
+            descriptors::budget(self.config.descriptors_max),
+        )
+    }
+
     /// The metadata of every current topic, with `change` applied to the list.
     fn metas_with(&self, change: impl FnOnce(&mut Vec<TopicMeta>)) -> Vec<TopicMeta> {
         let mut metas: Vec<TopicMeta> = self
@@ -416,6 +446,7 @@ impl StoreInner {
             });
         }
         check_new_topic_name(name, self.topics.read().keys().map(String::as_str))?;
+        self.check_descriptors(config.partitions)?;
         if count >= STORE_TOPICS_MAX {
             return Err(Error::config(
                 "topics",
@@ -487,8 +518,9 @@ impl StoreInner {
             return invalid("the partition count can only increase");
         }
         if new_count > TOPIC_PARTITIONS_MAX {
-            return invalid("more than TOPIC_PARTITIONS_MAX partitions");
+            return invalid("more than TOPIC_PARTITIONS_MAX = 10000 partitions");
         }
+        self.check_descriptors(new_count - current)?;
         let added = self.open_new_partitions(name, current, new_count, topic.partition_config())?;
         let metas = self.metas_with(|m| {
             if let Some(t) = m.iter_mut().find(|t| t.name == name) {
