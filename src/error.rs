@@ -291,6 +291,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A directory of another kind than the one being opened: a `LogStore` on a partition
+    /// directory, or a `Partition` on a store's data directory. Nothing was changed.
+    #[error("{path:?} is {found}, not {expected}: open a LogStore on a data directory and a Partition on one of its <topic>-<n> directories (nothing was changed)")]
+    WrongDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What the caller opens.
+        expected: &'static str,
+        /// What the directory holds.
+        found: &'static str,
+    },
+
     /// Another `LogStore` holds this data directory open.
     #[error("store directory {path:?} is already open")]
     StoreAlreadyOpen {

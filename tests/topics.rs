@@ -716,3 +716,59 @@ fn partitions_beyond_the_descriptor_budget_are_refused_up_front() {
         "no partition directory of a refused operation was left"
     );
 }
+
+/// Every entry below `dir`, with file sizes: a snapshot to compare.
+fn tree(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let name = path.to_string_lossy().into_owned();
+        if path.is_dir() {
+            out.push((name, 0));
+            out.extend(tree(&path));
+        } else {
+            out.push((name, entry.metadata().unwrap().len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn opening_the_wrong_kind_of_directory_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    store.create_topic("t", topic_config(1)).unwrap();
+    store
+        .topic("t")
+        .unwrap()
+        .append_to(0, &[Record::new("x")])
+        .unwrap();
+    store.close().unwrap();
+    drop(store);
+    let before = tree(dir.path());
+
+    // A store on a partition directory.
+    let partition_dir = dir.path().join("t-0");
+    let err = LogStore::open(&partition_dir, no_thread()).unwrap_err();
+    assert!(matches!(err, Error::WrongDirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("partition directory"), "{err}");
+    // A partition on a store's data directory.
+    let err = seglog::Partition::open(dir.path(), PartitionConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::WrongDirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("topics.meta"), "{err}");
+    assert_eq!(tree(dir.path()), before, "nothing was written");
+
+    // A file where the data directory should be.
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let err = LogStore::open(&file, no_thread()).unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongDirectory { found, .. } if found.contains("file")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("os error"), "{err}");
+    // The right kinds still open.
+    LogStore::open(dir.path(), no_thread()).unwrap();
+}

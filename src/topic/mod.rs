@@ -3,6 +3,7 @@
 //! maintenance thread that flushes and applies retention.
 
 pub(crate) mod descriptors;
+pub(crate) mod dir_kind;
 pub(crate) mod handle;
 pub(crate) mod maintenance;
 pub(crate) mod metadata;

@@ -20,6 +20,7 @@ use crate::log::config::PartitionConfig;
 use crate::log::partition::Partition;
 use crate::offset::TopicPartition;
 use crate::topic::descriptors;
+use crate::topic::dir_kind::refuse_partition_dir;
 use crate::topic::handle::{
     check_new_topic_name, validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX,
 };
@@ -227,7 +228,8 @@ impl LogStore {
     /// Open (creating if needed) the store in `dir`, restoring every topic listed in its
     /// metadata and recovering each partition (see [`Partition::open`]).
     ///
-    /// Fails with [`Error::StoreAlreadyOpen`] if another `LogStore` holds `dir`, with
+    /// Fails with [`Error::WrongDirectory`] (changing nothing) if `dir` is a partition
+    /// directory, with [`Error::StoreAlreadyOpen`] if another `LogStore` holds `dir`, with
     /// [`Error::CorruptMetadata`] if the metadata file is damaged, missing while partition
     /// directories exist, or lists a partition whose directory is gone.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<LogStore> {
@@ -353,6 +355,7 @@ impl Drop for LogStore {
 
 impl StoreInner {
     fn open(dir: &Path, config: StoreConfig) -> Result<StoreInner> {
+        refuse_partition_dir(dir)?;
         fs::create_dir_all(dir).at(dir)?;
         let lock = lock_store(dir)?;
         remove_leftover_tmp(dir)?;

@@ -18,6 +18,7 @@
 //! batches can share. Recovery is a scan, a pure plan (`recover::plan_recovery`) and an act.
 
 mod compact;
+mod dir_kind;
 mod open;
 mod read;
 mod recover;
@@ -210,7 +211,11 @@ impl Partition {
     /// flushed) fails with [`Error::CorruptBelowRecoveryPoint`] unless
     /// [`PartitionConfig::truncate_corrupt`] is set. [`Partition::recovery_report`] tells what
     /// was done.
+    ///
+    /// A store's data directory (holding `topics.meta`) is refused with
+    /// [`Error::WrongDirectory`] before anything is written.
     pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+        dir_kind::refuse_store_root(&config.fs, dir.as_ref())?;
         open::open(dir.as_ref(), config)
     }
 
