@@ -401,7 +401,7 @@ pub enum Error {
     },
 
     /// A group already has the most members allowed.
-    #[error("group {group:?} already has {limit} members")]
+    #[error("group {group:?} already has {limit} members, the most one group may have (GROUP_MEMBERS_MAX); start fewer consumers or split them over groups")]
     GroupFull {
         /// The group.
         group: String,

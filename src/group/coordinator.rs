@@ -37,6 +37,11 @@ pub const SESSION_TIMEOUT_MAX: Duration = Duration::from_secs(60 * 60);
 /// Longest accepted [`MemberConfig::client_id`], in bytes.
 pub const CLIENT_ID_BYTES_MAX: usize = 255;
 
+// The validation messages state these values: keep them in step.
+const _: () = assert!(SUBSCRIPTION_TOPICS_MAX == 10_000 && CLIENT_ID_BYTES_MAX == 255);
+const _: () =
+    assert!(SESSION_TIMEOUT_MIN.as_millis() == 1 && SESSION_TIMEOUT_MAX.as_secs() == 3600);
+
 /// Where a [`GroupCoordinator`] learns how many partitions a topic has.
 ///
 /// The coordinator asks on every member call (join, heartbeat, sync) for each subscribed
@@ -155,7 +160,7 @@ impl MemberConfig {
             return Err(Error::config(
                 "topics",
                 self.topics.len(),
-                "at most SUBSCRIPTION_TOPICS_MAX topics",
+                "a member subscribes to at most 10000 topics (SUBSCRIPTION_TOPICS_MAX); subscribe to fewer",
             ));
         }
         for topic in &self.topics {
@@ -165,14 +170,14 @@ impl MemberConfig {
             return Err(Error::config(
                 "session_timeout",
                 format!("{:?}", self.session_timeout),
-                "must be between SESSION_TIMEOUT_MIN and SESSION_TIMEOUT_MAX",
+                "must be between 1 ms and 1 h (SESSION_TIMEOUT_MIN, SESSION_TIMEOUT_MAX)",
             ));
         }
         if self.client_id.is_empty() || self.client_id.len() > CLIENT_ID_BYTES_MAX {
             return Err(Error::config(
                 "client_id",
                 &self.client_id,
-                "must be 1 to CLIENT_ID_BYTES_MAX bytes",
+                "must be 1 to 255 bytes (CLIENT_ID_BYTES_MAX)",
             ));
         }
         Ok(())

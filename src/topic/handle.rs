@@ -33,7 +33,7 @@ pub const TOPIC_NAME_LEN_MAX: usize = 242;
 /// The longest file name a topic's partitions use, checked at compile time against the
 /// 255-byte limit: the name, `-`, the last partition's number, `.deleted`.
 const _: () = assert!(TOPIC_NAME_LEN_MAX + "-9999".len() + ".deleted".len() <= 255);
-const _: () = assert!(TOPIC_PARTITIONS_MAX <= 10_000);
+const _: () = assert!(TOPIC_PARTITIONS_MAX == 10_000); // also stated in validation messages
 
 /// Names Kafka reserves for its internal topics: creating them is refused.
 pub const RESERVED_TOPIC_NAMES: [&str; 3] = [
@@ -111,7 +111,7 @@ impl TopicConfig {
             return Err(Error::config(
                 "partitions",
                 self.partitions,
-                "must be between 1 and TOPIC_PARTITIONS_MAX",
+                "must be between 1 and 10000 (TOPIC_PARTITIONS_MAX)",
             ));
         }
         self.partition_config.validate()

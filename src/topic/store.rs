@@ -40,6 +40,9 @@ const STORE_LOCK_FILE: &str = ".lock";
 /// Most topics one store holds.
 pub const STORE_TOPICS_MAX: usize = 100_000;
 
+// The validation messages state this value: keep them in step.
+const _: () = assert!(STORE_TOPICS_MAX == 100_000);
+
 /// Configuration of a [`LogStore`]. Build it from [`StoreConfig::default`] and the `with_*`
 /// methods; [`LogStore::open`] validates it. Nothing here is persisted.
 #[derive(Debug, Clone)]
@@ -454,7 +457,7 @@ impl StoreInner {
             return Err(Error::config(
                 "topics",
                 count + 1,
-                "a store holds at most STORE_TOPICS_MAX topics",
+                "a store holds at most 100000 topics (STORE_TOPICS_MAX); delete topics or use another store",
             ));
         }
         let partitions =

@@ -104,6 +104,9 @@ impl Default for ConsumerConfig {
 /// Largest accepted [`ConsumerConfig::fetch_max_bytes`].
 pub const FETCH_MAX_BYTES_LIMIT: usize = 64 << 20;
 
+// The validation message states this value: keep them in step.
+const _: () = assert!(FETCH_MAX_BYTES_LIMIT == 64 << 20);
+
 impl ConsumerConfig {
     /// Sets `auto_offset_reset`.
     pub fn with_auto_offset_reset(mut self, v: AutoOffsetReset) -> Self {
@@ -162,7 +165,7 @@ impl ConsumerConfig {
             return Err(Error::config(
                 "fetch_max_bytes",
                 self.fetch_max_bytes,
-                "must be between 1 and FETCH_MAX_BYTES_LIMIT",
+                "must be between 1 byte and 64 MiB (FETCH_MAX_BYTES_LIMIT)",
             ));
         }
         if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&self.poll_slice) {
@@ -178,7 +181,7 @@ impl ConsumerConfig {
             return Err(Error::config(
                 "heartbeat_interval",
                 format!("{:?}", self.heartbeat_interval),
-                "must be between 1 ms and SESSION_TIMEOUT_MAX",
+                "must be between 1 ms and 1 h (SESSION_TIMEOUT_MAX)",
             ));
         }
         if let Some(group) = &self.group_id {

@@ -21,6 +21,9 @@ pub const GROUP_ID_BYTES_MAX: usize = 255;
 /// 249 characters. Names must also be non-empty.
 pub const OFFSET_TOPIC_BYTES_MAX: usize = 255;
 
+// The validation messages state these values: keep them in step.
+const _: () = assert!(GROUP_ID_BYTES_MAX == 255 && OFFSET_TOPIC_BYTES_MAX == 255);
+
 /// Longest accepted [`CommittedOffset::metadata`], in bytes (UTF-8): Kafka's default
 /// `offset.metadata.max.bytes`.
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
@@ -161,7 +164,7 @@ pub fn validate_group_id(group: &str) -> Result<()> {
     let reason = if group.is_empty() {
         "must not be empty"
     } else if group.len() > GROUP_ID_BYTES_MAX {
-        "longer than GROUP_ID_BYTES_MAX bytes"
+        "longer than 255 bytes (GROUP_ID_BYTES_MAX); use a shorter group id"
     } else {
         return Ok(());
     };
@@ -189,7 +192,7 @@ pub fn validate_offset_commit(
         let reason = if tp.topic.is_empty() {
             Some("must not be empty")
         } else if tp.topic.len() > OFFSET_TOPIC_BYTES_MAX {
-            Some("longer than OFFSET_TOPIC_BYTES_MAX bytes")
+            Some("longer than 255 bytes (OFFSET_TOPIC_BYTES_MAX)")
         } else {
             None
         };
