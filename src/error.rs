@@ -417,6 +417,12 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A consumer's `poll` was interrupted by [`Waker::wakeup`](crate::Waker::wakeup) from
+    /// another thread (Kafka's `WakeupException`). The consumer is intact: poll again, or
+    /// close it.
+    #[error("the consumer was woken up by Waker::wakeup; poll again or close it")]
+    Wakeup,
+
     /// A consumer call named a partition the consumer is not assigned (or does not own).
     #[error("partition {topic_partition} is not assigned to this consumer")]
     PartitionNotAssigned {

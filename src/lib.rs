@@ -43,8 +43,8 @@ pub mod testing;
 mod topic;
 
 pub use client::consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, RebalanceListener,
-    FETCH_MAX_BYTES_LIMIT,
+    AutoOffsetReset, CommitCallback, Consumer, ConsumerConfig, ConsumerRecord, RebalanceListener,
+    Waker, FETCH_MAX_BYTES_LIMIT,
 };
 pub use client::producer::{Producer, ProducerConfig, SendHandle, LINGER_MAX};
 pub use error::{CorruptKind, Error, Result};

@@ -48,6 +48,9 @@ impl Consumer {
         want: usize,
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<()> {
+        if self.parts[i].paused {
+            return Ok(());
+        }
         let mut position = self.resolve(i)?;
         let mut taken = 0;
         let mut read_once = false;
@@ -196,21 +199,25 @@ impl Consumer {
         if self.parts.len() > 1 {
             slice = slice.min(self.config.poll_slice);
         }
-        let target = if self.parts.is_empty() {
+        let waitable: Vec<usize> = (0..self.parts.len())
+            .filter(|&i| !self.parts[i].paused)
+            .collect();
+        let target = if waitable.is_empty() {
             None
         } else {
-            let i = self.next_wait % self.parts.len();
+            let i = waitable[self.next_wait % waitable.len()];
             self.next_wait = self.next_wait.wrapping_add(1);
             let p = &self.parts[i];
             p.position.map(|o| (p.partition.clone(), o))
         };
         let start = Instant::now();
-        let woken = target.is_some_and(|(partition, offset)| partition.wait_for(offset, slice));
-        // `wait_for` returns early without data only for a closed partition: sleep out the
-        // slice rather than spin.
-        if !woken {
+        let arrived =
+            target.is_some_and(|(partition, offset)| self.wake.wait_on(&partition, offset, slice));
+        // Without data, the wait returns early only for a closed partition or a wakeup:
+        // sleep out the slice (unless woken) rather than spin.
+        if !arrived {
             if let Some(rest) = slice.checked_sub(start.elapsed()) {
-                std::thread::sleep(rest);
+                self.wake.sleep(rest);
             }
         }
     }

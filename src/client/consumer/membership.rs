@@ -89,6 +89,7 @@ impl Consumer {
     }
     /// Leave the group or drop the manual assignment; idle afterwards.
     pub(super) fn shutdown(&mut self) -> Result<()> {
+        self.run_pending_commits();
         let mut result = Ok(());
         // Ownership only changes through this consumer's own polls (or its removal), so what
         // it holds is still its own: the coordinator accepts the commit with the generation of

@@ -4,6 +4,7 @@
 //! commits ([`membership`]), fetching and waiting ([`fetch`]).
 
 mod config;
+mod control;
 mod fetch;
 mod listener;
 mod membership;
@@ -22,6 +23,7 @@ use crate::offset::{Offset, TopicPartition};
 use crate::topic::store::{LogStore, StoreHandle};
 
 pub use config::{AutoOffsetReset, ConsumerConfig, FETCH_MAX_BYTES_LIMIT};
+pub use control::{CommitCallback, Waker};
 pub use listener::RebalanceListener;
 pub use record::ConsumerRecord;
 
@@ -77,6 +79,10 @@ pub struct Consumer {
     next_wait: usize,
     last_auto_commit: Instant,
     in_callback: bool,
+    /// Shared with the consumer's [`Waker`]s.
+    wake: Arc<control::WakeState>,
+    /// Commits asked for by `commit_async`, run by the next poll.
+    pending_commits: Vec<(Vec<(TopicPartition, CommittedOffset)>, CommitCallback)>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -130,6 +136,8 @@ struct PartState {
     /// The offset this consumer last committed or read as committed: auto-commit skips
     /// partitions whose position still equals it.
     committed: Option<Offset>,
+    /// Paused by [`Consumer::pause`]: `poll` neither returns nor waits for its records.
+    paused: bool,
     /// Read ahead: the batch being returned (records below `position` are skipped) and the
     /// batches read after it, not decoded yet. Cleared by a seek.
     read_ahead: ReadAhead,
@@ -174,6 +182,8 @@ impl Consumer {
             next_wait: 0,
             last_auto_commit: Instant::now(),
             in_callback: false,
+            wake: Arc::default(),
+            pending_commits: Vec::new(),
         })
     }
 
@@ -326,8 +336,12 @@ impl Consumer {
     /// waits (see "Waiting" above) and tries again until `timeout` has passed, then returns an
     /// empty `Vec`. Positions advance past every record returned.
     ///
+    /// Paused partitions ([`pause`](Self::pause)) are skipped. Commits queued by
+    /// [`commit_async`](Self::commit_async) run first, calling their callbacks.
+    ///
     /// Errors: `max_records == 0` ([`Error::InvalidConfig`]); an idle consumer or a call from
-    /// a listener ([`Error::InvalidConsumerState`]); the `auto_offset_reset` policy `Error`
+    /// a listener ([`Error::InvalidConsumerState`]); [`Error::Wakeup`] once a [`Waker`] woke
+    /// the consumer (at once while waiting); the `auto_offset_reset` policy `Error`
     /// ([`Error::NoOffsetForPartition`], [`Error::OffsetOutOfRange`]); read errors
     /// ([`Error::Corrupt`], I/O).
     pub fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
@@ -339,6 +353,8 @@ impl Consumer {
             return Err(state_error("neither assigned nor subscribed"));
         }
         let start = Instant::now();
+        self.wake.check()?;
+        self.run_pending_commits();
         loop {
             self.group_step()?;
             self.maybe_auto_commit()?;
@@ -347,7 +363,8 @@ impl Consumer {
             if !out.is_empty() || elapsed >= timeout {
                 return Ok(out);
             }
-            self.wait(timeout.checked_sub(elapsed).unwrap());
+            self.wait(timeout.saturating_sub(elapsed));
+            self.wake.check()?;
         }
     }
 
@@ -433,11 +450,8 @@ impl Consumer {
     /// after members joined or left since its last `poll`, and fails with
     /// [`Error::FencedCommit`] once the consumer was removed from the group.
     pub fn commit(&mut self) -> Result<()> {
-        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
-            .parts
-            .iter()
-            .filter_map(|p| p.position.map(|o| (p.tp.clone(), CommittedOffset::new(o))))
-            .collect();
+        self.run_pending_commits();
+        let offsets = self.positions();
         self.commit_offsets(&offsets)
     }
 
@@ -482,6 +496,7 @@ impl Consumer {
             partition,
             position: None,
             pending_seek: None,
+            paused: false,
             committed: None,
             read_ahead: ReadAhead::default(),
         })

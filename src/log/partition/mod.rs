@@ -669,12 +669,26 @@ impl Partition {
     /// Block until the high watermark passes `offset` (a record at `offset` is readable) or
     /// `timeout` elapses. Returns whether it did. Wakes on appends, not by polling.
     pub fn wait_for(&self, offset: Offset, timeout: Duration) -> bool {
+        self.wait_for_or_wake(offset, timeout, &AtomicBool::new(false))
+    }
+
+    /// [`wait_for`](Self::wait_for) that also returns (`false`) once `wake` is set and
+    /// [`wake_waiters`](Self::wake_waiters) is called: a consumer's `wakeup`.
+    pub(crate) fn wait_for_or_wake(
+        &self,
+        offset: Offset,
+        timeout: Duration,
+        wake: &AtomicBool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         self.waiters.fetch_add(1, Ordering::AcqRel);
         let mut g = self.notify.lock();
         let ok = loop {
             if self.view.read().high_watermark().offset > offset.0 {
                 break true;
+            }
+            if wake.load(Ordering::Acquire) {
+                break false;
             }
             if self.closed.load(Ordering::Acquire)
                 || self.notify_cond.wait_until(&mut g, deadline).timed_out()
@@ -685,6 +699,12 @@ impl Partition {
         drop(g);
         self.waiters.fetch_sub(1, Ordering::AcqRel);
         ok
+    }
+
+    /// Wake every [`wait_for_or_wake`](Self::wait_for_or_wake) so it re-checks its flag.
+    pub(crate) fn wake_waiters(&self) {
+        let _g = self.notify.lock();
+        self.notify_cond.notify_all();
     }
 
     /// Make `offset` the new log start: records below it are no longer readable, and whole
