@@ -765,3 +765,21 @@ fn commit_async_runs_at_the_next_poll_and_calls_back() {
     assert!(last.unwrap_err().contains("active member"));
     e.groups.leave("g", &member).unwrap();
 }
+
+#[test]
+fn a_standalone_consumer_tails_a_topic_without_a_coordinator() {
+    let e = env(1);
+    e.append(0, 0, 2);
+    let mut c = Consumer::standalone(&e.store, earliest()).unwrap();
+    c.assign(vec![tp("t", 0)]).unwrap();
+    assert_eq!(values(&c.poll(10, Duration::ZERO).unwrap()), ["0:0", "0:1"]);
+    e.append(0, 2, 3);
+    assert_eq!(
+        values(&c.poll(10, Duration::from_secs(30)).unwrap()),
+        ["0:2"]
+    );
+    assert!(
+        matches!(c.commit(), Err(Error::InvalidConsumerState { .. })),
+        "no group id"
+    );
+}

@@ -187,6 +187,19 @@ impl Consumer {
         })
     }
 
+    /// An idle consumer of `store`'s topics that belongs to no shared group coordinator: for
+    /// tail-following and manual [`assign`](Self::assign)ment, which need none (Kafka's
+    /// consumer without `group.id`). Positions start where `auto_offset_reset` says (or where
+    /// [`seek`](Self::seek) puts them). It gets a private coordinator with a
+    /// [`MemoryOffsetStore`](crate::MemoryOffsetStore): commits (with `config.group_id`) last
+    /// as long as this consumer, and [`subscribe`](Self::subscribe) forms a group of one. Use
+    /// [`new`](Self::new) to share committed offsets and groups. Fails if `config` is invalid.
+    pub fn standalone(store: &LogStore, config: ConsumerConfig) -> Result<Self> {
+        let offsets = Arc::new(crate::group::offset_store::MemoryOffsetStore::new());
+        let groups = Arc::new(GroupCoordinator::for_store(store, offsets));
+        Self::new(store, groups, config)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
