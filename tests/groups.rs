@@ -1217,3 +1217,69 @@ fn commits_for_partitions_that_do_not_exist_are_rejected() {
     );
     manual.commit_offsets(&one("t", 1)).unwrap();
 }
+
+#[test]
+fn a_static_member_restarts_into_its_partitions_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(4)).unwrap();
+    fill(&store, "t", 5);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_session_timeout(HOUR);
+    let mut a = Consumer::new(
+        &store,
+        c.clone(),
+        config.clone().with_group_instance_id("a"),
+    )
+    .unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    let log_b = Log::default();
+    let mut b = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    b.subscribe_with_listener("g", ["t"], Box::new(log_b.clone()))
+        .unwrap();
+    // Settle: a gives two partitions to b.
+    for _ in 0..3 {
+        a.poll(100, Duration::ZERO).unwrap();
+        b.poll(100, Duration::ZERO).unwrap();
+    }
+    let (a_parts, b_parts) = (a.assignment(), b.assignment());
+    assert_eq!((a_parts.len(), b_parts.len()), (2, 2));
+    let generation = c.describe("g").unwrap().generation;
+    log_b.0.lock().unwrap().clear();
+
+    // a restarts: closing commits but does not leave; the new incarnation takes over.
+    a.close().unwrap();
+    assert_eq!(
+        c.describe("g").unwrap().members.len(),
+        2,
+        "a is still a member"
+    );
+    fill(&store, "t", 1);
+    let mut a2 = Consumer::new(&store, c.clone(), config.with_group_instance_id("a")).unwrap();
+    a2.subscribe("g", ["t"]).unwrap();
+    let records = a2.poll(100, Duration::ZERO).unwrap();
+    assert_eq!(a2.assignment(), a_parts, "the same partitions");
+    assert_eq!(records.len(), 2, "only what arrived since a's final commit");
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.generation, generation, "no rebalance");
+    assert_eq!(d.members.len(), 2);
+    assert!(d
+        .members
+        .iter()
+        .any(|m| m.group_instance_id.as_deref() == Some("a")));
+    b.poll(100, Duration::ZERO).unwrap();
+    assert_eq!(b.assignment(), b_parts);
+    assert!(
+        !log_b
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("revoked")),
+        "b saw no rebalance: {:?}",
+        log_b.0.lock().unwrap()
+    );
+    assert_single_owners(&c, "g");
+}

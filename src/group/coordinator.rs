@@ -98,6 +98,13 @@ pub struct MemberConfig {
     /// Prefix of the member id (`<client_id>-<10-digit sequence number>`). 1 to
     /// [`CLIENT_ID_BYTES_MAX`] bytes; default `"consumer"`.
     pub client_id: String,
+    /// Static membership (Kafka's `group.instance.id`): a member that joins with the instance
+    /// id of a member still in the group (within its session timeout) replaces it without a
+    /// rebalance — same generation, same assignment, the partitions handed over at its first
+    /// sync — so a restarted process gets its partitions back and nobody else is disturbed.
+    /// The replaced member id is gone ([`Error::UnknownMember`]). 1 to
+    /// [`CLIENT_ID_BYTES_MAX`] bytes; default `None` (dynamic membership).
+    pub group_instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for MemberConfig {
@@ -107,6 +114,7 @@ impl std::fmt::Debug for MemberConfig {
             .field("session_timeout", &self.session_timeout)
             .field("assignor", &self.assignor.name())
             .field("client_id", &self.client_id)
+            .field("group_instance_id", &self.group_instance_id)
             .finish()
     }
 }
@@ -118,6 +126,7 @@ impl Default for MemberConfig {
             session_timeout: Duration::from_secs(45),
             assignor: Arc::new(StickyAssignor),
             client_id: "consumer".to_owned(),
+            group_instance_id: None,
         }
     }
 }
@@ -153,6 +162,12 @@ impl MemberConfig {
         self
     }
 
+    /// Sets `group_instance_id`.
+    pub fn with_group_instance_id(mut self, v: Option<String>) -> Self {
+        self.group_instance_id = v;
+        self
+    }
+
     /// Check every field; the first bad one is returned as an error
     /// ([`Error::InvalidTopicName`] for a topic, [`Error::InvalidConfig`] otherwise).
     pub fn validate(&self) -> Result<()> {
@@ -172,6 +187,15 @@ impl MemberConfig {
                 format!("{:?}", self.session_timeout),
                 "must be between 1 ms and 1 h (SESSION_TIMEOUT_MIN, SESSION_TIMEOUT_MAX)",
             ));
+        }
+        if let Some(id) = &self.group_instance_id {
+            if id.is_empty() || id.len() > CLIENT_ID_BYTES_MAX {
+                return Err(Error::config(
+                    "group_instance_id",
+                    id,
+                    "must be 1 to 255 bytes (CLIENT_ID_BYTES_MAX)",
+                ));
+            }
         }
         if self.client_id.is_empty() || self.client_id.len() > CLIENT_ID_BYTES_MAX {
             return Err(Error::config(
@@ -217,6 +241,8 @@ pub struct MemberDescription {
     pub owned: Vec<TopicPartition>,
     /// The partitions the current assignment gives it, sorted.
     pub assigned: Vec<TopicPartition>,
+    /// Its static instance id ([`MemberConfig::group_instance_id`]), if any.
+    pub group_instance_id: Option<String>,
 }
 
 /// A snapshot of a group ([`GroupCoordinator::describe`]).
@@ -318,6 +344,7 @@ struct Group {
 
 struct Member {
     topics: BTreeSet<String>,
+    instance_id: Option<String>,
     session_timeout: Duration,
     last_seen: Instant,
     owned: BTreeSet<TopicPartition>,
@@ -355,7 +382,8 @@ impl GroupCoordinator {
     }
 
     /// Add a member to `group` (created on first join) and rebalance. Returns the new
-    /// member's id.
+    /// member's id. A member with the [`group_instance_id`](MemberConfig::group_instance_id)
+    /// of a member still in the group replaces it instead, without a rebalance.
     ///
     /// Errors: [`Error::InvalidGroupId`], an invalid `config` (see
     /// [`MemberConfig::validate`]), [`Error::GroupFull`] past [`GROUP_MEMBERS_MAX`],
@@ -370,6 +398,24 @@ impl GroupCoordinator {
         let mut g = handle.lock();
         let now = Instant::now();
         g.expire(group, now);
+        if let Some(old) = g.static_member(config.group_instance_id.as_deref()) {
+            if let Some(a) = g
+                .assignor
+                .as_ref()
+                .filter(|a| a.name() != config.assignor.name())
+            {
+                return Err(Error::InconsistentAssignor {
+                    group: group.to_owned(),
+                    expected: a.name().to_owned(),
+                    actual: config.assignor.name().to_owned(),
+                });
+            }
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            let member_id = format!("{}-{n:010}", config.client_id);
+            g.replace_static(&old, member_id.clone(), config, now);
+            g.refresh(group, &*self.metadata);
+            return Ok(member_id);
+        }
         if g.members.len() >= GROUP_MEMBERS_MAX {
             return Err(Error::GroupFull {
                 group: group.to_owned(),
@@ -399,6 +445,7 @@ impl GroupCoordinator {
             member_id.clone(),
             Member {
                 topics: config.topics,
+                instance_id: config.group_instance_id,
                 session_timeout: config.session_timeout,
                 last_seen: now,
                 owned: BTreeSet::new(),
@@ -582,6 +629,7 @@ impl GroupCoordinator {
                     .get(id)
                     .map(|s| s.iter().cloned().collect())
                     .unwrap_or_default(),
+                group_instance_id: m.instance_id.clone(),
             })
             .collect();
         Some(GroupDescription {
@@ -741,6 +789,44 @@ impl Group {
             self.owned_since.remove(&tp);
         }
         true
+    }
+
+    /// The member joined with static `instance_id`, if one is in the group.
+    fn static_member(&self, instance_id: Option<&str>) -> Option<String> {
+        let instance_id = instance_id?;
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance_id))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Replace static member `old` by `new` without a rebalance: `new` inherits `old`'s entry
+    /// of the assignment and generation; `old`'s partitions are released for `new`'s first
+    /// sync to take (nobody else is assigned them). With a changed subscription the entry is
+    /// dropped instead, so the caller's `refresh` sees a stale assignment and rebalances.
+    fn replace_static(&mut self, old: &str, new: String, config: MemberConfig, now: Instant) {
+        let same_topics = self
+            .members
+            .get(old)
+            .is_some_and(|m| m.topics == config.topics);
+        self.remove(old);
+        if let Some(assigned) = self.assignment.remove(old) {
+            self.assignment.insert(new.clone(), assigned);
+        }
+        if !same_topics {
+            // Mark the assignment stale so that `refresh` rebalances for the new topics.
+            self.assignment.remove(&new);
+        }
+        self.members.insert(
+            new,
+            Member {
+                topics: config.topics,
+                instance_id: config.group_instance_id,
+                session_timeout: config.session_timeout,
+                last_seen: now,
+                owned: BTreeSet::new(),
+            },
+        );
     }
 
     /// Member id → subscribed topics, for every member.

@@ -64,6 +64,12 @@ pub struct ConsumerConfig {
     pub assignor: Arc<dyn Assignor>,
     /// Group membership: see [`MemberConfig::client_id`]. Default `"consumer"`.
     pub client_id: String,
+    /// Static group membership (Kafka's `group.instance.id`): see
+    /// [`MemberConfig::group_instance_id`]. A static member does not leave the group on
+    /// `close` or `unsubscribe` (it commits and calls `on_revoked` as usual): its partitions
+    /// wait, owned, until a consumer with the same instance id joins again (and gets them
+    /// back without a rebalance) or the session times out. Default `None`.
+    pub group_instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -79,6 +85,7 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("session_timeout", &self.session_timeout)
             .field("assignor", &self.assignor.name())
             .field("client_id", &self.client_id)
+            .field("group_instance_id", &self.group_instance_id)
             .finish()
     }
 }
@@ -97,6 +104,7 @@ impl Default for ConsumerConfig {
             session_timeout: member.session_timeout,
             assignor: Arc::new(StickyAssignor),
             client_id: member.client_id,
+            group_instance_id: None,
         }
     }
 }
@@ -153,6 +161,12 @@ impl ConsumerConfig {
         self.assignor = v;
         self
     }
+    /// Sets `group_instance_id`.
+    pub fn with_group_instance_id(mut self, v: impl Into<String>) -> Self {
+        self.group_instance_id = Some(v.into());
+        self
+    }
+
     /// Sets `client_id`.
     pub fn with_client_id(mut self, v: impl Into<String>) -> Self {
         self.client_id = v.into();
@@ -197,6 +211,7 @@ impl ConsumerConfig {
             session_timeout: self.session_timeout,
             assignor: self.assignor.clone(),
             client_id: self.client_id.clone(),
+            group_instance_id: self.group_instance_id.clone(),
         }
     }
 }

@@ -101,7 +101,13 @@ impl Consumer {
             let (group, member_id) = (m.group.clone(), m.member_id.clone());
             let owned = self.assignment();
             self.callback(Callback::Revoked, &owned);
-            match self.groups.leave(&group, &member_id) {
+            // A static member stays in the group: its next incarnation takes over.
+            let leave = if self.config.group_instance_id.is_some() {
+                Ok(())
+            } else {
+                self.groups.leave(&group, &member_id)
+            };
+            match leave {
                 Ok(()) | Err(Error::UnknownMember { .. }) => {}
                 Err(e) => result = result.and(Err(e)),
             }
