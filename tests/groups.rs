@@ -1283,3 +1283,58 @@ fn a_static_member_restarts_into_its_partitions_without_a_rebalance() {
     );
     assert_single_owners(&c, "g");
 }
+
+#[test]
+fn a_consumer_processing_longer_than_its_session_stays_in_the_group() {
+    // Kafka heartbeats from a background thread: a long processing step (no poll) does not
+    // cost the member its partitions; only max_poll_interval bounds the time between polls.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let session = Duration::from_millis(900);
+    let config = ConsumerConfig::default()
+        .with_session_timeout(session)
+        .with_heartbeat_interval(Duration::from_millis(20));
+    let mut a = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    a.poll(10, Duration::ZERO).unwrap();
+    let member = a.member_id().unwrap().to_owned();
+    std::thread::sleep(session * 3); // "processing"
+    assert!(
+        c.expire_members(Instant::now()).is_empty(),
+        "the heartbeat kept a alive"
+    );
+    a.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(a.member_id().unwrap(), member);
+    assert_eq!(a.assignment().len(), 2);
+
+    // Past max_poll_interval the heartbeat leaves the group; the next poll rejoins.
+    let mut stuck = Consumer::new(
+        &store,
+        c.clone(),
+        config.with_max_poll_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    stuck.subscribe("g", ["t"]).unwrap();
+    stuck.poll(10, Duration::ZERO).unwrap();
+    let stuck_id = stuck.member_id().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .describe("g")
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.member_id == stuck_id)
+    {
+        assert!(Instant::now() < deadline, "the stuck member never left");
+        std::thread::sleep(Duration::from_millis(20));
+        a.poll(10, Duration::ZERO).unwrap();
+    }
+    stuck.poll(10, Duration::ZERO).unwrap();
+    assert_ne!(
+        stuck.member_id().unwrap(),
+        stuck_id,
+        "rejoined under a new id"
+    );
+}

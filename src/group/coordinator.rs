@@ -84,9 +84,10 @@ pub struct MemberConfig {
     /// (the group rebalances when it appears). At most [`SUBSCRIPTION_TOPICS_MAX`].
     pub topics: BTreeSet<String>,
     /// The member is removed from the group when it makes no call (poll, heartbeat, commit,
-    /// sync) for longer than this: its partitions go to other members. A [`Consumer`]
-    /// makes those calls from `poll`, so this bounds the time between polls (Kafka's
-    /// `session.timeout.ms` and `max.poll.interval.ms` in one). Between
+    /// sync) for longer than this: its partitions go to other members. A subscribed
+    /// [`Consumer`] heartbeats from a background thread, so this bounds how long a dead
+    /// process keeps its partitions (Kafka's `session.timeout.ms`); its
+    /// `max_poll_interval` separately bounds the time between polls. Between
     /// [`SESSION_TIMEOUT_MIN`] and [`SESSION_TIMEOUT_MAX`]; default 45 s (Kafka's default).
     ///
     /// [`Consumer`]: crate::Consumer

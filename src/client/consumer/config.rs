@@ -58,8 +58,17 @@ pub struct ConsumerConfig {
     /// fenced). Ignored by [`subscribe`](super::Consumer::subscribe), which names its group. Default
     /// `None`.
     pub group_id: Option<String>,
-    /// Group membership: see [`MemberConfig::session_timeout`]. Default 45 s.
+    /// Group membership: see [`MemberConfig::session_timeout`]. A subscribed consumer
+    /// heartbeats from a background thread every `heartbeat_interval` (a third of this if
+    /// shorter), so processing for longer than the session timeout does not lose partitions
+    /// while the process is alive; `max_poll_interval` bounds the time between polls. Default
+    /// 45 s.
     pub session_timeout: Duration,
+    /// Longest time between two `poll`s of a subscribed consumer (Kafka's
+    /// `max.poll.interval.ms`): past it, the background heartbeat leaves the group, so the
+    /// partitions of a stuck consumer go to others; the next `poll` rejoins (calling
+    /// `on_lost`). Between 1 ms and [`SESSION_TIMEOUT_MAX`] × 24; default 5 minutes (Kafka's).
+    pub max_poll_interval: Duration,
     /// Group membership: see [`MemberConfig::assignor`]. Default [`StickyAssignor`].
     pub assignor: Arc<dyn Assignor>,
     /// Group membership: see [`MemberConfig::client_id`]. Default `"consumer"`.
@@ -81,6 +90,7 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("fetch_max_bytes", &self.fetch_max_bytes)
             .field("poll_slice", &self.poll_slice)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_poll_interval", &self.max_poll_interval)
             .field("group_id", &self.group_id)
             .field("session_timeout", &self.session_timeout)
             .field("assignor", &self.assignor.name())
@@ -102,6 +112,7 @@ impl Default for ConsumerConfig {
             heartbeat_interval: Duration::from_millis(100),
             group_id: None,
             session_timeout: member.session_timeout,
+            max_poll_interval: Duration::from_secs(5 * 60),
             assignor: Arc::new(StickyAssignor),
             client_id: member.client_id,
             group_instance_id: None,
@@ -141,6 +152,12 @@ impl ConsumerConfig {
         self.poll_slice = v;
         self
     }
+    /// Sets `max_poll_interval`.
+    pub fn with_max_poll_interval(mut self, v: Duration) -> Self {
+        self.max_poll_interval = v;
+        self
+    }
+
     /// Sets `heartbeat_interval`.
     pub fn with_heartbeat_interval(mut self, v: Duration) -> Self {
         self.heartbeat_interval = v;
@@ -196,6 +213,15 @@ impl ConsumerConfig {
                 "heartbeat_interval",
                 format!("{:?}", self.heartbeat_interval),
                 "must be between 1 ms and 1 h (SESSION_TIMEOUT_MAX)",
+            ));
+        }
+        if self.max_poll_interval < Duration::from_millis(1)
+            || self.max_poll_interval > SESSION_TIMEOUT_MAX * 24
+        {
+            return Err(Error::config(
+                "max_poll_interval",
+                format!("{:?}", self.max_poll_interval),
+                "must be between 1 ms and 24 h",
             ));
         }
         if let Some(group) = &self.group_id {

@@ -82,6 +82,9 @@ impl Consumer {
             .groups
             .join(&group, self.config.member_config(topics))?;
         if let Mode::Group(m) = &mut self.mode {
+            if let Some(h) = &m.heartbeat {
+                h.set_member(&member_id);
+            }
             m.member_id = member_id;
             m.generation = 0;
         }

@@ -6,6 +6,7 @@
 mod config;
 mod control;
 mod fetch;
+mod heartbeat;
 mod listener;
 mod membership;
 mod record;
@@ -121,6 +122,8 @@ struct Membership {
     member_id: String,
     generation: u64,
     listener: Option<Box<dyn RebalanceListener>>,
+    /// The background heartbeat; `None` if its thread could not start.
+    heartbeat: Option<heartbeat::Heartbeat>,
 }
 
 struct PartState {
@@ -287,12 +290,22 @@ impl Consumer {
         let member_id = self
             .groups
             .join(group, self.config.member_config(topics.clone()))?;
+        let heartbeat = heartbeat::Heartbeat::start(
+            self.groups.clone(),
+            group,
+            &member_id,
+            self.config
+                .heartbeat_interval
+                .min(self.config.session_timeout / 3),
+            self.config.max_poll_interval,
+        );
         self.mode = Mode::Group(Membership {
             group: group.to_owned(),
             topics,
             member_id,
             generation: 0,
             listener,
+            heartbeat,
         });
         Ok(())
     }
@@ -366,6 +379,12 @@ impl Consumer {
             return Err(state_error("neither assigned nor subscribed"));
         }
         let start = Instant::now();
+        if let Mode::Group(Membership {
+            heartbeat: Some(h), ..
+        }) = &self.mode
+        {
+            h.polled();
+        }
         self.wake.check()?;
         self.run_pending_commits();
         loop {
