@@ -61,9 +61,10 @@ pub use group::offset_store::{
 };
 pub use group::{
     validate_assignment, Assignment, Assignor, GroupCoordinator, GroupDescription, MemberConfig,
-    MemberDescription, MemberSync, PartitionCounts, RangeAssignor, RoundRobinAssignor,
-    StickyAssignor, Subscriptions, TopicMetadata, CLIENT_ID_BYTES_MAX, GROUP_MEMBERS_MAX,
-    OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN, SUBSCRIPTION_TOPICS_MAX,
+    MemberDescription, MemberSync, OffsetResetTarget, PartitionCounts, PartitionLag, RangeAssignor,
+    RoundRobinAssignor, StickyAssignor, Subscriptions, TopicMetadata, CLIENT_ID_BYTES_MAX,
+    GROUP_MEMBERS_MAX, OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
+    SUBSCRIPTION_TOPICS_MAX,
 };
 pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,

@@ -1338,3 +1338,57 @@ fn a_consumer_processing_longer_than_its_session_stays_in_the_group() {
         "rejoined under a new id"
     );
 }
+
+#[test]
+fn admin_resets_an_empty_groups_offsets_and_describes_its_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 10);
+    let c = coordinator(&store);
+    let parts = [tp("t", 0), tp("t", 1)];
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    c.commit(
+        "g",
+        &member,
+        s.generation,
+        &[(tp("t", 0), CommittedOffset::new(Offset(4)))],
+    )
+    .unwrap();
+    // While the group has members, an administrator may not move its offsets.
+    let err = c
+        .reset_offsets(&store, "g", &parts, seglog::OffsetResetTarget::Earliest)
+        .unwrap_err();
+    assert!(matches!(err, Error::GroupNotEmpty { .. }), "{err:?}");
+    let lag = c.group_lag(&store, "g").unwrap();
+    assert_eq!(lag.len(), 2);
+    assert_eq!((lag[0].committed, lag[0].lag), (Some(Offset(4)), Some(6)));
+    assert_eq!(lag[0].owner.as_deref(), Some(member.as_str()));
+    assert_eq!((lag[1].committed, lag[1].lag), (None, None));
+    assert_eq!(lag[1].high_watermark, Offset(10));
+
+    c.leave("g", &member).unwrap();
+    use seglog::OffsetResetTarget::{Earliest, Latest, Offset as To};
+    let at = |target| {
+        c.reset_offsets(&store, "g", &parts, target)
+            .unwrap()
+            .into_iter()
+            .map(|(_, o)| o.get())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(Latest), [10, 10]);
+    assert_eq!(at(Earliest), [0, 0]);
+    assert_eq!(
+        at(To(Offset(99))),
+        [10, 10],
+        "clamped to the high watermark"
+    );
+    assert_eq!(at(To(Offset(3))), [3, 3]);
+    let lag = c.group_lag(&store, "g").unwrap();
+    assert!(lag.iter().all(|l| l.lag == Some(7) && l.owner.is_none()));
+    assert!(matches!(
+        c.reset_offsets(&store, "g", &[tp("t", 5)], Earliest),
+        Err(Error::PartitionOutOfRange { .. })
+    ));
+}

@@ -3,11 +3,13 @@
 //! [`Assignor`]s that decide who owns what, and the [`OffsetStore`](offset_store::OffsetStore)s
 //! that keep committed offsets.
 
+pub(crate) mod admin;
 pub(crate) mod assignor;
 pub(crate) mod coordinator;
 pub(crate) mod offset_store;
 pub(crate) mod sticky;
 
+pub use admin::{OffsetResetTarget, PartitionLag};
 pub use assignor::{
     validate_assignment, Assignment, Assignor, PartitionCounts, RangeAssignor, RoundRobinAssignor,
     Subscriptions,
