@@ -71,7 +71,8 @@ pub use log::config::{
     SEGMENT_BYTES_MIN,
 };
 pub use log::partition::{
-    AppendInfo, CompactionReport, OffsetSpec, Partition, ReadBatches, RecoveryReport, NO_TIMESTAMP,
+    AppendInfo, CompactionReport, ConfigUpdate, OffsetSpec, Partition, ReadBatches, RecoveryReport,
+    NO_TIMESTAMP,
 };
 pub use log::retention;
 pub use log::segment::segment_path;

@@ -772,3 +772,50 @@ fn opening_the_wrong_kind_of_directory_is_refused_and_changes_nothing() {
     // The right kinds still open.
     LogStore::open(dir.path(), no_thread()).unwrap();
 }
+
+#[test]
+fn a_topics_retention_can_change_after_creation_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let config = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_preallocate_bytes(0)
+        .with_retention_ms(None);
+    let t = store
+        .create_topic("t", TopicConfig::new(2).with_partition_config(config))
+        .unwrap();
+    for p in 0..2 {
+        t.append_to(p, &[Record::new("old").with_timestamp(1_000)])
+            .unwrap();
+    }
+    // Kept forever: nothing expires.
+    assert_eq!(store.run_maintenance().unwrap().segments_deleted, 0);
+    let update = seglog::ConfigUpdate::default().with_retention_ms(Some(60_000));
+    store.update_topic_config("t", &update).unwrap();
+    assert_eq!(t.partition_config().retention_ms, Some(60_000));
+    assert_eq!(
+        t.partition(0).unwrap().effective_config().retention_ms,
+        Some(60_000)
+    );
+    // The live partitions apply it at once: the 1970 records are gone.
+    assert_eq!(store.run_maintenance().unwrap().segments_deleted, 2);
+    assert_eq!(t.partition(0).unwrap().log_start_offset(), Offset(1));
+    // Invalid values change nothing.
+    let bad = seglog::ConfigUpdate::default().with_segment_ms(Some(0));
+    assert!(matches!(
+        store.update_topic_config("t", &bad),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        store.update_topic_config("nope", &update),
+        Err(Error::UnknownTopic { .. })
+    ));
+    // Persisted: a reopened store uses the new value.
+    drop(t);
+    store.close().unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let t = store.topic("t").unwrap();
+    assert_eq!(t.partition_config().retention_ms, Some(60_000));
+    assert_eq!(t.partition(1).unwrap().config().retention_ms, Some(60_000));
+}

@@ -187,7 +187,8 @@ pub fn check_new_topic_name<'a>(
 /// partitioner; appending to a [`Partition`] directly is always allowed too.
 pub struct Topic {
     name: String,
-    partition_config: PartitionConfig,
+    /// Replaced by `LogStore::update_topic_config`.
+    partition_config: RwLock<PartitionConfig>,
     /// Replaced (never shrunk) by `add_partitions`; readers clone the `Arc`.
     partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
     /// `partitions.len()`, readable without the lock on the send path.
@@ -217,7 +218,7 @@ impl Topic {
         let count = u32::try_from(partitions.len()).expect("bounded by TOPIC_PARTITIONS_MAX");
         Topic {
             name,
-            partition_config,
+            partition_config: RwLock::new(partition_config),
             partitions: RwLock::new(Arc::new(partitions)),
             partition_count: AtomicU32::new(count),
             partitioner: RwLock::new(partitioner),
@@ -230,16 +231,22 @@ impl Topic {
         &self.name
     }
 
-    /// The configuration every partition of the topic was opened with.
-    pub fn partition_config(&self) -> &PartitionConfig {
-        &self.partition_config
+    /// The configuration of the topic's partitions: the one they were opened with, with
+    /// the changes of [`LogStore::update_topic_config`](crate::LogStore::update_topic_config).
+    pub fn partition_config(&self) -> PartitionConfig {
+        self.partition_config.read().clone()
+    }
+
+    /// Record the topic's new partition configuration (already persisted by the store).
+    pub(crate) fn set_partition_config(&self, config: PartitionConfig) {
+        *self.partition_config.write() = config;
     }
 
     /// The topic's current configuration: partition count, partition config, partitioner.
     pub fn config(&self) -> TopicConfig {
         TopicConfig {
             partitions: self.partition_count(),
-            partition_config: self.partition_config.clone(),
+            partition_config: self.partition_config(),
             partitioner: self.partitioner(),
         }
     }

@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::{self, sync_dir};
 use crate::log::config::PartitionConfig;
-use crate::log::partition::Partition;
+use crate::log::partition::{ConfigUpdate, Partition};
 use crate::offset::TopicPartition;
 use crate::topic::descriptors;
 use crate::topic::dir_kind::refuse_partition_dir;
@@ -298,6 +298,16 @@ impl LogStore {
         self.inner.add_partitions(name, new_count)
     }
 
+    /// Change topic `name`'s `retention_ms`, `retention_bytes` or `segment_ms` (Kafka's
+    /// dynamic topic configuration): validated, persisted in the metadata before this
+    /// returns (later opens use it), then applied to every open partition
+    /// ([`Partition::update_config`]): the next retention pass and roll decision use it.
+    /// Errors: [`Error::UnknownTopic`], [`Error::InvalidConfig`] (nothing changes), I/O.
+    /// Other settings (segment size, cleanup policy, durability, ...) are fixed at creation.
+    pub fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
+        self.inner.update_topic_config(name, update)
+    }
+
     /// Run [`Partition::flush_if_due`], [`Partition::apply_retention`] and
     /// [`Partition::compact`] on every partition
     /// of every topic now, in the calling thread. This is what the maintenance thread does;
@@ -433,7 +443,7 @@ impl StoreInner {
             .map(|t| TopicMeta {
                 name: t.name().to_owned(),
                 partitions: t.partition_count(),
-                config: t.partition_config().clone(),
+                config: t.partition_config(),
             })
             .collect();
         change(&mut metas);
@@ -507,6 +517,28 @@ impl StoreInner {
         remove_deleted(&self.dir, &topic.partitions())
     }
 
+    fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
+        let _admin = self.admin.lock();
+        self.check_open()?;
+        let topic = self.topic(name)?;
+        let config = update.apply_to(&topic.partition_config())?;
+        let metas = self.metas_with(|m| {
+            if let Some(t) = m.iter_mut().find(|t| t.name == name) {
+                t.config = config.clone();
+            }
+        });
+        let committed = match write_metadata(&self.dir, &metas) {
+            Ok(()) => Ok(()),
+            Err(f) if f.renamed => Err(f.error), // committed; the error is still reported
+            Err(f) => return Err(f.error),
+        };
+        topic.set_partition_config(config);
+        for p in &topic.partitions() {
+            p.update_config(update)?;
+        }
+        committed
+    }
+
     fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
         let _admin = self.admin.lock();
         self.check_open()?;
@@ -527,7 +559,8 @@ impl StoreInner {
             return invalid("more than TOPIC_PARTITIONS_MAX = 10000 partitions");
         }
         self.check_descriptors(new_count - current)?;
-        let added = self.open_new_partitions(name, current, new_count, topic.partition_config())?;
+        let added =
+            self.open_new_partitions(name, current, new_count, &topic.partition_config())?;
         let metas = self.metas_with(|m| {
             if let Some(t) = m.iter_mut().find(|t| t.name == name) {
                 t.partitions = new_count;

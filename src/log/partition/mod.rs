@@ -19,6 +19,7 @@
 
 mod compact;
 mod dir_kind;
+mod live;
 mod open;
 mod read;
 mod recover;
@@ -49,6 +50,7 @@ use crate::offset::Offset;
 use state::{Position, View};
 
 pub use compact::CompactionReport;
+pub use live::ConfigUpdate;
 pub use read::ReadBatches;
 pub use timestamps::{OffsetSpec, NO_TIMESTAMP};
 
@@ -158,6 +160,8 @@ struct SyncState {
 pub struct Partition {
     dir: PathBuf,
     config: PartitionConfig,
+    /// The configuration values that may change while open (`update_config`).
+    limits: RwLock<live::LiveLimits>,
     /// The directory lock; released by a successful `close`, so the directory can be opened
     /// again while stale handles linger (they refuse writes).
     dir_lock: Mutex<Option<FsLock>>,
@@ -224,7 +228,8 @@ impl Partition {
         &self.dir
     }
 
-    /// The configuration it was opened with.
+    /// The configuration it was opened with ([`effective_config`](Self::effective_config)
+    /// includes later [`update_config`](Self::update_config) changes).
     pub fn config(&self) -> &PartitionConfig {
         &self.config
     }
@@ -443,7 +448,7 @@ impl Partition {
         }
         let len = h.total_len() as u64;
         let too_big = w.size + len > self.config.segment_bytes;
-        let too_old = match (self.config.segment_ms, w.first_timestamp) {
+        let too_old = match (self.live_limits().segment_ms, w.first_timestamp) {
             (Some(ms), Some(first)) => {
                 h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
             }
@@ -779,8 +784,8 @@ impl Partition {
         // A compact-only partition keeps its keys forever; only the log start deletes.
         let deletes = self.config.cleanup_policy.deletes();
         let policy = RetentionPolicy {
-            retention_ms: self.config.retention_ms.filter(|_| deletes),
-            retention_bytes: self.config.retention_bytes.filter(|_| deletes),
+            retention_ms: self.live_limits().retention_ms.filter(|_| deletes),
+            retention_bytes: self.live_limits().retention_bytes.filter(|_| deletes),
         };
         let plan = retention::plan(
             &infos,

@@ -620,6 +620,7 @@ fn assemble(
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
         dir: dir.to_owned(),
+        limits: RwLock::new(super::live::LiveLimits::of(&config)),
         config,
         dir_lock: Mutex::new(Some(lock)),
         writer: Mutex::new(writer),
