@@ -88,14 +88,7 @@ pub fn plan(
             .take_while(|s| s.max_timestamp.is_none_or(|t| t < cutoff))
             .count()
     });
-    let roll_active = cutoff.is_some_and(|cutoff| {
-        by_age == sealed
-            && segments.last().is_some_and(|active| {
-                active.size_bytes > 0
-                    && active.end_offset <= high_watermark
-                    && active.max_timestamp.is_some_and(|t| t < cutoff)
-            })
-    });
+    let roll_active = by_age == sealed && active_expired(segments, high_watermark, cutoff);
 
     let by_size = policy.retention_bytes.map_or(0, |limit| {
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
@@ -134,6 +127,17 @@ pub fn plan(
         log_start_offset,
         roll_active,
     }
+}
+
+/// Whether the active (last) segment holds records, all below the high watermark and older
+/// than `cutoff`.
+fn active_expired(segments: &[SegmentInfo], high_watermark: Offset, cutoff: Option<i64>) -> bool {
+    let (Some(active), Some(cutoff)) = (segments.last(), cutoff) else {
+        return false;
+    };
+    active.size_bytes > 0
+        && active.end_offset <= high_watermark
+        && active.max_timestamp.is_some_and(|t| t < cutoff)
 }
 
 #[cfg(test)]

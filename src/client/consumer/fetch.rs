@@ -20,7 +20,12 @@ impl Consumer {
         for k in 0..n {
             let i = (self.next_fetch + k) % n;
             before.push((i, self.parts[i].position, self.parts[i].pending_seek));
-            if let Err(e) = self.fill(i, max_records - out.len(), &mut out) {
+            let filled = if self.parts[i].paused {
+                Ok(()) // paused: neither fetched nor resolved
+            } else {
+                self.fill(i, max_records - out.len(), &mut out)
+            };
+            if let Err(e) = filled {
                 for (j, position, pending_seek) in before {
                     let part = &mut self.parts[j];
                     part.position = position;
@@ -48,9 +53,6 @@ impl Consumer {
         want: usize,
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<()> {
-        if self.parts[i].paused {
-            return Ok(());
-        }
         let mut position = self.resolve(i)?;
         let mut taken = 0;
         let mut read_once = false;
