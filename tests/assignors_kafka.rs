@@ -1,13 +1,15 @@
-//! The sticky assignor against Kafka's `AbstractStickyAssignorTest` cases: same inputs, and
-//! Kafka's expected outputs where the test states them (per-topic shares, exact moves), else
-//! Kafka's `verifyValidityAndBalance` rule (no member could take a partition from one with
-//! two or more partitions more) and its stickiness checks.
+//! The assignors against Kafka's own test cases. Range and round-robin: `RangeAssignorTest` and
+//! `RoundRobinAssignorTest` inputs with Kafka's exact expected assignments. Sticky:
+//! `AbstractStickyAssignorTest` inputs with Kafka's expected outputs where the test states them
+//! (per-topic shares, exact moves), else Kafka's `verifyValidityAndBalance` rule (no member
+//! could take a partition from one with two or more partitions more) and its no-cycle
+//! stickiness check.
 
 use std::collections::BTreeSet;
 
 use seglog::{
-    validate_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
-    TopicPartition,
+    validate_assignment, Assignment, Assignor, PartitionCounts, RangeAssignor, RoundRobinAssignor,
+    StickyAssignor, Subscriptions, TopicPartition,
 };
 
 fn subs(members: &[(&str, &[&str])]) -> Subscriptions {
@@ -276,4 +278,129 @@ fn large_uniform_group_is_valid_and_balanced() {
     let b = StickyAssignor.assign(&s, &c, &a);
     assert_eq!(a, b);
     let _ = TopicPartition::new("x", 0);
+}
+
+/// `(inputs, expected)` of one Kafka case: member -> expected partitions as "topic-p".
+fn check_case(
+    assignor: &dyn Assignor,
+    members: &[(&str, &[&str])],
+    topics: &[(&str, u32)],
+    expected: &[(&str, &[&str])],
+) {
+    let s = subs(members);
+    let c = counts(topics);
+    let a = assignor.assign(&s, &c, &Assignment::new());
+    validate_assignment(&s, &c, &a).unwrap();
+    for (member, want) in expected {
+        let got: BTreeSet<String> = a[*member].iter().map(ToString::to_string).collect();
+        let want: BTreeSet<String> = want.iter().map(|w| (*w).to_owned()).collect();
+        assert_eq!(got, want, "{} {member}", assignor.name());
+    }
+}
+
+#[test]
+fn range_assignor_matches_kafkas_cases() {
+    let r = &RangeAssignor;
+    // testOneConsumerNoTopic, testOneConsumerNonexistentTopic
+    check_case(r, &[("c", &[])], &[], &[("c", &[])]);
+    check_case(r, &[("c", &["topic"])], &[], &[("c", &[])]);
+    // testOneConsumerOneTopic, testOnlyAssignsPartitionsFromSubscribedTopics
+    let all3: &[&str] = &["topic-0", "topic-1", "topic-2"];
+    check_case(r, &[("c", &["topic"])], &[("topic", 3)], &[("c", all3)]);
+    check_case(
+        r,
+        &[("c", &["topic"])],
+        &[("topic", 3), ("other", 3)],
+        &[("c", all3)],
+    );
+    // testOneConsumerMultipleTopics
+    let both: &[&str] = &["topic1", "topic2"];
+    check_case(
+        r,
+        &[("c", both)],
+        &[("topic1", 1), ("topic2", 2)],
+        &[("c", &["topic1-0", "topic2-0", "topic2-1"])],
+    );
+    // testTwoConsumersOneTopicOnePartition, testTwoConsumersOneTopicTwoPartitions
+    let one: &[&str] = &["topic"];
+    check_case(
+        r,
+        &[("c1", one), ("c2", one)],
+        &[("topic", 1)],
+        &[("c1", &["topic-0"]), ("c2", &[])],
+    );
+    check_case(
+        r,
+        &[("c1", one), ("c2", one)],
+        &[("topic", 2)],
+        &[("c1", &["topic-0"]), ("c2", &["topic-1"])],
+    );
+    // testMultipleConsumersMixedTopics
+    check_case(
+        r,
+        &[("c1", &["topic1"]), ("c2", both), ("c3", &["topic1"])],
+        &[("topic1", 3), ("topic2", 2)],
+        &[
+            ("c1", &["topic1-0"]),
+            ("c2", &["topic1-1", "topic2-0", "topic2-1"]),
+            ("c3", &["topic1-2"]),
+        ],
+    );
+    // testTwoConsumersTwoTopicsSixPartitions
+    check_case(
+        r,
+        &[("c1", both), ("c2", both)],
+        &[("topic1", 3), ("topic2", 3)],
+        &[
+            ("c1", &["topic1-0", "topic1-1", "topic2-0", "topic2-1"]),
+            ("c2", &["topic1-2", "topic2-2"]),
+        ],
+    );
+}
+
+#[test]
+fn round_robin_assignor_matches_kafkas_cases() {
+    let rr = &RoundRobinAssignor;
+    let one: &[&str] = &["topic"];
+    let both: &[&str] = &["topic1", "topic2"];
+    check_case(rr, &[("c", &[])], &[], &[("c", &[])]);
+    check_case(
+        rr,
+        &[("c", one)],
+        &[("topic", 3), ("other", 3)],
+        &[("c", &["topic-0", "topic-1", "topic-2"])],
+    );
+    check_case(
+        rr,
+        &[("c1", one), ("c2", one)],
+        &[("topic", 1)],
+        &[("c1", &["topic-0"]), ("c2", &[])],
+    );
+    check_case(
+        rr,
+        &[("c1", one), ("c2", one)],
+        &[("topic", 2)],
+        &[("c1", &["topic-0"]), ("c2", &["topic-1"])],
+    );
+    // testMultipleConsumersMixedTopics
+    check_case(
+        rr,
+        &[("c1", &["topic1"]), ("c2", both), ("c3", &["topic1"])],
+        &[("topic1", 3), ("topic2", 2)],
+        &[
+            ("c1", &["topic1-0"]),
+            ("c2", &["topic1-1", "topic2-0", "topic2-1"]),
+            ("c3", &["topic1-2"]),
+        ],
+    );
+    // testTwoConsumersTwoTopicsSixPartitions
+    check_case(
+        rr,
+        &[("c1", both), ("c2", both)],
+        &[("topic1", 3), ("topic2", 3)],
+        &[
+            ("c1", &["topic1-0", "topic1-2", "topic2-1"]),
+            ("c2", &["topic1-1", "topic2-0", "topic2-2"]),
+        ],
+    );
 }
