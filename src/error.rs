@@ -417,6 +417,14 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The operation is not implemented by this implementation of a trait (e.g. a user
+    /// `OffsetStore` without `delete`).
+    #[error("{operation} is not supported by this implementation")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+    },
+
     /// A consumer's `poll` was interrupted by [`Waker::wakeup`](crate::Waker::wakeup) from
     /// another thread (Kafka's `WakeupException`). The consumer is intact: poll again, or
     /// close it.

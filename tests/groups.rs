@@ -1392,3 +1392,77 @@ fn admin_resets_an_empty_groups_offsets_and_describes_its_lag() {
         Err(Error::PartitionOutOfRange { .. })
     ));
 }
+
+#[test]
+fn admin_deletes_an_empty_groups_offsets_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = GroupCoordinator::open(&store).unwrap();
+    let one = |p, o| vec![(tp("t", p), CommittedOffset::new(Offset(o)))];
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    c.commit("g", &member, s.generation, &one(0, 3)).unwrap();
+    c.commit("g", &member, s.generation, &one(1, 4)).unwrap();
+    c.commit_unmanaged("other", &one(0, 9)).unwrap();
+    assert!(matches!(
+        c.delete_group("g"),
+        Err(Error::GroupNotEmpty { .. })
+    ));
+    assert!(matches!(
+        c.delete_offsets("g", Some(&[tp("t", 0)])),
+        Err(Error::GroupNotEmpty { .. })
+    ));
+    c.leave("g", &member).unwrap();
+    c.delete_offsets("g", Some(&[tp("t", 0)])).unwrap();
+    assert_eq!(c.offset_store().fetch("g", &tp("t", 0)).unwrap(), None);
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 1))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(4)
+    );
+    c.delete_group("g").unwrap();
+    assert!(c.offset_store().fetch_group("g").unwrap().is_empty());
+    assert!(
+        c.describe("g").is_none(),
+        "the coordinator forgot the group"
+    );
+    assert_eq!(
+        c.offset_store()
+            .fetch("other", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(9),
+        "other groups keep theirs"
+    );
+    // Durable: a reopened offset store agrees.
+    drop(c);
+    let c = GroupCoordinator::open(&store).unwrap();
+    assert!(c.offset_store().fetch_group("g").unwrap().is_empty());
+    assert_eq!(c.offset_store().fetch_group("other").unwrap().len(), 1);
+    // The memory store deletes too; a user store without `delete` says so.
+    let memory = MemoryOffsetStore::new();
+    memory.commit("g", &one(0, 1)).unwrap();
+    memory.delete("g", None).unwrap();
+    assert_eq!(memory.fetch("g", &tp("t", 0)).unwrap(), None);
+    struct NoDelete;
+    impl OffsetStore for NoDelete {
+        fn commit(&self, _: &str, _: &[(TopicPartition, CommittedOffset)]) -> seglog::Result<()> {
+            Ok(())
+        }
+        fn fetch(&self, _: &str, _: &TopicPartition) -> seglog::Result<Option<CommittedOffset>> {
+            Ok(None)
+        }
+        fn fetch_group(&self, _: &str) -> seglog::Result<Vec<(TopicPartition, CommittedOffset)>> {
+            Ok(Vec::new())
+        }
+    }
+    assert!(matches!(
+        NoDelete.delete("g", None),
+        Err(Error::Unsupported { .. })
+    ));
+}

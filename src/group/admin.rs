@@ -82,6 +82,23 @@ impl GroupCoordinator {
         Ok(offsets)
     }
 
+    /// Delete `group` (Kafka's `DeleteGroups`): its committed offsets are removed from the
+    /// offset store and the coordinator forgets it. Only while it has no members:
+    /// [`Error::GroupNotEmpty`](crate::Error::GroupNotEmpty) otherwise, and nothing changes.
+    pub fn delete_group(&self, group: &str) -> Result<()> {
+        self.delete_offsets(group, None)?;
+        self.forget_group(group);
+        Ok(())
+    }
+
+    /// Delete `group`'s committed offsets of `partitions`, or all with `None` (Kafka's
+    /// `OffsetDelete`): its consumers then start from `auto_offset_reset`. Only while the
+    /// group has no members ([`Error::GroupNotEmpty`](crate::Error::GroupNotEmpty)).
+    pub fn delete_offsets(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        validate_group_id(group)?;
+        self.with_empty_group(group, || self.offset_store().delete(group, partitions))
+    }
+
     /// The lag of `group` on every partition it has committed or owns, sorted (Kafka's
     /// `kafka-consumer-groups.sh --describe`). Partitions of deleted topics are left out.
     pub fn group_lag(&self, store: &LogStore, group: &str) -> Result<Vec<PartitionLag>> {

@@ -576,8 +576,18 @@ impl GroupCoordinator {
         for (tp, _) in offsets {
             check_partition_exists(&*self.metadata, tp)?;
         }
+        self.with_empty_group(group, || self.offsets.commit(group, offsets))
+    }
+
+    /// Run `f` under `group`'s lock if the group has no members (after expiring silent
+    /// ones), else [`Error::GroupNotEmpty`]. An unknown group is empty.
+    pub(crate) fn with_empty_group<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let Some(handle) = self.group(group, false) else {
-            return self.offsets.commit(group, offsets);
+            return f();
         };
         let mut g = handle.lock();
         g.expire(group, Instant::now());
@@ -587,7 +597,18 @@ impl GroupCoordinator {
                 members: g.members.len(),
             });
         }
-        self.offsets.commit(group, offsets)
+        f()
+    }
+
+    /// Drop `group` from the coordinator if it has no members.
+    pub(crate) fn forget_group(&self, group: &str) {
+        let mut groups = self.groups.lock();
+        if groups
+            .get(group)
+            .is_some_and(|g| g.lock().members.is_empty())
+        {
+            groups.remove(group);
+        }
     }
 
     /// Remove, from every group, the members whose last call is older than their session

@@ -129,11 +129,28 @@ pub trait OffsetStore: Send + Sync {
 
     /// Every offset `group` has committed, sorted by partition; empty for an unknown group.
     fn fetch_group(&self, group: &str) -> Result<Vec<(TopicPartition, CommittedOffset)>>;
+
+    /// Remove `group`'s committed offsets of `partitions`, or all of them with `None`
+    /// (Kafka's `DeleteGroups` / `OffsetDelete`); entries that do not exist are ignored.
+    /// Afterwards `fetch` returns `None` for them. A durable store **must** make the removal
+    /// durable before it returns `Ok` and **must not** show it to fetches before; after an
+    /// error nothing changed in this instance. The provided implementation refuses with
+    /// [`Error::Unsupported`](crate::Error::Unsupported); both shipped stores implement it.
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        let _ = (group, partitions);
+        Err(crate::error::Error::Unsupported {
+            operation: "OffsetStore::delete",
+        })
+    }
 }
 
 impl<T: OffsetStore + ?Sized> OffsetStore for Arc<T> {
     fn commit(&self, group: &str, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
         (**self).commit(group, offsets)
+    }
+
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        (**self).delete(group, partitions)
     }
 
     fn fetch(&self, group: &str, partition: &TopicPartition) -> Result<Option<CommittedOffset>> {
@@ -148,6 +165,10 @@ impl<T: OffsetStore + ?Sized> OffsetStore for Arc<T> {
 impl<T: OffsetStore + ?Sized> OffsetStore for Box<T> {
     fn commit(&self, group: &str, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
         (**self).commit(group, offsets)
+    }
+
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        (**self).delete(group, partitions)
     }
 
     fn fetch(&self, group: &str, partition: &TopicPartition) -> Result<Option<CommittedOffset>> {
@@ -214,7 +235,7 @@ pub fn validate_offset_commit(
 }
 
 /// The in-memory map both shipped stores keep: group -> partition -> committed offset.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct OffsetMap {
     groups: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
 }
@@ -234,6 +255,24 @@ impl OffsetMap {
         entries.insert(tp, committed);
         self.groups.insert(group.to_owned(), entries);
         None
+    }
+
+    /// Remove `group`'s entries of `partitions` (every entry with `None`); returns how many
+    /// were removed.
+    pub(crate) fn remove(&mut self, group: &str, partitions: Option<&[TopicPartition]>) -> usize {
+        let Some(entries) = self.groups.get_mut(group) else {
+            return 0;
+        };
+        let before = entries.len();
+        match partitions {
+            None => entries.clear(),
+            Some(list) => entries.retain(|tp, _| !list.contains(tp)),
+        }
+        let removed = before - entries.len();
+        if entries.is_empty() {
+            self.groups.remove(group);
+        }
+        removed
     }
 
     pub(crate) fn fetch(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
