@@ -341,6 +341,19 @@ pub enum Error {
         member_id: String,
     },
 
+    /// A call by a static member that a newer incarnation (same `group_instance_id`) has
+    /// replaced: the old one must stop (Kafka's `FENCED_INSTANCE_ID`); it does not rejoin,
+    /// which would take the partitions back from the newer one.
+    #[error("{member_id} of group {group:?} was replaced by a newer member with instance id {instance_id:?}; stop this consumer (two processes share one group_instance_id)")]
+    FencedInstanceId {
+        /// The group.
+        group: String,
+        /// The replaced member id.
+        member_id: String,
+        /// The static instance id.
+        instance_id: String,
+    },
+
     /// An offset commit by a group member was refused, and nothing was written: the member is
     /// no longer in the group, does not own a partition of the commit, or presents a
     /// generation older than the hand-over of one of them (or newer than the group's).

@@ -1466,3 +1466,36 @@ fn admin_deletes_an_empty_groups_offsets_durably() {
         Err(Error::Unsupported { .. })
     ));
 }
+
+#[test]
+fn a_replaced_static_member_is_fenced_instead_of_taking_the_partitions_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_session_timeout(HOUR)
+        .with_group_instance_id("i");
+    let mut old = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    old.subscribe("g", ["t"]).unwrap();
+    old.poll(10, Duration::ZERO).unwrap();
+    // A second process with the same instance id: it replaces the first.
+    let mut new = Consumer::new(&store, c.clone(), config).unwrap();
+    new.subscribe("g", ["t"]).unwrap();
+    new.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(new.assignment().len(), 2);
+    for _ in 0..2 {
+        let err = old.poll(10, Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(&err, Error::FencedInstanceId { instance_id, .. } if instance_id == "i"),
+            "{err:?}"
+        );
+    }
+    new.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(
+        new.assignment().len(),
+        2,
+        "the newer incarnation keeps its partitions"
+    );
+    assert_eq!(c.describe("g").unwrap().members.len(), 1);
+}

@@ -103,7 +103,7 @@ pub struct MemberConfig {
     /// id of a member still in the group (within its session timeout) replaces it without a
     /// rebalance — same generation, same assignment, the partitions handed over at its first
     /// sync — so a restarted process gets its partitions back and nobody else is disturbed.
-    /// The replaced member id is gone ([`Error::UnknownMember`]). 1 to
+    /// The replaced member id is fenced ([`Error::FencedInstanceId`]). 1 to
     /// [`CLIENT_ID_BYTES_MAX`] bytes; default `None` (dynamic membership).
     pub group_instance_id: Option<String>,
 }
@@ -336,6 +336,10 @@ struct Group {
     partition_counts: PartitionCounts,
     /// The current assignment (target ownership).
     assignment: Assignment,
+    /// Static members replaced by a newer incarnation: member id -> instance id. Their calls
+    /// fail with `FencedInstanceId` instead of rejoining (which would replace the newer one
+    /// back). The oldest entries go past `GROUP_MEMBERS_MAX`.
+    replaced: BTreeMap<String, String>,
     /// Actual ownership; each partition has at most one owner.
     owners: BTreeMap<TopicPartition, String>,
     /// The generation at which each owned partition was handed to its owner: a commit
@@ -467,7 +471,7 @@ impl GroupCoordinator {
         let mut g = handle.lock();
         g.expire(group, Instant::now());
         if !g.remove(member_id) {
-            return Err(unknown_member(group, member_id));
+            return Err(g.missing(group, member_id));
         }
         g.rebalance(group, &*self.metadata)
     }
@@ -685,6 +689,7 @@ impl GroupCoordinator {
             members: BTreeMap::new(),
             partition_counts: PartitionCounts::new(),
             assignment: Assignment::new(),
+            replaced: BTreeMap::new(),
             owners: BTreeMap::new(),
             owned_since: BTreeMap::new(),
         }));
@@ -793,12 +798,24 @@ impl Group {
     /// Expire others, then check `member_id` is a member and mark it alive at `now`.
     fn touch(&mut self, group: &str, member_id: &str, now: Instant) -> Result<()> {
         self.expire(group, now);
-        let member = self
-            .members
-            .get_mut(member_id)
-            .ok_or_else(|| unknown_member(group, member_id))?;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return Err(self.missing(group, member_id));
+        };
         member.last_seen = member.last_seen.max(now);
         Ok(())
+    }
+
+    /// The error for a call by `member_id`, not a member: [`Error::FencedInstanceId`] if a
+    /// newer incarnation of its static instance replaced it, else [`Error::UnknownMember`].
+    fn missing(&self, group: &str, member_id: &str) -> Error {
+        match self.replaced.get(member_id) {
+            Some(instance_id) => Error::FencedInstanceId {
+                group: group.to_owned(),
+                member_id: member_id.to_owned(),
+                instance_id: instance_id.clone(),
+            },
+            None => unknown_member(group, member_id),
+        }
     }
 
     /// Remove a member and release what it owns. Returns whether it was a member.
@@ -832,6 +849,12 @@ impl Group {
             .get(old)
             .is_some_and(|m| m.topics == config.topics);
         self.remove(old);
+        if let Some(instance_id) = &config.group_instance_id {
+            self.replaced.insert(old.to_owned(), instance_id.clone());
+            if self.replaced.len() > GROUP_MEMBERS_MAX {
+                self.replaced.pop_first(); // forget an arbitrary old incarnation
+            }
+        }
         if let Some(assigned) = self.assignment.remove(old) {
             self.assignment.insert(new.clone(), assigned);
         }
