@@ -1499,3 +1499,60 @@ fn a_replaced_static_member_is_fenced_instead_of_taking_the_partitions_back() {
     );
     assert_eq!(c.describe("g").unwrap().members.len(), 1);
 }
+
+/// The measurement of issue 12: 30 members consume everything, then all close at once with
+/// auto-commit. Before the fix some final commits were fenced and silently dropped (5 to 7
+/// of 30); every partition's committed offset must now be its end.
+#[test]
+fn thirty_members_closing_together_commit_everything() {
+    const MEMBERS: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store
+        .create_topic("t", topic_config(MEMBERS as u32))
+        .unwrap();
+    fill(&store, "t", 10);
+    let c = coordinator(&store);
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let joined = Arc::new(std::sync::Barrier::new(MEMBERS));
+    let done = Arc::new(std::sync::Barrier::new(MEMBERS));
+    let threads: Vec<_> = (0..MEMBERS)
+        .map(|_| {
+            let (store_c, seen, joined, done) =
+                (c.clone(), seen.clone(), joined.clone(), done.clone());
+            let mut consumer = Consumer::new(
+                &store,
+                store_c,
+                ConsumerConfig::default()
+                    .with_auto_offset_reset(AutoOffsetReset::Earliest)
+                    .with_auto_commit_interval(HOUR)
+                    .with_session_timeout(HOUR),
+            )
+            .unwrap();
+            std::thread::spawn(move || {
+                consumer.subscribe("g", ["t"]).unwrap();
+                joined.wait();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while seen.lock().unwrap().len() < MEMBERS * 10 {
+                    assert!(Instant::now() < deadline, "not everything was consumed");
+                    let records = consumer.poll(100, Duration::from_millis(5)).unwrap();
+                    let mut seen = seen.lock().unwrap();
+                    seen.extend(records.iter().map(|r| (r.partition, r.offset)));
+                }
+                done.wait();
+                consumer.close()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    for p in 0..MEMBERS as u32 {
+        let committed = c.offset_store().fetch("g", &tp("t", p)).unwrap();
+        assert_eq!(
+            committed.map(|c| c.offset),
+            Some(Offset(10)),
+            "partition {p}"
+        );
+    }
+}
