@@ -134,6 +134,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A timestamp outside what Kafka allows: a record appended with a negative timestamp
+    /// other than `-1` ("none"), or a `ListOffsets` timestamp below `-3`.
+    #[error("invalid timestamp {timestamp_ms}{}: {reason}", timestamp_index(*.index))]
+    InvalidTimestamp {
+        /// The rejected timestamp.
+        timestamp_ms: i64,
+        /// The position of the record in the appended batch, for a record.
+        index: Option<usize>,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+
     /// A record without a key was appended to a partition whose cleanup policy compacts:
     /// compaction keeps records by key, so every record needs one.
     #[error("record {index} of the batch has no key, but the partition is compacted")]
@@ -193,8 +205,9 @@ pub enum Error {
         limit: usize,
     },
 
-    /// A topic name breaks Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and
-    /// neither `.` nor `..`.
+    /// A topic name breaks Kafka's rules: 1 to
+    /// [`TOPIC_NAME_LEN_MAX`](crate::TOPIC_NAME_LEN_MAX) characters from `[a-zA-Z0-9._-]`,
+    /// neither `.` nor `..`, and (to create it) not a Kafka internal topic's name.
     #[error("invalid topic name {name:?}: {reason}")]
     InvalidTopicName {
         /// The rejected name.
@@ -208,6 +221,16 @@ pub enum Error {
     TopicExists {
         /// The topic's name.
         topic: String,
+    },
+
+    /// A new topic's name differs from an existing topic's only by `.` versus `_` (Kafka
+    /// forbids such pairs: its metric names replace `.` with `_`).
+    #[error("topic {topic:?} collides with existing topic {existing:?} ('.' and '_' count as the same character); choose another name")]
+    TopicCollision {
+        /// The rejected name.
+        topic: String,
+        /// The existing topic it collides with.
+        existing: String,
     },
 
     /// No topic by this name (or it was deleted).
@@ -244,6 +267,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Creating a topic or partitions would make the store's open partitions hold more file
+    /// descriptors than its budget ([`StoreConfig::descriptors_max`](crate::StoreConfig)).
+    /// Nothing was created.
+    #[error("{partitions} open partitions would need {needed} file descriptors (4 each: the lock file and the active segment's .log, .index and .timeindex), over the store's budget of {budget} (StoreConfig::descriptors_max, by default `ulimit -n` less 64): raise the limit or use fewer partitions")]
+    DescriptorBudget {
+        /// Partitions the store would hold open.
+        partitions: usize,
+        /// Descriptors they need.
+        needed: usize,
+        /// The budget.
+        budget: usize,
+    },
+
     /// The store's topic metadata is damaged, or disagrees with the directories on disk.
     #[error("corrupt topic metadata {path:?} (line {line}): {reason}")]
     CorruptMetadata {
@@ -253,6 +289,18 @@ pub enum Error {
         line: usize,
         /// What check failed.
         reason: &'static str,
+    },
+
+    /// A directory of another kind than the one being opened: a `LogStore` on a partition
+    /// directory, or a `Partition` on a store's data directory. Nothing was changed.
+    #[error("{path:?} is {found}, not {expected}: open a LogStore on a data directory and a Partition on one of its <topic>-<n> directories (nothing was changed)")]
+    WrongDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What the caller opens.
+        expected: &'static str,
+        /// What the directory holds.
+        found: &'static str,
     },
 
     /// Another `LogStore` holds this data directory open.
@@ -293,10 +341,23 @@ pub enum Error {
         member_id: String,
     },
 
+    /// A call by a static member that a newer incarnation (same `group_instance_id`) has
+    /// replaced: the old one must stop (Kafka's `FENCED_INSTANCE_ID`); it does not rejoin,
+    /// which would take the partitions back from the newer one.
+    #[error("{member_id} of group {group:?} was replaced by a newer member with instance id {instance_id:?}; stop this consumer (two processes share one group_instance_id)")]
+    FencedInstanceId {
+        /// The group.
+        group: String,
+        /// The replaced member id.
+        member_id: String,
+        /// The static instance id.
+        instance_id: String,
+    },
+
     /// An offset commit by a group member was refused, and nothing was written: the member is
-    /// no longer in the group, its generation is stale (a rebalance happened since its last
-    /// poll), or it does not own a partition of the commit.
-    #[error("commit by {member_id} in group {group:?} fenced ({reason}): generation {generation}, group at {group_generation}, partition not owned: {not_owned:?}")]
+    /// no longer in the group, does not own a partition of the commit, or presents a
+    /// generation older than the hand-over of one of them (or newer than the group's).
+    #[error("commit by {member_id} in group {group:?} refused: {reason}{}; generation presented {generation}, group at {group_generation}; poll to rejoin or to learn the current generation, then commit again", fenced_partition(.not_owned.as_ref()))]
     FencedCommit {
         /// The group.
         group: String,
@@ -306,10 +367,22 @@ pub enum Error {
         generation: u64,
         /// The group's current generation.
         group_generation: u64,
-        /// The first partition of the commit the member does not own, if that is the reason.
+        /// The partition of the commit that caused the refusal, if one did (not owned, or
+        /// handed over after `generation`).
         not_owned: Option<TopicPartition>,
-        /// Why: "not a member of the group", "stale generation" or "partition not owned".
+        /// Why the commit was refused.
         reason: &'static str,
+    },
+
+    /// A commit from outside a group's membership (a manually assigned consumer with a
+    /// `group_id`, an administrator) or an administrative change of a group while the group
+    /// has members: their commits would be overwritten.
+    #[error("group {group:?} has {members} active member(s): its offsets belong to them; stop its consumers (or let their sessions time out) or use another group id")]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// How many members it has.
+        members: usize,
     },
 
     /// A member tried to join a group whose members use an assignor of another name.
@@ -341,7 +414,7 @@ pub enum Error {
     },
 
     /// A group already has the most members allowed.
-    #[error("group {group:?} already has {limit} members")]
+    #[error("group {group:?} already has {limit} members, the most one group may have (GROUP_MEMBERS_MAX); start fewer consumers or split them over groups")]
     GroupFull {
         /// The group.
         group: String,
@@ -356,6 +429,20 @@ pub enum Error {
         /// What was wrong.
         reason: &'static str,
     },
+
+    /// The operation is not implemented by this implementation of a trait (e.g. a user
+    /// `OffsetStore` without `delete`).
+    #[error("{operation} is not supported by this implementation")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+    },
+
+    /// A consumer's `poll` was interrupted by [`Waker::wakeup`](crate::Waker::wakeup) from
+    /// another thread (Kafka's `WakeupException`). The consumer is intact: poll again, or
+    /// close it.
+    #[error("the consumer was woken up by Waker::wakeup; poll again or close it")]
+    Wakeup,
 
     /// A consumer call named a partition the consumer is not assigned (or does not own).
     #[error("partition {topic_partition} is not assigned to this consumer")]
@@ -420,6 +507,19 @@ impl Error {
             reason,
         }
     }
+}
+
+/// `" of record 3 of the batch"` for a record's timestamp, nothing for a query.
+fn timestamp_index(index: Option<usize>) -> String {
+    index
+        .map(|i| format!(" of record {i} of the batch"))
+        .unwrap_or_default()
+}
+
+/// `" (partition t-0)"` for the partition a fenced commit names, nothing without one.
+fn fenced_partition(tp: Option<&TopicPartition>) -> String {
+    tp.map(|tp| format!(" (partition {tp})"))
+        .unwrap_or_default()
 }
 
 /// Attach a path to `std::io::Result`s.

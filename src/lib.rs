@@ -46,8 +46,8 @@ pub mod testing;
 mod topic;
 
 pub use client::consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerRecord, RebalanceListener,
-    FETCH_MAX_BYTES_LIMIT,
+    AutoOffsetReset, CommitCallback, Consumer, ConsumerConfig, ConsumerRecord, RebalanceListener,
+    Waker, FETCH_MAX_BYTES_LIMIT,
 };
 pub use client::producer::{Producer, ProducerConfig, SendHandle, LINGER_MAX};
 pub use error::{CorruptKind, Error, Result};
@@ -64,20 +64,26 @@ pub use group::offset_store::{
 };
 pub use group::{
     validate_assignment, Assignment, Assignor, GroupCoordinator, GroupDescription, MemberConfig,
-    MemberDescription, MemberSync, PartitionCounts, RangeAssignor, RoundRobinAssignor,
-    StickyAssignor, Subscriptions, TopicMetadata, CLIENT_ID_BYTES_MAX, GROUP_MEMBERS_MAX,
-    OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN, SUBSCRIPTION_TOPICS_MAX,
+    MemberDescription, MemberSync, OffsetResetTarget, PartitionCounts, PartitionLag, RangeAssignor,
+    RoundRobinAssignor, StickyAssignor, Subscriptions, TopicMetadata, CLIENT_ID_BYTES_MAX,
+    GROUP_MEMBERS_MAX, OFFSETS_DIR, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
+    SUBSCRIPTION_TOPICS_MAX,
 };
 pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,
 };
-pub use log::partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
+pub use log::partition::{
+    AppendInfo, CompactionReport, ConfigUpdate, OffsetSpec, Partition, ReadBatches, RecoveryReport,
+    NO_TIMESTAMP,
+};
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
+pub use topic::descriptors::{DESCRIPTORS_PER_PARTITION, DESCRIPTORS_RESERVED};
 pub use topic::handle::{
-    validate_topic_name, Topic, TopicConfig, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
+    check_new_topic_name, validate_topic_name, Topic, TopicConfig, RESERVED_TOPIC_NAMES,
+    TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
 };
 pub use topic::maintenance::MaintenanceReport;
 pub use topic::metadata::TOPICS_METADATA_FILE;

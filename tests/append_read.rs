@@ -134,7 +134,7 @@ fn every_field_round_trips_and_offsets_are_dense() {
         vec![Record::new("plain")],
         vec![
             Record::new("keyed").with_key("k1").with_timestamp(-1),
-            Record::tombstone("k1").with_timestamp(-1_000_000_000_000),
+            Record::tombstone("k1").with_timestamp(1),
             Record {
                 key: Some(Bytes::new()),
                 value: Some(Bytes::new()),
@@ -166,9 +166,9 @@ fn every_field_round_trips_and_offsets_are_dense() {
                 .with_key(vec![1u8; 300])
                 .with_header("a", "1")
                 .with_header("b", "2")
-                .with_timestamp(i64::MIN),
+                .with_timestamp(0),
             Record::new("max").with_timestamp(i64::MAX),
-            Record::new("min again").with_timestamp(i64::MIN),
+            Record::new("min again").with_timestamp(0),
         ],
         (0..100)
             .map(|i| Record::new(format!("many-{i}")).with_timestamp(1_700_000_000_000 - i * 7))
@@ -721,9 +721,9 @@ fn offset_for_timestamp_matches_a_brute_force_model() {
     let config = small().with_index_interval_bytes(64);
     let p = Partition::open(dir.path(), config.clone()).unwrap();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // Timestamps that mostly rise but jump back now and then, some negative.
+    // Timestamps that mostly rise but jump back now and then.
     let mut expected: Vec<Record> = Vec::new();
-    let mut base_ts = -5_000i64;
+    let mut base_ts = 5_000i64;
     for i in 0..150 {
         let n = 1 + (rng.next() % 3) as usize;
         let batch: Vec<Record> = (0..n)
@@ -1024,7 +1024,7 @@ fn clean_reopen_preserves_everything() {
         p.recovery_report().clean_shutdown,
         "a new partition needs no recovery"
     );
-    let mut expected = fill(&p, 150, |i| (i as i64) * 100 - 3_000);
+    let mut expected = fill(&p, 150, |i| (i as i64) * 100);
     let bases = p.segment_base_offsets();
     let end = p.log_end_offset();
     p.close().unwrap();
@@ -1057,7 +1057,7 @@ fn clean_reopen_preserves_everything() {
         );
     }
     // Appends continue at the end.
-    expected.extend(fill(&p, 10, |i| (i as i64) * 100 - 3_000));
+    expected.extend(fill(&p, 10, |i| (i as i64) * 100));
 
     // A crash (no close) is seen as unclean; nothing acknowledged is lost.
     p.simulate_crash();
@@ -1079,4 +1079,68 @@ fn clean_reopen_preserves_everything() {
     let p = Partition::open(dir.path(), config).unwrap();
     assert!(p.recovery_report().clean_shutdown);
     assert_eq!(p.log_end_offset(), Offset(160));
+}
+
+#[test]
+fn negative_timestamps_are_rejected_on_append_except_no_timestamp() {
+    // Kafka's producer refuses a negative timestamp; -1 is Kafka's "no timestamp".
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), quiet()).unwrap();
+    for bad in [-2, -3, -1_000, i64::MIN] {
+        let batch = [Record::new("ok"), Record::new("bad").with_timestamp(bad)];
+        let err = p.append(&batch).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidTimestamp { timestamp_ms, index: Some(1), .. } if timestamp_ms == bad),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(&bad.to_string()), "{err}");
+    }
+    assert_eq!(p.log_end_offset(), Offset(0), "nothing was appended");
+    p.append(&[Record::new("none").with_timestamp(seglog::NO_TIMESTAMP)])
+        .unwrap();
+    assert_eq!(p.log_end_offset(), Offset(1));
+}
+
+#[test]
+fn list_offsets_reads_kafkas_special_timestamps() {
+    use seglog::OffsetSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), quiet()).unwrap();
+    assert_eq!(p.list_offset(OffsetSpec::MaxTimestamp).unwrap(), None);
+    assert_eq!(p.list_offset(OffsetSpec::Latest).unwrap(), Some(Offset(0)));
+    // Timestamps 10, 50, 30, 50, 20 at offsets 0..5; the first 50 is at offset 1.
+    for ts in [10, 50, 30, 50, 20] {
+        p.append(&[Record::new("r").with_timestamp(ts)]).unwrap();
+    }
+    p.roll().unwrap();
+    p.append(&[Record::new("r").with_timestamp(40)]).unwrap();
+    let at = |t: i64| {
+        p.list_offset(OffsetSpec::from_kafka_timestamp(t).unwrap())
+            .unwrap()
+    };
+    assert_eq!(at(-1), Some(Offset(6)), "latest: the high watermark");
+    assert_eq!(at(-2), Some(Offset(0)), "earliest: the log start");
+    assert_eq!(
+        at(-3),
+        Some(Offset(1)),
+        "max timestamp: the first record holding it"
+    );
+    assert_eq!(at(25), Some(Offset(1)));
+    assert_eq!(at(51), None);
+    assert!(matches!(
+        OffsetSpec::from_kafka_timestamp(-4),
+        Err(Error::InvalidTimestamp {
+            timestamp_ms: -4,
+            index: None,
+            ..
+        })
+    ));
+    // The max timestamp below the log start no longer counts.
+    p.delete_records_before(Offset(4)).unwrap();
+    assert_eq!(at(-2), Some(Offset(4)));
+    assert_eq!(
+        at(-3),
+        Some(Offset(5)),
+        "40 is the largest visible timestamp"
+    );
 }

@@ -41,9 +41,12 @@ fn env(partitions: u32) -> Env {
         .create_topic(
             "t",
             TopicConfig::new(partitions).with_partition_config(
+                // Timestamps are 1000 * offset (1970): without this, retention (run by
+                // `delete_records_before`) would find every record expired.
                 PartitionConfig::default()
                     .with_durability(Durability::NoSync)
-                    .with_preallocate_bytes(0),
+                    .with_preallocate_bytes(0)
+                    .with_retention_ms(None),
             ),
         )
         .unwrap();
@@ -170,9 +173,10 @@ fn seek_variants() {
         values(&c.poll(2, Duration::ZERO).unwrap()),
         ["0:15", "0:16"]
     );
-    assert_eq!(c.seek_to_beginning(&t0).unwrap(), Offset(0));
+    c.seek_to_beginning(&t0).unwrap();
     assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(0));
-    assert_eq!(c.seek_to_end(&t0).unwrap(), Offset(20));
+    c.seek_to_end(&t0).unwrap();
+    assert_eq!(c.position(&t0).unwrap(), Offset(20));
     assert!(c.poll(10, Duration::ZERO).unwrap().is_empty());
     // Timestamps are 1000 * offset: the first record at or after 7500 is offset 8.
     assert_eq!(c.seek_to_timestamp(&t0, 7_500).unwrap(), Offset(8));
@@ -186,6 +190,41 @@ fn seek_variants() {
         c.seek(&tp("t", 9), Offset(0)),
         Err(Error::PartitionNotAssigned { .. })
     ));
+}
+
+#[test]
+fn seek_to_end_and_beginning_resolve_at_the_next_poll() {
+    // Kafka's seekToEnd / seekToBeginning are lazy: the offset is looked up by the next poll
+    // (or position), not by the seek.
+    let e = env(1);
+    e.append(0, 0, 5);
+    let t0 = tp("t", 0);
+    let mut c = e.consumer(earliest());
+    c.assign(vec![t0.clone()]).unwrap();
+    c.seek_to_end(&t0).unwrap();
+    e.append(0, 5, 8);
+    assert!(
+        c.poll(10, Duration::ZERO).unwrap().is_empty(),
+        "records appended between the seek and the poll are past the end"
+    );
+    assert_eq!(c.position(&t0).unwrap(), Offset(8));
+    e.append(0, 8, 9);
+    assert_eq!(values(&c.poll(10, Duration::ZERO).unwrap()), ["0:8"]);
+
+    // seek_to_beginning follows the log start as it is at the poll.
+    c.seek_to_beginning(&t0).unwrap();
+    e.store
+        .topic("t")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .delete_records_before(Offset(3))
+        .unwrap();
+    assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(3));
+    // A plain seek cancels a pending lazy one.
+    c.seek_to_end(&t0).unwrap();
+    c.seek(&t0, Offset(4)).unwrap();
+    assert_eq!(c.poll(1, Duration::ZERO).unwrap()[0].offset, Offset(4));
 }
 
 #[test]
@@ -634,4 +673,113 @@ mod review_regressions {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].offset, Offset(2));
     }
+}
+
+#[test]
+fn paused_partitions_are_skipped_until_resumed() {
+    let e = env(2);
+    e.append(0, 0, 3);
+    e.append(1, 0, 3);
+    let (t0, t1) = (tp("t", 0), tp("t", 1));
+    let mut c = e.consumer(earliest());
+    c.assign(vec![t0.clone(), t1.clone()]).unwrap();
+    c.pause(std::slice::from_ref(&t0)).unwrap();
+    assert_eq!(c.paused(), std::collections::BTreeSet::from([t0.clone()]));
+    let got = c.poll(100, Duration::from_millis(20)).unwrap();
+    assert_eq!(values(&got), ["1:0", "1:1", "1:2"]);
+    // Only the paused partition has data: the poll waits it out and returns nothing.
+    assert!(c.poll(100, Duration::from_millis(20)).unwrap().is_empty());
+    assert!(matches!(
+        c.pause(&[tp("t", 7)]),
+        Err(Error::PartitionNotAssigned { .. })
+    ));
+    c.resume(std::slice::from_ref(&t0)).unwrap();
+    assert!(c.paused().is_empty());
+    assert_eq!(
+        values(&c.poll(100, Duration::ZERO).unwrap()),
+        ["0:0", "0:1", "0:2"]
+    );
+}
+
+#[test]
+fn wakeup_interrupts_a_blocked_poll_from_another_thread() {
+    let e = env(1);
+    let mut c = e.consumer(earliest());
+    c.assign(vec![tp("t", 0)]).unwrap();
+    // Before a poll: the next poll fails at once, the one after works.
+    let waker = c.waker();
+    waker.wakeup();
+    assert!(matches!(
+        c.poll(10, Duration::from_secs(30)),
+        Err(Error::Wakeup)
+    ));
+    assert!(c.poll(10, Duration::ZERO).unwrap().is_empty());
+    // During a poll blocked on an empty partition (and, below, with no partition at all):
+    // without the wakeup it would return empty after 30 s, failing the match.
+    for assigned in [true, false] {
+        if !assigned {
+            c.pause(&[tp("t", 0)]).unwrap();
+        }
+        let w = c.waker();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            w.wakeup();
+        });
+        tx.send(()).unwrap();
+        let got = c.poll(10, Duration::from_secs(30));
+        assert!(matches!(got, Err(Error::Wakeup)), "{got:?}");
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn commit_async_runs_at_the_next_poll_and_calls_back() {
+    let e = env(1);
+    e.append(0, 0, 5);
+    let t0 = tp("t", 0);
+    let mut c = e.consumer(earliest().with_group_id("g"));
+    c.assign(vec![t0.clone()]).unwrap();
+    assert_eq!(c.poll(3, Duration::ZERO).unwrap().len(), 3);
+    let outcome = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = outcome.clone();
+    c.commit_async(move |r| log.lock().unwrap().push(r.map_err(|e| e.to_string())));
+    assert!(outcome.lock().unwrap().is_empty(), "not run yet");
+    c.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(*outcome.lock().unwrap(), [Ok(())]);
+    assert_eq!(
+        c.committed(&t0).unwrap().unwrap().offset,
+        Offset(3),
+        "the position at the call"
+    );
+    // A failing one reports its error: the group gets a member, so the outsider is refused.
+    let member = e
+        .groups
+        .join("g", seglog::MemberConfig::new(["t"]))
+        .unwrap();
+    let log = outcome.clone();
+    c.commit_async(move |r| log.lock().unwrap().push(r.map_err(|e| e.to_string())));
+    c.close().unwrap();
+    let last = outcome.lock().unwrap().last().cloned().unwrap();
+    assert!(last.unwrap_err().contains("active member"));
+    e.groups.leave("g", &member).unwrap();
+}
+
+#[test]
+fn a_standalone_consumer_tails_a_topic_without_a_coordinator() {
+    let e = env(1);
+    e.append(0, 0, 2);
+    let mut c = Consumer::standalone(&e.store, earliest()).unwrap();
+    c.assign(vec![tp("t", 0)]).unwrap();
+    assert_eq!(values(&c.poll(10, Duration::ZERO).unwrap()), ["0:0", "0:1"]);
+    e.append(0, 2, 3);
+    assert_eq!(
+        values(&c.poll(10, Duration::from_secs(30)).unwrap()),
+        ["0:2"]
+    );
+    assert!(
+        matches!(c.commit(), Err(Error::InvalidConsumerState { .. })),
+        "no group id"
+    );
 }

@@ -207,11 +207,27 @@ fn sticky_moves_only_what_balance_requires() {
             .flat_map(|(m, set)| set.iter().map(move |p| (m, p)))
             .filter(|(m, p)| valid.contains(*p) && !a[*m].contains(*p))
             .count();
-        assert_eq!(
-            moved,
-            minimal_moves(&previous, &members, &valid),
-            "step {step}"
-        );
+        let per_topic: usize = counts
+            .keys()
+            .map(|t| {
+                let of_topic = |p: &&TopicPartition| p.topic == *t;
+                let valid_t: BTreeSet<TopicPartition> =
+                    valid.iter().filter(of_topic).cloned().collect();
+                minimal_moves(&previous, &members, &valid_t)
+            })
+            .sum();
+        for t in counts.keys() {
+            let per: Vec<usize> = a
+                .values()
+                .map(|s| s.iter().filter(|p| p.topic == *t).count())
+                .collect();
+            let (lo, hi) = (per.iter().min().unwrap(), per.iter().max().unwrap());
+            assert!(hi - lo <= 1, "step {step} topic {t}: {per:?}");
+        }
+        let total = minimal_moves(&previous, &members, &valid);
+        // Balance is per topic and in total; the moves are exactly the more of the two lower
+        // bounds (on these histories it is reachable).
+        assert_eq!(moved, per_topic.max(total), "step {step}");
         previous = a;
     }
 }
@@ -562,7 +578,7 @@ fn a_broken_assignor_on_leave_and_expiry_keeps_the_assignment_until_it_recovers(
 }
 
 #[test]
-fn commits_are_fenced_by_generation_and_ownership() {
+fn commits_are_fenced_by_ownership_and_hand_over_generation() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     store.create_topic("t", topic_config(2)).unwrap();
@@ -573,24 +589,23 @@ fn commits_are_fenced_by_generation_and_ownership() {
     let s = c.sync("g", &a).unwrap();
     c.commit("g", &a, s.generation, &at(5)).unwrap();
 
-    // A rebalance: the old generation is refused, even for a partition a still owns.
+    // A rebalance alone fences nothing: a still owns t-0 and commits with the generation it
+    // saw (Kafka accepts commits while the group gathers members).
     let b = c.join("g", member(&["t"])).unwrap();
-    match c.commit("g", &a, s.generation, &at(6)) {
-        Err(Error::FencedCommit {
-            reason,
-            generation,
-            group_generation,
-            not_owned,
-            ..
-        }) => {
-            assert_eq!(reason, "stale generation");
-            assert_eq!(generation, s.generation);
-            assert!(group_generation > generation);
-            assert_eq!(not_owned, None);
-        }
-        other => panic!("expected a fenced commit, got {other:?}"),
-    }
-    // With the current generation, only owned partitions may be committed.
+    c.commit("g", &a, s.generation, &at(6)).unwrap();
+    // A generation the group never had is refused.
+    let ahead = c.commit("g", &a, s.generation + 5, &at(6)).unwrap_err();
+    assert!(
+        matches!(
+            &ahead,
+            Error::FencedCommit {
+                not_owned: None,
+                ..
+            }
+        ),
+        "{ahead:?}"
+    );
+    // Only owned partitions may be committed.
     let sa = c.sync("g", &a).unwrap();
     c.release("g", &a, &sa.to_revoke).unwrap();
     let sb = c.sync("g", &b).unwrap();
@@ -607,6 +622,21 @@ fn commits_are_fenced_by_generation_and_ownership() {
         matches!(&err, Error::FencedCommit { not_owned: Some(p), .. } if *p == lost),
         "{err:?}"
     );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("partition {lost}")) && !message.contains("None"),
+        "{message}"
+    );
+    // The new owner cannot commit with a generation from before its hand-over.
+    let early = c
+        .commit(
+            "g",
+            &b,
+            s.generation,
+            &[(lost.clone(), CommittedOffset::new(Offset(9)))],
+        )
+        .unwrap_err();
+    assert!(matches!(&early, Error::FencedCommit { reason, .. } if reason.contains("stale")));
     c.commit(
         "g",
         &b,
@@ -623,7 +653,7 @@ fn commits_are_fenced_by_generation_and_ownership() {
     ));
     // Nothing fenced was written.
     let store_offsets = c.offset_store();
-    let kept = if lost == tp("t", 0) { 9 } else { 5 };
+    let kept = if lost == tp("t", 0) { 9 } else { 6 };
     assert_eq!(
         store_offsets
             .fetch("g", &tp("t", 0))
@@ -635,7 +665,7 @@ fn commits_are_fenced_by_generation_and_ownership() {
 }
 
 #[test]
-fn consumer_commit_after_a_rebalance_is_fenced_until_the_next_poll() {
+fn consumer_commits_what_it_owns_after_a_rebalance() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     store.create_topic("t", topic_config(2)).unwrap();
@@ -650,12 +680,93 @@ fn consumer_commit_after_a_rebalance_is_fenced_until_the_next_poll() {
     assert_eq!(first.poll(100, Duration::ZERO).unwrap().len(), 6);
     let mut second = Consumer::new(&store, c.clone(), config).unwrap();
     second.subscribe("g", ["t"]).unwrap();
-    assert!(matches!(first.commit(), Err(Error::FencedCommit { .. })));
-    // The next poll learns the new generation (and gives up one partition, committing
-    // nothing: auto-commit is off); committing the kept partition works again.
+    // `first` still owns both partitions until its next poll releases one.
+    first.commit().unwrap();
     first.poll(100, Duration::ZERO).unwrap();
     assert_eq!(first.assignment().len(), 1);
     first.commit().unwrap();
+    for p in 0..2 {
+        assert_eq!(
+            first.committed(&tp("t", p)).unwrap().unwrap().offset,
+            Offset(3)
+        );
+    }
+}
+
+/// Commits in `on_revoked`, after making another member leave the group first: the
+/// worst interleaving of members that shut down together.
+struct LeaveThenCommit {
+    coordinator: Arc<GroupCoordinator>,
+    other: Arc<Mutex<Option<String>>>,
+    result: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+impl RebalanceListener for LeaveThenCommit {
+    fn on_revoked(&mut self, consumer: &mut Consumer, _: &[TopicPartition]) {
+        if let Some(other) = self.other.lock().unwrap().take() {
+            self.coordinator.leave("g", &other).unwrap();
+        }
+        let result = consumer.commit().map_err(|e| e.to_string());
+        *self.result.lock().unwrap() = Some(result);
+    }
+}
+
+#[test]
+fn members_leaving_together_keep_their_final_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 4);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_session_timeout(HOUR);
+    let result = Arc::new(Mutex::new(None));
+    let other = Arc::new(Mutex::new(None));
+    let mut a = Consumer::new(&store, c.clone(), config).unwrap();
+    let listener = LeaveThenCommit {
+        coordinator: c.clone(),
+        other: other.clone(),
+        result: result.clone(),
+    };
+    a.subscribe_with_listener("g", ["t"], Box::new(listener))
+        .unwrap();
+    assert_eq!(a.poll(100, Duration::ZERO).unwrap().len(), 8);
+    // Another member joins after a's last poll and leaves during a's shutdown.
+    *other.lock().unwrap() = Some(c.join("g", member(&["t"])).unwrap());
+    a.unsubscribe().unwrap();
+    assert!(other.lock().unwrap().is_none(), "the other member left");
+    assert_eq!(*result.lock().unwrap(), Some(Ok(())));
+    let offsets = c.offset_store();
+    for p in 0..2 {
+        assert_eq!(
+            offsets.fetch("g", &tp("t", p)).unwrap().unwrap().offset,
+            Offset(4)
+        );
+    }
+}
+
+#[test]
+fn a_refused_auto_commit_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(1)).unwrap();
+    fill(&store, "t", 2);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_auto_commit_interval(HOUR)
+        .with_session_timeout(Duration::from_secs(60));
+    let mut a = Consumer::new(&store, c.clone(), config).unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    assert_eq!(a.poll(100, Duration::ZERO).unwrap().len(), 2);
+    // The member's session runs out before it closes: its final commit is refused, and
+    // `close` says so instead of losing it silently.
+    c.expire_members(Instant::now() + Duration::from_secs(120));
+    let err = a.close().unwrap_err();
+    assert!(matches!(err, Error::FencedCommit { .. }), "{err:?}");
+    assert_eq!(c.offset_store().fetch("g", &tp("t", 0)).unwrap(), None);
 }
 
 // ----- consumers in groups -----
@@ -751,9 +862,9 @@ fn listeners_see_assign_revoke_and_lost_on_poll() {
 
 /// A deterministic churn scenario: one thread drives several consumers of one group in turn.
 /// Each processes what its poll returned and then commits synchronously; its listener also
-/// commits in `on_revoked`. Members join between another member's poll and its commit (so
-/// that commit is fenced and the records stay uncommitted until the member's next commit or
-/// its `on_revoked`), close, are dropped, time out (an explicit `expire_members` with a
+/// commits in `on_revoked`. Members join between another member's poll and its commit (the
+/// commit still succeeds: the member owns what it processed until its next poll releases
+/// it), close, are dropped, time out (an explicit `expire_members` with a
 /// clock past one member's 30-minute session but not the others' hour), and the topic gains
 /// partitions and records mid-run. Every record must be processed exactly once by the group,
 /// and after every step no partition has two owners: a new owner starts from the previous
@@ -850,7 +961,10 @@ fn every_record_once_per_group_under_churn() {
             break;
         }
     }
-    assert!(fenced > 0, "the scenario fences some commits");
+    assert_eq!(
+        fenced, 0,
+        "a rebalance alone fences no commit of owned partitions"
+    );
     // Nothing is left: every member's poll comes back empty.
     for m in &mut members {
         assert!(m.poll(100, Duration::ZERO).unwrap().is_empty());
@@ -1022,4 +1136,423 @@ fn concurrent_members_lose_nothing() {
         t.join().unwrap();
     }
     assert_eq!(seen.lock().unwrap().len(), total);
+}
+
+#[test]
+fn a_manual_consumer_cannot_overwrite_an_active_groups_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 3);
+    let c = coordinator(&store);
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    let at = |p, o| vec![(tp("t", p), CommittedOffset::new(Offset(o)))];
+    c.commit("g", &member, s.generation, &at(0, 2)).unwrap();
+
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_group_id("g");
+    let mut manual = Consumer::new(&store, c.clone(), config).unwrap();
+    manual.assign(vec![tp("t", 0)]).unwrap();
+    let err = manual.commit_offsets(&at(0, 0)).unwrap_err();
+    assert!(
+        matches!(&err, Error::GroupNotEmpty { group, members: 1 } if group == "g"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("1 active member"), "{err}");
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(2)
+    );
+    // Once the group is empty, the standalone consumer may commit.
+    c.leave("g", &member).unwrap();
+    manual.commit_offsets(&at(0, 1)).unwrap();
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(1)
+    );
+}
+
+#[test]
+fn commits_for_partitions_that_do_not_exist_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_commit(false)
+        .with_group_id("solo");
+    let mut manual = Consumer::new(&store, c.clone(), config).unwrap();
+    manual.assign(vec![tp("t", 0)]).unwrap();
+    let one = |topic: &str, p| vec![(tp(topic, p), CommittedOffset::new(Offset(1)))];
+    let err = manual.commit_offsets(&one("t", 2)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PartitionOutOfRange {
+                partition: 2,
+                partition_count: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = manual.commit_offsets(&one("nope", 0)).unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
+    let err = c.commit_unmanaged("solo", &one("nope", 0)).unwrap_err();
+    assert!(matches!(err, Error::UnknownTopic { .. }), "{err:?}");
+    assert_eq!(c.offset_store().fetch("solo", &tp("t", 2)).unwrap(), None);
+    assert_eq!(
+        c.offset_store().fetch("solo", &tp("nope", 0)).unwrap(),
+        None
+    );
+    manual.commit_offsets(&one("t", 1)).unwrap();
+}
+
+#[test]
+fn a_static_member_restarts_into_its_partitions_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(4)).unwrap();
+    fill(&store, "t", 5);
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_auto_offset_reset(AutoOffsetReset::Earliest)
+        .with_session_timeout(HOUR);
+    let mut a = Consumer::new(
+        &store,
+        c.clone(),
+        config.clone().with_group_instance_id("a"),
+    )
+    .unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    let log_b = Log::default();
+    let mut b = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    b.subscribe_with_listener("g", ["t"], Box::new(log_b.clone()))
+        .unwrap();
+    // Settle: a gives two partitions to b.
+    for _ in 0..3 {
+        a.poll(100, Duration::ZERO).unwrap();
+        b.poll(100, Duration::ZERO).unwrap();
+    }
+    let (a_parts, b_parts) = (a.assignment(), b.assignment());
+    assert_eq!((a_parts.len(), b_parts.len()), (2, 2));
+    let generation = c.describe("g").unwrap().generation;
+    log_b.0.lock().unwrap().clear();
+
+    // a restarts: closing commits but does not leave; the new incarnation takes over.
+    a.close().unwrap();
+    assert_eq!(
+        c.describe("g").unwrap().members.len(),
+        2,
+        "a is still a member"
+    );
+    fill(&store, "t", 1);
+    let mut a2 = Consumer::new(&store, c.clone(), config.with_group_instance_id("a")).unwrap();
+    a2.subscribe("g", ["t"]).unwrap();
+    let records = a2.poll(100, Duration::ZERO).unwrap();
+    assert_eq!(a2.assignment(), a_parts, "the same partitions");
+    assert_eq!(records.len(), 2, "only what arrived since a's final commit");
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.generation, generation, "no rebalance");
+    assert_eq!(d.members.len(), 2);
+    assert!(d
+        .members
+        .iter()
+        .any(|m| m.group_instance_id.as_deref() == Some("a")));
+    b.poll(100, Duration::ZERO).unwrap();
+    assert_eq!(b.assignment(), b_parts);
+    assert!(
+        !log_b
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.starts_with("revoked")),
+        "b saw no rebalance: {:?}",
+        log_b.0.lock().unwrap()
+    );
+    assert_single_owners(&c, "g");
+}
+
+#[test]
+fn a_consumer_processing_longer_than_its_session_stays_in_the_group() {
+    // Kafka heartbeats from a background thread: a long processing step (no poll) does not
+    // cost the member its partitions; only max_poll_interval bounds the time between polls.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let session = Duration::from_millis(900);
+    let config = ConsumerConfig::default()
+        .with_session_timeout(session)
+        .with_heartbeat_interval(Duration::from_millis(20));
+    let mut a = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    a.subscribe("g", ["t"]).unwrap();
+    a.poll(10, Duration::ZERO).unwrap();
+    let member = a.member_id().unwrap().to_owned();
+    std::thread::sleep(session * 3); // "processing"
+    assert!(
+        c.expire_members(Instant::now()).is_empty(),
+        "the heartbeat kept a alive"
+    );
+    a.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(a.member_id().unwrap(), member);
+    assert_eq!(a.assignment().len(), 2);
+
+    // Past max_poll_interval the heartbeat leaves the group; the next poll rejoins.
+    let mut stuck = Consumer::new(
+        &store,
+        c.clone(),
+        config.with_max_poll_interval(Duration::from_millis(100)),
+    )
+    .unwrap();
+    stuck.subscribe("g", ["t"]).unwrap();
+    stuck.poll(10, Duration::ZERO).unwrap();
+    let stuck_id = stuck.member_id().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c
+        .describe("g")
+        .unwrap()
+        .members
+        .iter()
+        .any(|m| m.member_id == stuck_id)
+    {
+        assert!(Instant::now() < deadline, "the stuck member never left");
+        std::thread::sleep(Duration::from_millis(20));
+        a.poll(10, Duration::ZERO).unwrap();
+    }
+    stuck.poll(10, Duration::ZERO).unwrap();
+    assert_ne!(
+        stuck.member_id().unwrap(),
+        stuck_id,
+        "rejoined under a new id"
+    );
+}
+
+#[test]
+fn admin_resets_an_empty_groups_offsets_and_describes_its_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    fill(&store, "t", 10);
+    let c = coordinator(&store);
+    let parts = [tp("t", 0), tp("t", 1)];
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    c.commit(
+        "g",
+        &member,
+        s.generation,
+        &[(tp("t", 0), CommittedOffset::new(Offset(4)))],
+    )
+    .unwrap();
+    // While the group has members, an administrator may not move its offsets.
+    let err = c
+        .reset_offsets(&store, "g", &parts, seglog::OffsetResetTarget::Earliest)
+        .unwrap_err();
+    assert!(matches!(err, Error::GroupNotEmpty { .. }), "{err:?}");
+    let lag = c.group_lag(&store, "g").unwrap();
+    assert_eq!(lag.len(), 2);
+    assert_eq!((lag[0].committed, lag[0].lag), (Some(Offset(4)), Some(6)));
+    assert_eq!(lag[0].owner.as_deref(), Some(member.as_str()));
+    assert_eq!((lag[1].committed, lag[1].lag), (None, None));
+    assert_eq!(lag[1].high_watermark, Offset(10));
+
+    c.leave("g", &member).unwrap();
+    use seglog::OffsetResetTarget::{Earliest, Latest, Offset as To};
+    let at = |target| {
+        c.reset_offsets(&store, "g", &parts, target)
+            .unwrap()
+            .into_iter()
+            .map(|(_, o)| o.get())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(at(Latest), [10, 10]);
+    assert_eq!(at(Earliest), [0, 0]);
+    assert_eq!(
+        at(To(Offset(99))),
+        [10, 10],
+        "clamped to the high watermark"
+    );
+    assert_eq!(at(To(Offset(3))), [3, 3]);
+    let lag = c.group_lag(&store, "g").unwrap();
+    assert!(lag.iter().all(|l| l.lag == Some(7) && l.owner.is_none()));
+    assert!(matches!(
+        c.reset_offsets(&store, "g", &[tp("t", 5)], Earliest),
+        Err(Error::PartitionOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn admin_deletes_an_empty_groups_offsets_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = GroupCoordinator::open(&store).unwrap();
+    let one = |p, o| vec![(tp("t", p), CommittedOffset::new(Offset(o)))];
+    let member = c.join("g", member(&["t"])).unwrap();
+    let s = c.sync("g", &member).unwrap();
+    c.commit("g", &member, s.generation, &one(0, 3)).unwrap();
+    c.commit("g", &member, s.generation, &one(1, 4)).unwrap();
+    c.commit_unmanaged("other", &one(0, 9)).unwrap();
+    assert!(matches!(
+        c.delete_group("g"),
+        Err(Error::GroupNotEmpty { .. })
+    ));
+    assert!(matches!(
+        c.delete_offsets("g", Some(&[tp("t", 0)])),
+        Err(Error::GroupNotEmpty { .. })
+    ));
+    c.leave("g", &member).unwrap();
+    c.delete_offsets("g", Some(&[tp("t", 0)])).unwrap();
+    assert_eq!(c.offset_store().fetch("g", &tp("t", 0)).unwrap(), None);
+    assert_eq!(
+        c.offset_store()
+            .fetch("g", &tp("t", 1))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(4)
+    );
+    c.delete_group("g").unwrap();
+    assert!(c.offset_store().fetch_group("g").unwrap().is_empty());
+    assert!(
+        c.describe("g").is_none(),
+        "the coordinator forgot the group"
+    );
+    assert_eq!(
+        c.offset_store()
+            .fetch("other", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        Offset(9),
+        "other groups keep theirs"
+    );
+    // Durable: a reopened offset store agrees.
+    drop(c);
+    let c = GroupCoordinator::open(&store).unwrap();
+    assert!(c.offset_store().fetch_group("g").unwrap().is_empty());
+    assert_eq!(c.offset_store().fetch_group("other").unwrap().len(), 1);
+    // The memory store deletes too; a user store without `delete` says so.
+    let memory = MemoryOffsetStore::new();
+    memory.commit("g", &one(0, 1)).unwrap();
+    memory.delete("g", None).unwrap();
+    assert_eq!(memory.fetch("g", &tp("t", 0)).unwrap(), None);
+    struct NoDelete;
+    impl OffsetStore for NoDelete {
+        fn commit(&self, _: &str, _: &[(TopicPartition, CommittedOffset)]) -> seglog::Result<()> {
+            Ok(())
+        }
+        fn fetch(&self, _: &str, _: &TopicPartition) -> seglog::Result<Option<CommittedOffset>> {
+            Ok(None)
+        }
+        fn fetch_group(&self, _: &str) -> seglog::Result<Vec<(TopicPartition, CommittedOffset)>> {
+            Ok(Vec::new())
+        }
+    }
+    assert!(matches!(
+        NoDelete.delete("g", None),
+        Err(Error::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn a_replaced_static_member_is_fenced_instead_of_taking_the_partitions_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store.create_topic("t", topic_config(2)).unwrap();
+    let c = coordinator(&store);
+    let config = ConsumerConfig::default()
+        .with_session_timeout(HOUR)
+        .with_group_instance_id("i");
+    let mut old = Consumer::new(&store, c.clone(), config.clone()).unwrap();
+    old.subscribe("g", ["t"]).unwrap();
+    old.poll(10, Duration::ZERO).unwrap();
+    // A second process with the same instance id: it replaces the first.
+    let mut new = Consumer::new(&store, c.clone(), config).unwrap();
+    new.subscribe("g", ["t"]).unwrap();
+    new.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(new.assignment().len(), 2);
+    for _ in 0..2 {
+        let err = old.poll(10, Duration::ZERO).unwrap_err();
+        assert!(
+            matches!(&err, Error::FencedInstanceId { instance_id, .. } if instance_id == "i"),
+            "{err:?}"
+        );
+    }
+    new.poll(10, Duration::ZERO).unwrap();
+    assert_eq!(
+        new.assignment().len(),
+        2,
+        "the newer incarnation keeps its partitions"
+    );
+    assert_eq!(c.describe("g").unwrap().members.len(), 1);
+}
+
+/// The measurement of issue 12: 30 members consume everything, then all close at once with
+/// auto-commit. Before the fix some final commits were fenced and silently dropped (5 to 7
+/// of 30); every partition's committed offset must now be its end.
+#[test]
+fn thirty_members_closing_together_commit_everything() {
+    const MEMBERS: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store
+        .create_topic("t", topic_config(MEMBERS as u32))
+        .unwrap();
+    fill(&store, "t", 10);
+    let c = coordinator(&store);
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let joined = Arc::new(std::sync::Barrier::new(MEMBERS));
+    let done = Arc::new(std::sync::Barrier::new(MEMBERS));
+    let threads: Vec<_> = (0..MEMBERS)
+        .map(|_| {
+            let (store_c, seen, joined, done) =
+                (c.clone(), seen.clone(), joined.clone(), done.clone());
+            let mut consumer = Consumer::new(
+                &store,
+                store_c,
+                ConsumerConfig::default()
+                    .with_auto_offset_reset(AutoOffsetReset::Earliest)
+                    .with_auto_commit_interval(HOUR)
+                    .with_session_timeout(HOUR),
+            )
+            .unwrap();
+            std::thread::spawn(move || {
+                consumer.subscribe("g", ["t"]).unwrap();
+                joined.wait();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while seen.lock().unwrap().len() < MEMBERS * 10 {
+                    assert!(Instant::now() < deadline, "not everything was consumed");
+                    let records = consumer.poll(100, Duration::from_millis(5)).unwrap();
+                    let mut seen = seen.lock().unwrap();
+                    seen.extend(records.iter().map(|r| (r.partition, r.offset)));
+                }
+                done.wait();
+                consumer.close()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap().unwrap();
+    }
+    for p in 0..MEMBERS as u32 {
+        let committed = c.offset_store().fetch("g", &tp("t", p)).unwrap();
+        assert_eq!(
+            committed.map(|c| c.offset),
+            Some(Offset(10)),
+            "partition {p}"
+        );
+    }
 }

@@ -283,3 +283,33 @@ fn no_sync_retention_frees_the_space_of_deleted_segments() {
         .collect();
     assert!(mapped.is_empty(), "maps of deleted files: {mapped:?}");
 }
+
+/// Error messages state the rejected value and the limit as numbers, not just the name of a
+/// constant, and say what to do.
+#[test]
+fn error_messages_state_values_and_limits() {
+    let message = |e: seglog::Error| e.to_string();
+    let err = seglog::TopicConfig::new(0).validate().unwrap_err();
+    assert!(message(err).contains("between 1 and 10000"));
+    let err = seglog::MemberConfig::new(["t"])
+        .with_session_timeout(std::time::Duration::ZERO)
+        .validate()
+        .unwrap_err();
+    assert!(message(err).contains("between 1 ms and 1 h"));
+    let err = seglog::MemberConfig::new(["t"])
+        .with_client_id("")
+        .validate()
+        .unwrap_err();
+    assert!(message(err).contains("1 to 255 bytes"));
+    let err = seglog::validate_group_id(&"g".repeat(300)).unwrap_err();
+    let text = message(err);
+    assert!(
+        text.contains("255 bytes") && text.contains("shorter"),
+        "{text}"
+    );
+    let err = seglog::ConsumerConfig::default()
+        .with_fetch_max_bytes(0)
+        .validate()
+        .unwrap_err();
+    assert!(message(err).contains("64 MiB"));
+}

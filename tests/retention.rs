@@ -1,7 +1,8 @@
 //! Retention on real partitions: by age of record timestamps (`apply_retention_at`), by total
 //! size (`retention_bytes`) and by an explicit log start (`delete_records_before`, persisted
-//! across clean and crash reopens). Checks which segments go (whole, oldest first, never the
-//! active one, never data at or above the high watermark), that their files leave the
+//! across clean and crash reopens). Checks which segments go (whole, oldest first, the active
+//! one only by age once all of it expired, by rolling it first; never data at or above the
+//! high watermark), that their files leave the
 //! directory, that reads and timestamp lookups respect the new log start, and that batches a
 //! reader already holds stay intact after their segment is deleted.
 
@@ -160,24 +161,31 @@ fn retention_by_age_deletes_old_sealed_segments_by_record_timestamp() {
     assert_eq!(plan.delete_count, 3, "segments 20, 30 and 40");
     assert_eq!(p.segment_base_offsets(), vec![Offset(50), Offset(62)]);
     assert_eq!(p.log_start_offset(), Offset(50));
-    // Far in the future every sealed segment is old, but the active one always stays.
+    // Far in the future every record is old, the active segment's too: it is rolled and
+    // deleted with the rest (Kafka's rule), leaving an empty active segment at the log end.
     let plan = p.apply_retention_at(i64::MAX).unwrap();
-    assert_eq!(plan.delete_count, 1);
-    assert_eq!(p.segment_base_offsets(), vec![Offset(62)]);
-    assert_eq!(p.log_start_offset(), Offset(62));
+    assert_eq!(
+        plan.delete_count, 2,
+        "segment 50 and the rolled active segment 62"
+    );
+    assert_eq!(p.segment_base_offsets(), vec![Offset(63)]);
+    assert_eq!(p.log_start_offset(), Offset(63));
+    assert_eq!(p.log_end_offset(), Offset(63), "offsets are not reused");
     assert_deleted(dir.path(), &bases[..]);
-    assert_eq!(check_contents(&p).len(), 1);
+    assert_deleted(dir.path(), &[Offset(62)]);
+    assert_eq!(check_contents(&p).len(), 0);
     assert_eq!(p.apply_retention_at(i64::MAX).unwrap().delete_count, 0);
-    assert_eq!(p.offset_for_timestamp(i64::MIN).unwrap(), Some(Offset(62)));
+    assert_eq!(p.offset_for_timestamp(i64::MIN).unwrap(), None);
+    append_ts(&p, &[3]);
 
     // The deletions hold after reopening, cleanly and after a crash.
     drop(p);
     let p = Partition::open(dir.path(), config.clone()).unwrap();
-    assert_eq!(p.log_start_offset(), Offset(62));
-    assert_eq!(p.segment_base_offsets(), vec![Offset(62)]);
+    assert_eq!(p.log_start_offset(), Offset(63));
+    assert_eq!(p.segment_base_offsets(), vec![Offset(63)]);
     p.simulate_crash();
     let p = Partition::open(dir.path(), config).unwrap();
-    assert_eq!(p.log_start_offset(), Offset(62));
+    assert_eq!(p.log_start_offset(), Offset(63));
     assert_eq!(check_contents(&p).len(), 1);
 }
 
@@ -429,22 +437,48 @@ fn delete_records_before_combines_with_age_and_size_retention() {
 }
 
 #[test]
-fn retention_never_deletes_the_active_segment() {
+fn retention_rolls_and_deletes_an_expired_active_segment() {
+    // A quiet topic: everything is in the active segment and no segment_ms roll comes. Kafka
+    // rolls an active segment whose records all passed retention_ms, and deletes it; so does
+    // seglog, and only then.
     let dir = tempfile::tempdir().unwrap();
-    let config = quiet()
-        .with_retention_ms(Some(1))
-        .with_retention_bytes(Some(1));
-    let p = Partition::open(dir.path(), config).unwrap();
+    let config = quiet().with_retention_ms(Some(1_000));
+    let p = Partition::open(dir.path(), config.clone()).unwrap();
     assert_eq!(
         p.apply_retention_at(i64::MAX).unwrap().delete_count,
         0,
         "empty log"
     );
-    append_ts(&p, &[i64::MIN, 0, 1]);
-    assert_eq!(p.apply_retention_at(i64::MAX).unwrap().delete_count, 0);
-    assert_eq!(p.log_start_offset(), Offset(0));
+    assert_eq!(p.segment_count(), 1);
+    append_ts(&p, &[0, 100, 500]);
+    // Not all of it is older than the cutoff yet.
+    let plan = p.apply_retention_at(1_500).unwrap();
+    assert_eq!((plan.delete_count, plan.roll_active), (0, false));
     assert_eq!(check_contents(&p).len(), 3);
-    assert_present(dir.path(), &[Offset(0)]);
+    // Now it is: the segment is rolled and deleted, and the log is empty from offset 3 on.
+    let plan = p.apply_retention_at(1_501).unwrap();
+    assert_eq!(plan.delete_count, 1);
+    assert_eq!(plan.reasons, vec![RetentionReason::Age]);
+    assert_eq!(p.log_start_offset(), Offset(3));
+    assert_eq!(p.segment_base_offsets(), vec![Offset(3)]);
+    assert_deleted(dir.path(), &[Offset(0)]);
+    assert_out_of_range(&p, Offset(0));
+    append_ts(&p, &[2_000]);
+    assert_eq!(check_contents(&p).len(), 1);
+    drop(p);
+    let p = Partition::open(dir.path(), config).unwrap();
+    assert_eq!(p.log_start_offset(), Offset(3));
+    assert_eq!(check_contents(&p).len(), 1);
+
+    // Under a compact-only policy nothing expires by age.
+    let dir = tempfile::tempdir().unwrap();
+    let config = quiet()
+        .with_retention_ms(Some(1))
+        .with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    let p = Partition::open(dir.path(), config).unwrap();
+    append_ts(&p, &[0, 1]);
+    assert_eq!(p.apply_retention_at(i64::MAX).unwrap().delete_count, 0);
+    assert_eq!(check_contents(&p).len(), 2);
 }
 
 #[test]

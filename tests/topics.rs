@@ -169,15 +169,76 @@ fn unknown_duplicate_and_invalid_requests_are_typed_errors() {
 }
 
 #[test]
+fn the_longest_topic_name_can_be_created_grown_and_deleted() {
+    // Kafka's 249-character names made delete fail with "File name too long" after the
+    // deletion was committed: `<name>-<n>.deleted` exceeded 255 bytes. The limit now leaves
+    // room for every file name a topic will need.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let name = "n".repeat(seglog::TOPIC_NAME_LEN_MAX);
+    store.create_topic(&name, topic_config(2)).unwrap();
+    store.add_partitions(&name, 12).unwrap();
+    store
+        .topic(&name)
+        .unwrap()
+        .append_to(11, &[Record::new("x")])
+        .unwrap();
+    store.delete_topic(&name).unwrap();
+    assert!(store.list_topics().is_empty());
+    assert_eq!(
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('n')
+            })
+            .count(),
+        0,
+        "every partition directory is gone"
+    );
+    let kafka_max = "k".repeat(249);
+    let err = store.create_topic(&kafka_max, topic_config(1)).unwrap_err();
+    assert!(matches!(err, Error::InvalidTopicName { .. }), "{err:?}");
+    assert!(err.to_string().contains("242"), "{err}");
+    assert!(store.list_topics().is_empty(), "nothing was created");
+}
+
+#[test]
+fn topic_names_that_collide_after_dot_to_underscore_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    store.create_topic("t.x", topic_config(1)).unwrap();
+    for clash in ["t_x", "t.x".replace('.', "_").as_str()] {
+        let err = store.create_topic(clash, topic_config(1)).unwrap_err();
+        assert!(
+            matches!(&err, Error::TopicCollision { topic, existing } if topic == clash && existing == "t.x"),
+            "{err:?}"
+        );
+    }
+    assert!(matches!(
+        store.create_topic("t.x", topic_config(1)),
+        Err(Error::TopicExists { .. })
+    ));
+    store.create_topic("t-x", topic_config(1)).unwrap();
+    assert_eq!(store.list_topics(), ["t-x", "t.x"]);
+    // Once the colliding topic is deleted the name is free.
+    store.delete_topic("t.x").unwrap();
+    store.create_topic("t_x", topic_config(1)).unwrap();
+}
+
+#[test]
 fn topic_names_follow_kafkas_rules() {
     let dir = tempfile::tempdir().unwrap();
     let store = LogStore::open(dir.path(), no_thread()).unwrap();
-    let long_ok = "a".repeat(249);
+    let long_ok = "a".repeat(seglog::TOPIC_NAME_LEN_MAX);
     for good in ["a", "A-Z_0.9", "..a", "-", "_", long_ok.as_str()] {
         store.create_topic(good, topic_config(1)).unwrap();
         assert!(store.topic(good).is_ok());
     }
-    let too_long = "a".repeat(250);
+    let too_long = "a".repeat(seglog::TOPIC_NAME_LEN_MAX + 1);
     for bad in [
         "",
         ".",
@@ -189,6 +250,8 @@ fn topic_names_follow_kafkas_rules() {
         "a\0",
         "../x",
         "a:b",
+        "__consumer_offsets",
+        "__transaction_state",
     ] {
         let err = store.create_topic(bad, topic_config(1)).unwrap_err();
         assert!(
@@ -559,7 +622,8 @@ fn run_maintenance_works_without_a_thread() {
 
     let report = store.run_maintenance().unwrap();
     assert_eq!(report.partitions, 3);
-    assert_eq!(report.segments_deleted, segments - 1);
+    // Every record of "old" expired: its active segment is rolled and deleted too.
+    assert_eq!(report.segments_deleted, segments);
     assert_eq!(report.flushed, 1, "only the partition with unsynced data");
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(old.partition(0).unwrap().segment_count(), 1);
@@ -614,4 +678,144 @@ fn concurrent_administration_keeps_metadata_consistent() {
     for name in expected.iter().filter(|n| n.starts_with('t')) {
         assert_eq!(store.topic(name).unwrap().partition_count(), 2);
     }
+}
+
+#[test]
+fn partitions_beyond_the_descriptor_budget_are_refused_up_front() {
+    // Every open partition holds 4 descriptors; the default budget follows `ulimit -n`.
+    // Past the budget, create_topic and add_partitions fail cleanly and change nothing
+    // (they used to fail half-way with "Too many open files").
+    let dir = tempfile::tempdir().unwrap();
+    let config = no_thread().with_descriptors_max(Some(4 * 5));
+    let store = LogStore::open(dir.path(), config).unwrap();
+    store.create_topic("a", topic_config(3)).unwrap();
+    let err = store.create_topic("b", topic_config(3)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::DescriptorBudget {
+                partitions: 6,
+                needed: 24,
+                budget: 20
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("ulimit"), "{err}");
+    assert_eq!(store.list_topics(), ["a"]);
+    let err = store.add_partitions("a", 6).unwrap_err();
+    assert!(matches!(err, Error::DescriptorBudget { .. }), "{err:?}");
+    assert_eq!(store.topic("a").unwrap().partition_count(), 3);
+    store.create_topic("b", topic_config(2)).unwrap();
+    assert_eq!(
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
+        5,
+        "no partition directory of a refused operation was left"
+    );
+}
+
+/// Every entry below `dir`, with file sizes: a snapshot to compare.
+fn tree(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let name = path.to_string_lossy().into_owned();
+        if path.is_dir() {
+            out.push((name, 0));
+            out.extend(tree(&path));
+        } else {
+            out.push((name, entry.metadata().unwrap().len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn opening_the_wrong_kind_of_directory_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    store.create_topic("t", topic_config(1)).unwrap();
+    store
+        .topic("t")
+        .unwrap()
+        .append_to(0, &[Record::new("x")])
+        .unwrap();
+    store.close().unwrap();
+    drop(store);
+    let before = tree(dir.path());
+
+    // A store on a partition directory.
+    let partition_dir = dir.path().join("t-0");
+    let err = LogStore::open(&partition_dir, no_thread()).unwrap_err();
+    assert!(matches!(err, Error::WrongDirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("partition directory"), "{err}");
+    // A partition on a store's data directory.
+    let err = seglog::Partition::open(dir.path(), PartitionConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::WrongDirectory { .. }), "{err:?}");
+    assert!(err.to_string().contains("topics.meta"), "{err}");
+    assert_eq!(tree(dir.path()), before, "nothing was written");
+
+    // A file where the data directory should be.
+    let file = dir.path().join("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let err = LogStore::open(&file, no_thread()).unwrap_err();
+    assert!(
+        matches!(&err, Error::WrongDirectory { found, .. } if found.contains("file")),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("os error"), "{err}");
+    // The right kinds still open.
+    LogStore::open(dir.path(), no_thread()).unwrap();
+}
+
+#[test]
+fn a_topics_retention_can_change_after_creation_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let config = PartitionConfig::default()
+        .with_durability(Durability::NoSync)
+        .with_preallocate_bytes(0)
+        .with_retention_ms(None);
+    let t = store
+        .create_topic("t", TopicConfig::new(2).with_partition_config(config))
+        .unwrap();
+    for p in 0..2 {
+        t.append_to(p, &[Record::new("old").with_timestamp(1_000)])
+            .unwrap();
+    }
+    // Kept forever: nothing expires.
+    assert_eq!(store.run_maintenance().unwrap().segments_deleted, 0);
+    let update = seglog::ConfigUpdate::default().with_retention_ms(Some(60_000));
+    store.update_topic_config("t", &update).unwrap();
+    assert_eq!(t.partition_config().retention_ms, Some(60_000));
+    assert_eq!(
+        t.partition(0).unwrap().effective_config().retention_ms,
+        Some(60_000)
+    );
+    // The live partitions apply it at once: the 1970 records are gone.
+    assert_eq!(store.run_maintenance().unwrap().segments_deleted, 2);
+    assert_eq!(t.partition(0).unwrap().log_start_offset(), Offset(1));
+    // Invalid values change nothing.
+    let bad = seglog::ConfigUpdate::default().with_segment_ms(Some(0));
+    assert!(matches!(
+        store.update_topic_config("t", &bad),
+        Err(Error::InvalidConfig { .. })
+    ));
+    assert!(matches!(
+        store.update_topic_config("nope", &update),
+        Err(Error::UnknownTopic { .. })
+    ));
+    // Persisted: a reopened store uses the new value.
+    drop(t);
+    store.close().unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let t = store.topic("t").unwrap();
+    assert_eq!(t.partition_config().retention_ms, Some(60_000));
+    assert_eq!(t.partition(1).unwrap().config().retention_ms, Some(60_000));
 }

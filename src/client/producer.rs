@@ -83,7 +83,7 @@ impl ProducerConfig {
             return Err(Error::config(
                 "linger",
                 format!("{:?}", self.linger),
-                "must be at most LINGER_MAX (one day)",
+                "must be at most one day (LINGER_MAX)",
             ));
         }
         Ok(())

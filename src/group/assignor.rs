@@ -1,6 +1,6 @@
 //! Deciding which member of a consumer group owns which partition: the [`Assignor`] trait and
 //! the three shipped strategies, [`RangeAssignor`], [`RoundRobinAssignor`] and
-//! [`StickyAssignor`].
+//! [`StickyAssignor`](crate::StickyAssignor) (in `sticky`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +23,7 @@ pub type Assignment = BTreeMap<String, BTreeSet<TopicPartition>>;
 /// member joins, leaves or times out, and when a subscribed topic appears, disappears or
 /// gains partitions. It is a seam so applications can place partitions by their own rules
 /// (rack, capacity); the crate ships [`RangeAssignor`] (Kafka's default), [`RoundRobinAssignor`]
-/// and [`StickyAssignor`] (the coordinator's default), and
+/// and [`StickyAssignor`](crate::StickyAssignor) (the coordinator's default), and
 /// `testing::assignor_conformance` (feature `testing`) checks an implementation against this
 /// contract.
 ///
@@ -197,7 +197,7 @@ pub(crate) fn subscribed_partitions(
 }
 
 /// An entry with an empty set for every member.
-fn empty_assignment(subscriptions: &Subscriptions) -> Assignment {
+pub(crate) fn empty_assignment(subscriptions: &Subscriptions) -> Assignment {
     subscriptions
         .keys()
         .map(|m| (m.clone(), BTreeSet::new()))
@@ -297,120 +297,6 @@ impl Assignor for RoundRobinAssignor {
         }
         out
     }
-}
-
-/// A balanced assignor that moves as few partitions as balance allows (Kafka's
-/// `StickyAssignor` idea, in a simpler form).
-///
-/// In three steps:
-/// 1. **Keep**: every partition of `previous` stays with its member if the member is still in
-///    the group, still subscribes to the topic and the partition still exists (a partition
-///    listed under two members stays with the first by member id).
-/// 2. **Place**: each remaining partition, in order, goes to the subscribed member that
-///    currently has the fewest partitions (ties: smallest member id).
-/// 3. **Balance**: while a member has at least two partitions more than another member that
-///    could take one of them (subscribes to its topic), move one: from the most loaded member
-///    to the least loaded one, preferring a partition placed in step 2 (moving it costs no
-///    stickiness), else its greatest partition.
-///
-/// Balance: with identical subscriptions, members' counts differ by at most one, and only
-/// partitions that balance forces to move do move (a member joining takes partitions only
-/// from members above the new share; a member leaving hands its partitions to the least
-/// loaded members, nobody else's move). With different subscriptions the result is a local
-/// optimum: no single move between two members narrows their gap below two.
-///
-/// Cost: step 3 makes at most one move per partition and each move scans the members, so
-/// about `partitions × members × log(members)`; fine for the group sizes of an in-process
-/// log.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StickyAssignor;
-
-impl Assignor for StickyAssignor {
-    fn name(&self) -> &'static str {
-        "sticky"
-    }
-
-    fn assign(
-        &self,
-        subscriptions: &Subscriptions,
-        partition_counts: &PartitionCounts,
-        previous: &Assignment,
-    ) -> Assignment {
-        let all = subscribed_partitions(subscriptions, partition_counts);
-        let mut out = empty_assignment(subscriptions);
-        // 1. Keep what is still valid.
-        let mut taken: BTreeSet<TopicPartition> = BTreeSet::new();
-        for (member, partitions) in previous {
-            let Some(topics) = subscriptions.get(member) else {
-                continue;
-            };
-            let set = out.get_mut(member).expect("every member has an entry");
-            for tp in partitions {
-                if topics.contains(&tp.topic) && all.contains(tp) && taken.insert(tp.clone()) {
-                    set.insert(tp.clone());
-                }
-            }
-        }
-        // 2. Place the rest on the least loaded subscribers.
-        let mut fresh: BTreeSet<TopicPartition> = BTreeSet::new();
-        for tp in all.difference(&taken) {
-            let member = subscriptions
-                .iter()
-                .filter(|(_, topics)| topics.contains(&tp.topic))
-                .map(|(m, _)| m)
-                .min_by_key(|m| (out[*m].len(), *m))
-                .expect("a subscribed partition has a subscriber")
-                .clone();
-            out.get_mut(&member)
-                .expect("every member has an entry")
-                .insert(tp.clone());
-            fresh.insert(tp.clone());
-        }
-        // 3. Balance. Every move lowers the sum of squared counts by at least 2: terminates.
-        while let Some((from, to, tp)) = find_move(subscriptions, &out, &fresh) {
-            out.get_mut(&from).expect("member").remove(&tp);
-            out.get_mut(&to).expect("member").insert(tp);
-        }
-        out
-    }
-}
-
-/// The next balancing move of [`StickyAssignor`]: `(from, to, partition)`, or `None` when no
-/// member can take a partition from one with two or more partitions more.
-fn find_move(
-    subscriptions: &Subscriptions,
-    out: &Assignment,
-    fresh: &BTreeSet<TopicPartition>,
-) -> Option<(String, String, TopicPartition)> {
-    let mut receivers: Vec<(&String, usize)> = out.iter().map(|(m, s)| (m, s.len())).collect();
-    receivers.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-    let mut donors = receivers.clone();
-    donors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for &(from, from_count) in &donors {
-        for &(to, to_count) in &receivers {
-            if to_count + 2 > from_count {
-                // Receivers are sorted by count: none further on qualifies either.
-                break;
-            }
-            let topics = &subscriptions[to];
-            let mut pick: Option<&TopicPartition> = None;
-            for tp in out[from]
-                .iter()
-                .rev()
-                .filter(|tp| topics.contains(&tp.topic))
-            {
-                if fresh.contains(tp) {
-                    pick = Some(tp);
-                    break;
-                }
-                pick.get_or_insert(tp);
-            }
-            if let Some(tp) = pick {
-                return Some((from.clone(), to.clone(), tp.clone()));
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

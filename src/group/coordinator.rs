@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::assignor::{
-    check_assignment, Assignment, Assignor, PartitionCounts, StickyAssignor, Subscriptions,
-};
+use super::assignor::{check_assignment, Assignment, Assignor, PartitionCounts, Subscriptions};
+use super::sticky::StickyAssignor;
 use crate::error::{Error, Result};
 use crate::group::offset_store::{
     validate_group_id, CommittedOffset, FileOffsetStore, FileOffsetStoreConfig, OffsetStore,
@@ -37,6 +36,11 @@ pub const SESSION_TIMEOUT_MAX: Duration = Duration::from_secs(60 * 60);
 
 /// Longest accepted [`MemberConfig::client_id`], in bytes.
 pub const CLIENT_ID_BYTES_MAX: usize = 255;
+
+// The validation messages state these values: keep them in step.
+const _: () = assert!(SUBSCRIPTION_TOPICS_MAX == 10_000 && CLIENT_ID_BYTES_MAX == 255);
+const _: () =
+    assert!(SESSION_TIMEOUT_MIN.as_millis() == 1 && SESSION_TIMEOUT_MAX.as_secs() == 3600);
 
 /// Where a [`GroupCoordinator`] learns how many partitions a topic has.
 ///
@@ -80,9 +84,10 @@ pub struct MemberConfig {
     /// (the group rebalances when it appears). At most [`SUBSCRIPTION_TOPICS_MAX`].
     pub topics: BTreeSet<String>,
     /// The member is removed from the group when it makes no call (poll, heartbeat, commit,
-    /// sync) for longer than this: its partitions go to other members. A [`Consumer`]
-    /// makes those calls from `poll`, so this bounds the time between polls (Kafka's
-    /// `session.timeout.ms` and `max.poll.interval.ms` in one). Between
+    /// sync) for longer than this: its partitions go to other members. A subscribed
+    /// [`Consumer`] heartbeats from a background thread, so this bounds how long a dead
+    /// process keeps its partitions (Kafka's `session.timeout.ms`); its
+    /// `max_poll_interval` separately bounds the time between polls. Between
     /// [`SESSION_TIMEOUT_MIN`] and [`SESSION_TIMEOUT_MAX`]; default 45 s (Kafka's default).
     ///
     /// [`Consumer`]: crate::Consumer
@@ -94,6 +99,13 @@ pub struct MemberConfig {
     /// Prefix of the member id (`<client_id>-<10-digit sequence number>`). 1 to
     /// [`CLIENT_ID_BYTES_MAX`] bytes; default `"consumer"`.
     pub client_id: String,
+    /// Static membership (Kafka's `group.instance.id`): a member that joins with the instance
+    /// id of a member still in the group (within its session timeout) replaces it without a
+    /// rebalance — same generation, same assignment, the partitions handed over at its first
+    /// sync — so a restarted process gets its partitions back and nobody else is disturbed.
+    /// The replaced member id is fenced ([`Error::FencedInstanceId`]). 1 to
+    /// [`CLIENT_ID_BYTES_MAX`] bytes; default `None` (dynamic membership).
+    pub group_instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for MemberConfig {
@@ -103,6 +115,7 @@ impl std::fmt::Debug for MemberConfig {
             .field("session_timeout", &self.session_timeout)
             .field("assignor", &self.assignor.name())
             .field("client_id", &self.client_id)
+            .field("group_instance_id", &self.group_instance_id)
             .finish()
     }
 }
@@ -114,6 +127,7 @@ impl Default for MemberConfig {
             session_timeout: Duration::from_secs(45),
             assignor: Arc::new(StickyAssignor),
             client_id: "consumer".to_owned(),
+            group_instance_id: None,
         }
     }
 }
@@ -149,6 +163,12 @@ impl MemberConfig {
         self
     }
 
+    /// Sets `group_instance_id`.
+    pub fn with_group_instance_id(mut self, v: Option<String>) -> Self {
+        self.group_instance_id = v;
+        self
+    }
+
     /// Check every field; the first bad one is returned as an error
     /// ([`Error::InvalidTopicName`] for a topic, [`Error::InvalidConfig`] otherwise).
     pub fn validate(&self) -> Result<()> {
@@ -156,7 +176,7 @@ impl MemberConfig {
             return Err(Error::config(
                 "topics",
                 self.topics.len(),
-                "at most SUBSCRIPTION_TOPICS_MAX topics",
+                "a member subscribes to at most 10000 topics (SUBSCRIPTION_TOPICS_MAX); subscribe to fewer",
             ));
         }
         for topic in &self.topics {
@@ -166,14 +186,23 @@ impl MemberConfig {
             return Err(Error::config(
                 "session_timeout",
                 format!("{:?}", self.session_timeout),
-                "must be between SESSION_TIMEOUT_MIN and SESSION_TIMEOUT_MAX",
+                "must be between 1 ms and 1 h (SESSION_TIMEOUT_MIN, SESSION_TIMEOUT_MAX)",
             ));
+        }
+        if let Some(id) = &self.group_instance_id {
+            if id.is_empty() || id.len() > CLIENT_ID_BYTES_MAX {
+                return Err(Error::config(
+                    "group_instance_id",
+                    id,
+                    "must be 1 to 255 bytes (CLIENT_ID_BYTES_MAX)",
+                ));
+            }
         }
         if self.client_id.is_empty() || self.client_id.len() > CLIENT_ID_BYTES_MAX {
             return Err(Error::config(
                 "client_id",
                 &self.client_id,
-                "must be 1 to CLIENT_ID_BYTES_MAX bytes",
+                "must be 1 to 255 bytes (CLIENT_ID_BYTES_MAX)",
             ));
         }
         Ok(())
@@ -213,6 +242,8 @@ pub struct MemberDescription {
     pub owned: Vec<TopicPartition>,
     /// The partitions the current assignment gives it, sorted.
     pub assigned: Vec<TopicPartition>,
+    /// Its static instance id ([`MemberConfig::group_instance_id`]), if any.
+    pub group_instance_id: Option<String>,
 }
 
 /// A snapshot of a group ([`GroupCoordinator::describe`]).
@@ -251,9 +282,11 @@ pub struct GroupDescription {
 ///   partition has at most one owner, and a new owner always starts after the previous
 ///   owner's last commit.
 /// - **Commits** go through [`commit`](Self::commit) and are fenced: they are refused with
-///   [`Error::FencedCommit`] unless the member is in the group, presents the current
-///   generation, and owns every partition in the commit. The check and the write to the
-///   [`OffsetStore`] happen under the group's lock, so no rebalance slips in between.
+///   [`Error::FencedCommit`] unless the member is in the group and owns every partition in
+///   the commit, and presents a generation at or after the one in which it took each of them
+///   over. The check and the write to the [`OffsetStore`] happen under the group's lock, so
+///   no hand-over slips in between. A rebalance by itself fences nothing: a member keeps
+///   committing what it still owns until it releases it (see [`commit`](Self::commit)).
 ///
 /// Groups are independent: every group gets every partition of its topics, and commits of
 /// one group never affect another (publish-subscribe across groups, queue inside one: each
@@ -303,12 +336,20 @@ struct Group {
     partition_counts: PartitionCounts,
     /// The current assignment (target ownership).
     assignment: Assignment,
+    /// Static members replaced by a newer incarnation: member id -> instance id. Their calls
+    /// fail with `FencedInstanceId` instead of rejoining (which would replace the newer one
+    /// back). The oldest entries go past `GROUP_MEMBERS_MAX`.
+    replaced: BTreeMap<String, String>,
     /// Actual ownership; each partition has at most one owner.
     owners: BTreeMap<TopicPartition, String>,
+    /// The generation at which each owned partition was handed to its owner: a commit
+    /// presenting an older generation was computed before this ownership began.
+    owned_since: BTreeMap<TopicPartition, u64>,
 }
 
 struct Member {
     topics: BTreeSet<String>,
+    instance_id: Option<String>,
     session_timeout: Duration,
     last_seen: Instant,
     owned: BTreeSet<TopicPartition>,
@@ -347,7 +388,8 @@ impl GroupCoordinator {
     }
 
     /// Add a member to `group` (created on first join) and rebalance. Returns the new
-    /// member's id.
+    /// member's id. A member with the [`group_instance_id`](MemberConfig::group_instance_id)
+    /// of a member still in the group replaces it instead, without a rebalance.
     ///
     /// Errors: [`Error::InvalidGroupId`], an invalid `config` (see
     /// [`MemberConfig::validate`]), [`Error::GroupFull`] past [`GROUP_MEMBERS_MAX`],
@@ -362,6 +404,24 @@ impl GroupCoordinator {
         let mut g = handle.lock();
         let now = Instant::now();
         g.expire(group, now);
+        if let Some(old) = g.static_member(config.group_instance_id.as_deref()) {
+            if let Some(a) = g
+                .assignor
+                .as_ref()
+                .filter(|a| a.name() != config.assignor.name())
+            {
+                return Err(Error::InconsistentAssignor {
+                    group: group.to_owned(),
+                    expected: a.name().to_owned(),
+                    actual: config.assignor.name().to_owned(),
+                });
+            }
+            let n = self.next_member.fetch_add(1, Ordering::Relaxed);
+            let member_id = format!("{}-{n:010}", config.client_id);
+            g.replace_static(&old, member_id.clone(), config, now);
+            g.refresh(group, &*self.metadata);
+            return Ok(member_id);
+        }
         if g.members.len() >= GROUP_MEMBERS_MAX {
             return Err(Error::GroupFull {
                 group: group.to_owned(),
@@ -391,6 +451,7 @@ impl GroupCoordinator {
             member_id.clone(),
             Member {
                 topics: config.topics,
+                instance_id: config.group_instance_id,
                 session_timeout: config.session_timeout,
                 last_seen: now,
                 owned: BTreeSet::new(),
@@ -411,7 +472,7 @@ impl GroupCoordinator {
         let mut g = handle.lock();
         g.expire(group, Instant::now());
         if !g.remove(member_id) {
-            return Err(unknown_member(group, member_id));
+            return Err(g.missing(group, member_id));
         }
         g.rebalance(group, &*self.metadata)
     }
@@ -453,6 +514,7 @@ impl GroupCoordinator {
         for tp in partitions {
             if g.owners.get(tp).is_some_and(|o| o == member_id) {
                 g.owners.remove(tp);
+                g.owned_since.remove(tp);
                 g.members
                     .get_mut(member_id)
                     .expect("touched")
@@ -464,9 +526,19 @@ impl GroupCoordinator {
     }
 
     /// Commit `offsets` for `group` on behalf of `member_id`, fenced: the member must be in
-    /// the group, `generation` must be the group's current one, and the member must own every
-    /// partition listed. Otherwise [`Error::FencedCommit`] and nothing is written. The check
-    /// and the [`OffsetStore::commit`] happen under the group's lock. Heartbeats.
+    /// the group and own every partition listed, and `generation` must be one the member has
+    /// owned each of them since (at least the generation of the sync that handed it over, at
+    /// most the group's current one). Otherwise [`Error::FencedCommit`] and nothing is
+    /// written. The check and the [`OffsetStore::commit`] happen under the group's lock.
+    /// Heartbeats.
+    ///
+    /// A rebalance alone does not fence a commit: ownership only ends when the member
+    /// [`release`](Self::release)s a partition or is removed, so a member that has not
+    /// synced since another member joined or left still commits what it owns with the
+    /// generation it last saw. This is the analogue of Kafka's classic protocol, where the
+    /// generation only changes when a rebalance completes and members commit with the current
+    /// one while the group gathers members (`ClassicGroup.validateOffsetCommit`); it is what
+    /// lets members that leave together all commit their final positions.
     pub fn commit(
         &self,
         group: &str,
@@ -474,37 +546,74 @@ impl GroupCoordinator {
         generation: u64,
         offsets: &[(TopicPartition, CommittedOffset)],
     ) -> Result<()> {
-        let fenced =
-            |current: u64, not_owned: Option<TopicPartition>, reason| Error::FencedCommit {
-                group: group.to_owned(),
-                member_id: member_id.to_owned(),
-                generation,
-                group_generation: current,
-                not_owned,
-                reason,
-            };
         validate_group_id(group)?;
         let Some(handle) = self.group(group, false) else {
-            return Err(fenced(0, None, "not a member of the group"));
+            return Err(fenced(group, member_id, generation, 0, None, NOT_A_MEMBER));
         };
         let mut g = handle.lock();
         if g.touch(group, member_id, Instant::now()).is_err() {
-            return Err(fenced(g.generation, None, "not a member of the group"));
-        }
-        if generation != g.generation {
-            return Err(fenced(g.generation, None, "stale generation"));
-        }
-        if let Some((tp, _)) = offsets
-            .iter()
-            .find(|(tp, _)| g.owners.get(tp).is_none_or(|o| o != member_id))
-        {
+            let current = g.generation;
             return Err(fenced(
-                g.generation,
-                Some(tp.clone()),
-                "partition not owned",
+                group,
+                member_id,
+                generation,
+                current,
+                None,
+                NOT_A_MEMBER,
             ));
         }
+        g.check_commit(group, member_id, generation, offsets)?;
         self.offsets.commit(group, offsets)
+    }
+
+    /// Commit `offsets` for `group` from outside the group's membership: a consumer with a
+    /// manual assignment and a `group_id`, or an administrator (Kafka's commit with
+    /// generation `-1`). Refused with [`Error::GroupNotEmpty`] while the group has members
+    /// (their commits are fenced by ownership; an outsider's would silently overwrite them),
+    /// and with [`Error::UnknownTopic`] / [`Error::PartitionOutOfRange`] for a partition that
+    /// does not exist (Kafka rejects those too). Nothing is written unless every entry passes.
+    pub fn commit_unmanaged(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        validate_group_id(group)?;
+        for (tp, _) in offsets {
+            check_partition_exists(&*self.metadata, tp)?;
+        }
+        self.with_empty_group(group, || self.offsets.commit(group, offsets))
+    }
+
+    /// Run `f` under `group`'s lock if the group has no members (after expiring silent
+    /// ones), else [`Error::GroupNotEmpty`]. An unknown group is empty.
+    pub(crate) fn with_empty_group<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let Some(handle) = self.group(group, false) else {
+            return f();
+        };
+        let mut g = handle.lock();
+        g.expire(group, Instant::now());
+        if !g.members.is_empty() {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+                members: g.members.len(),
+            });
+        }
+        f()
+    }
+
+    /// Drop `group` from the coordinator if it has no members.
+    pub(crate) fn forget_group(&self, group: &str) {
+        let mut groups = self.groups.lock();
+        if groups
+            .get(group)
+            .is_some_and(|g| g.lock().members.is_empty())
+        {
+            groups.remove(group);
+        }
     }
 
     /// Remove, from every group, the members whose last call is older than their session
@@ -547,6 +656,7 @@ impl GroupCoordinator {
                     .get(id)
                     .map(|s| s.iter().cloned().collect())
                     .unwrap_or_default(),
+                group_instance_id: m.instance_id.clone(),
             })
             .collect();
         Some(GroupDescription {
@@ -580,7 +690,9 @@ impl GroupCoordinator {
             members: BTreeMap::new(),
             partition_counts: PartitionCounts::new(),
             assignment: Assignment::new(),
+            replaced: BTreeMap::new(),
             owners: BTreeMap::new(),
+            owned_since: BTreeMap::new(),
         }));
         groups.insert(group.to_owned(), g.clone());
         Some(g)
@@ -591,6 +703,42 @@ impl GroupCoordinator {
         validate_group_id(group)?;
         self.group(group, false)
             .ok_or_else(|| unknown_member(group, member_id))
+    }
+}
+
+/// [`Error::UnknownTopic`] or [`Error::PartitionOutOfRange`] unless `tp` exists.
+fn check_partition_exists(metadata: &dyn TopicMetadata, tp: &TopicPartition) -> Result<()> {
+    match metadata.partition_count(&tp.topic) {
+        None => Err(Error::UnknownTopic {
+            topic: tp.topic.clone(),
+        }),
+        Some(count) if tp.partition >= count => Err(Error::PartitionOutOfRange {
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            partition_count: count,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+const NOT_A_MEMBER: &str = "not a member of the group (it left or its session timed out)";
+
+/// An [`Error::FencedCommit`].
+fn fenced(
+    group: &str,
+    member_id: &str,
+    generation: u64,
+    group_generation: u64,
+    not_owned: Option<TopicPartition>,
+    reason: &'static str,
+) -> Error {
+    Error::FencedCommit {
+        group: group.to_owned(),
+        member_id: member_id.to_owned(),
+        generation,
+        group_generation,
+        not_owned,
+        reason,
     }
 }
 
@@ -651,12 +799,24 @@ impl Group {
     /// Expire others, then check `member_id` is a member and mark it alive at `now`.
     fn touch(&mut self, group: &str, member_id: &str, now: Instant) -> Result<()> {
         self.expire(group, now);
-        let member = self
-            .members
-            .get_mut(member_id)
-            .ok_or_else(|| unknown_member(group, member_id))?;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return Err(self.missing(group, member_id));
+        };
         member.last_seen = member.last_seen.max(now);
         Ok(())
+    }
+
+    /// The error for a call by `member_id`, not a member: [`Error::FencedInstanceId`] if a
+    /// newer incarnation of its static instance replaced it, else [`Error::UnknownMember`].
+    fn missing(&self, group: &str, member_id: &str) -> Error {
+        match self.replaced.get(member_id) {
+            Some(instance_id) => Error::FencedInstanceId {
+                group: group.to_owned(),
+                member_id: member_id.to_owned(),
+                instance_id: instance_id.clone(),
+            },
+            None => unknown_member(group, member_id),
+        }
     }
 
     /// Remove a member and release what it owns. Returns whether it was a member.
@@ -666,8 +826,53 @@ impl Group {
         };
         for tp in member.owned {
             self.owners.remove(&tp);
+            self.owned_since.remove(&tp);
         }
         true
+    }
+
+    /// The member joined with static `instance_id`, if one is in the group.
+    fn static_member(&self, instance_id: Option<&str>) -> Option<String> {
+        let instance_id = instance_id?;
+        self.members
+            .iter()
+            .find(|(_, m)| m.instance_id.as_deref() == Some(instance_id))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Replace static member `old` by `new` without a rebalance: `new` inherits `old`'s entry
+    /// of the assignment and generation; `old`'s partitions are released for `new`'s first
+    /// sync to take (nobody else is assigned them). With a changed subscription the entry is
+    /// dropped instead, so the caller's `refresh` sees a stale assignment and rebalances.
+    fn replace_static(&mut self, old: &str, new: String, config: MemberConfig, now: Instant) {
+        let same_topics = self
+            .members
+            .get(old)
+            .is_some_and(|m| m.topics == config.topics);
+        self.remove(old);
+        if let Some(instance_id) = &config.group_instance_id {
+            self.replaced.insert(old.to_owned(), instance_id.clone());
+            if self.replaced.len() > GROUP_MEMBERS_MAX {
+                self.replaced.pop_first(); // forget an arbitrary old incarnation
+            }
+        }
+        if let Some(assigned) = self.assignment.remove(old) {
+            self.assignment.insert(new.clone(), assigned);
+        }
+        if !same_topics {
+            // Mark the assignment stale so that `refresh` rebalances for the new topics.
+            self.assignment.remove(&new);
+        }
+        self.members.insert(
+            new,
+            Member {
+                topics: config.topics,
+                instance_id: config.group_instance_id,
+                session_timeout: config.session_timeout,
+                last_seen: now,
+                owned: BTreeSet::new(),
+            },
+        );
     }
 
     /// Member id → subscribed topics, for every member.
@@ -736,6 +941,7 @@ impl Group {
             match self.owners.get(tp) {
                 None => {
                     self.owners.insert(tp.clone(), member_id.to_owned());
+                    self.owned_since.insert(tp.clone(), self.generation);
                     assigned.push(tp.clone());
                 }
                 Some(owner) if owner != member_id => pending.push(tp.clone()),
@@ -755,10 +961,51 @@ impl Group {
         }
     }
 
+    /// Whether `member_id` (a member) may commit `offsets` with `generation`; see
+    /// [`GroupCoordinator::commit`].
+    fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: u64,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        let refuse = |tp: Option<&TopicPartition>, reason| {
+            fenced(
+                group,
+                member_id,
+                generation,
+                self.generation,
+                tp.cloned(),
+                reason,
+            )
+        };
+        if generation > self.generation {
+            return Err(refuse(None, "generation ahead of the group's"));
+        }
+        for (tp, _) in offsets {
+            if self.owners.get(tp).is_none_or(|o| o != member_id) {
+                return Err(refuse(Some(tp), "partition not owned by the member"));
+            }
+            if self
+                .owned_since
+                .get(tp)
+                .is_some_and(|&since| generation < since)
+            {
+                return Err(refuse(
+                    Some(tp),
+                    "stale generation: the partition was handed over again since",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `owners` and the members' `owned` sets describe the same one-owner map.
     fn check_ownership(&self) -> bool {
         let total: usize = self.members.values().map(|m| m.owned.len()).sum();
         total == self.owners.len()
+            && self.owners.keys().eq(self.owned_since.keys())
             && self.members.iter().all(|(id, m)| {
                 m.owned
                     .iter()

@@ -157,8 +157,10 @@ pub struct PartitionConfig {
     /// or closed and ignored by recovery. `NoSync` never preallocates: zero-filling is a second
     /// write of every byte. Default 4 MiB; 0 disables.
     pub preallocate_bytes: u64,
-    /// Delete sealed segments whose newest record is older than this. Default 7 days;
-    /// `None` keeps data forever.
+    /// Delete sealed segments whose newest record is older than this; when every record of
+    /// the log is (the active segment's too, all below the high watermark), the active
+    /// segment is rolled and deleted as well, as Kafka does. Default 7 days; `None` keeps data
+    /// forever.
     pub retention_ms: Option<u64>,
     /// Delete the oldest sealed segments while the log is larger than this. Default `None`.
     pub retention_bytes: Option<u64>,

@@ -2,8 +2,11 @@
 //!
 //! [`plan`] looks only at [`SegmentInfo`]s and the policy; the partition then acts on the plan.
 //! Deletion is segment-granular and always a prefix of the log (Kafka's rule): the oldest
-//! segments go first, the active (last) segment never goes, and neither does a segment holding
-//! offsets at or above the high watermark.
+//! segments go first, and a segment holding offsets at or above the high watermark never goes.
+//! The active (last) segment is never deleted as it is; when every record of the log,
+//! including the active segment's, is older than `retention_ms` and below the high watermark,
+//! the plan asks for it to be rolled first ([`RetentionPlan::roll_active`]), as Kafka does, so
+//! a quiet topic's data does not outlive `retention_ms` by up to `segment_ms`.
 
 use crate::offset::Offset;
 
@@ -50,6 +53,10 @@ pub struct RetentionPlan {
     pub reasons: Vec<RetentionReason>,
     /// The log start offset once they are gone.
     pub log_start_offset: Offset,
+    /// Every sealed segment is deleted by age and the active segment has records, all older
+    /// than `retention_ms` and below the high watermark: roll it, then plan again to delete it
+    /// too (Kafka's `deleteRetentionMsBreachedSegments` does the same).
+    pub roll_active: bool,
 }
 
 /// Decide which of `segments` (oldest first, the active one last) to delete.
@@ -72,13 +79,16 @@ pub fn plan(
         .take_while(|s| s.end_offset <= log_start_offset)
         .count();
 
-    let by_age = policy.retention_ms.map_or(0, |ms| {
-        let cutoff = now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+    let cutoff = policy
+        .retention_ms
+        .map(|ms| now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX)));
+    let by_age = cutoff.map_or(0, |cutoff| {
         segments[..allowed]
             .iter()
             .take_while(|s| s.max_timestamp.is_none_or(|t| t < cutoff))
             .count()
     });
+    let roll_active = by_age == sealed && active_expired(segments, high_watermark, cutoff);
 
     let by_size = policy.retention_bytes.map_or(0, |limit| {
         let total: u64 = segments.iter().map(|s| s.size_bytes).sum();
@@ -115,7 +125,19 @@ pub fn plan(
         delete_count,
         reasons,
         log_start_offset,
+        roll_active,
     }
+}
+
+/// Whether the active (last) segment holds records, all below the high watermark and older
+/// than `cutoff`.
+fn active_expired(segments: &[SegmentInfo], high_watermark: Offset, cutoff: Option<i64>) -> bool {
+    let (Some(active), Some(cutoff)) = (segments.last(), cutoff) else {
+        return false;
+    };
+    active.size_bytes > 0
+        && active.end_offset <= high_watermark
+        && active.max_timestamp.is_some_and(|t| t < cutoff)
 }
 
 #[cfg(test)]
@@ -162,8 +184,41 @@ mod tests {
         assert_eq!(p.delete_count, 2);
         assert_eq!(p.log_start_offset, Offset(20));
         assert_eq!(p.reasons, vec![RetentionReason::Age; 2]);
+        assert!(!p.roll_active);
         let all = plan(&log(), Offset(0), Offset(35), 1_000_000, policy);
-        assert_eq!(all.delete_count, 3, "the active segment stays");
+        assert_eq!(
+            all.delete_count, 3,
+            "the active segment is not deleted as it is"
+        );
+        assert!(all.roll_active, "but rolled, to be deleted next");
+    }
+
+    #[test]
+    fn the_active_segment_is_rolled_only_when_all_of_it_expired_below_the_high_watermark() {
+        let policy = RetentionPolicy {
+            retention_ms: Some(1_000),
+            ..NONE
+        };
+        // Its newest record (4,000) is not older than the cutoff (4,500 - 1,000).
+        assert!(!plan(&log(), Offset(0), Offset(35), 4_500, policy).roll_active);
+        assert!(plan(&log(), Offset(0), Offset(35), 5_001, policy).roll_active);
+        // Offsets at or above the high watermark are never deleted.
+        assert!(!plan(&log(), Offset(0), Offset(34), 5_001, policy).roll_active);
+        // An empty active segment has nothing to roll.
+        let mut empty = log();
+        empty[3] = SegmentInfo {
+            base_offset: Offset(30),
+            end_offset: Offset(30),
+            size_bytes: 0,
+            max_timestamp: None,
+        };
+        assert!(!plan(&empty, Offset(0), Offset(30), 1_000_000, policy).roll_active);
+        // Only the age limit rolls.
+        let by_size = RetentionPolicy {
+            retention_bytes: Some(0),
+            ..NONE
+        };
+        assert!(!plan(&log(), Offset(0), Offset(35), 1_000_000, by_size).roll_active);
     }
 
     #[test]

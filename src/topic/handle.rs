@@ -23,8 +23,24 @@ use crate::topic::partitioner::{DefaultPartitioner, Partitioner};
 /// mapped indexes, so the count is bounded like every other size in the crate.
 pub const TOPIC_PARTITIONS_MAX: u32 = 10_000;
 
-/// Longest topic name, as in Kafka (a partition directory name adds `-` and up to 5 digits).
-pub const TOPIC_NAME_LEN_MAX: usize = 249;
+/// Longest topic name: 242 bytes, so that every file name the topic will ever need fits the
+/// 255-byte limit of common file systems — the longest is a deleted partition's directory,
+/// `<name>-9999.deleted` (13 bytes more, with [`TOPIC_PARTITIONS_MAX`] partitions). Kafka allows
+/// 249 characters; a longer name made `delete_topic` fail with "File name too long" after it
+/// had committed the deletion.
+pub const TOPIC_NAME_LEN_MAX: usize = 242;
+
+/// The longest file name a topic's partitions use, checked at compile time against the
+/// 255-byte limit: the name, `-`, the last partition's number, `.deleted`.
+const _: () = assert!(TOPIC_NAME_LEN_MAX + "-9999".len() + ".deleted".len() <= 255);
+const _: () = assert!(TOPIC_PARTITIONS_MAX == 10_000); // also stated in validation messages
+
+/// Names Kafka reserves for its internal topics: creating them is refused.
+pub const RESERVED_TOPIC_NAMES: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__cluster_metadata",
+];
 
 /// How to create a topic: its partition count, the configuration of each partition, and the
 /// partitioner for records sent without an explicit partition.
@@ -95,15 +111,16 @@ impl TopicConfig {
             return Err(Error::config(
                 "partitions",
                 self.partitions,
-                "must be between 1 and TOPIC_PARTITIONS_MAX",
+                "must be between 1 and 10000 (TOPIC_PARTITIONS_MAX)",
             ));
         }
         self.partition_config.validate()
     }
 }
 
-/// Check `name` against Kafka's topic-name rules: 1 to 249 characters from `[a-zA-Z0-9._-]`,
-/// and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
+/// Check `name` against Kafka's topic-name rules: 1 to [`TOPIC_NAME_LEN_MAX`] characters from
+/// `[a-zA-Z0-9._-]`, and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
+/// (Creating a topic checks more: see [`check_new_topic_name`].)
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let invalid = |reason| {
         Err(Error::InvalidTopicName {
@@ -115,7 +132,10 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
         return invalid("empty");
     }
     if name.len() > TOPIC_NAME_LEN_MAX {
-        return invalid("longer than 249 characters");
+        return invalid(
+            "longer than TOPIC_NAME_LEN_MAX = 242 bytes (every partition directory name must fit \
+             255 bytes); choose a shorter name",
+        );
     }
     if name == "." || name == ".." {
         return invalid("'.' and '..' are not allowed");
@@ -129,6 +149,37 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check that a topic called `name` may be created next to `existing` topics: a valid name
+/// ([`validate_topic_name`]), not one of Kafka's internal topics ([`RESERVED_TOPIC_NAMES`],
+/// [`Error::InvalidTopicName`]), and not colliding with an existing topic once `.` and `_` are
+/// treated alike (`a.b` and `a_b`; Kafka forbids both because its metric names replace `.`
+/// with `_`): [`Error::TopicCollision`]. An existing topic of exactly that name is left to the
+/// caller ([`Error::TopicExists`]).
+pub fn check_new_topic_name<'a>(
+    name: &str,
+    existing: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    validate_topic_name(name)?;
+    if RESERVED_TOPIC_NAMES.contains(&name) {
+        return Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason: "reserved for a Kafka internal topic; choose another name",
+        });
+    }
+    let unified = |n: &str| n.replace('.', "_");
+    let key = unified(name);
+    if let Some(other) = existing
+        .into_iter()
+        .find(|other| *other != name && unified(other) == key)
+    {
+        return Err(Error::TopicCollision {
+            topic: name.to_owned(),
+            existing: other.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// A named, ordered set of partitions with a partitioner.
 ///
 /// `Topic` is `Send + Sync`; the store hands it out as `Arc<Topic>`. Partition `n` lives in
@@ -136,7 +187,8 @@ pub fn validate_topic_name(name: &str) -> Result<()> {
 /// partitioner; appending to a [`Partition`] directly is always allowed too.
 pub struct Topic {
     name: String,
-    partition_config: PartitionConfig,
+    /// Replaced by `LogStore::update_topic_config`.
+    partition_config: RwLock<PartitionConfig>,
     /// Replaced (never shrunk) by `add_partitions`; readers clone the `Arc`.
     partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
     /// `partitions.len()`, readable without the lock on the send path.
@@ -166,7 +218,7 @@ impl Topic {
         let count = u32::try_from(partitions.len()).expect("bounded by TOPIC_PARTITIONS_MAX");
         Topic {
             name,
-            partition_config,
+            partition_config: RwLock::new(partition_config),
             partitions: RwLock::new(Arc::new(partitions)),
             partition_count: AtomicU32::new(count),
             partitioner: RwLock::new(partitioner),
@@ -179,16 +231,22 @@ impl Topic {
         &self.name
     }
 
-    /// The configuration every partition of the topic was opened with.
-    pub fn partition_config(&self) -> &PartitionConfig {
-        &self.partition_config
+    /// The configuration of the topic's partitions: the one they were opened with, with
+    /// the changes of [`LogStore::update_topic_config`](crate::LogStore::update_topic_config).
+    pub fn partition_config(&self) -> PartitionConfig {
+        self.partition_config.read().clone()
+    }
+
+    /// Record the topic's new partition configuration (already persisted by the store).
+    pub(crate) fn set_partition_config(&self, config: PartitionConfig) {
+        *self.partition_config.write() = config;
     }
 
     /// The topic's current configuration: partition count, partition config, partitioner.
     pub fn config(&self) -> TopicConfig {
         TopicConfig {
             partitions: self.partition_count(),
-            partition_config: self.partition_config.clone(),
+            partition_config: self.partition_config(),
             partitioner: self.partitioner(),
         }
     }

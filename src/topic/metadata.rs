@@ -143,7 +143,7 @@ fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)
     for (i, line) in lines.enumerate() {
         let lineno = i + 2;
         if metas.len() >= STORE_TOPICS_MAX {
-            return Err((lineno, "more than STORE_TOPICS_MAX topics"));
+            return Err((lineno, "more than 100000 topics (STORE_TOPICS_MAX)"));
         }
         let meta = decode_topic(line).map_err(|reason| (lineno, reason))?;
         if metas.iter().any(|m| m.name == meta.name) {

@@ -2,6 +2,8 @@
 //! set of partitions, with their metadata file, the partitioner that routes records, and the
 //! maintenance thread that flushes and applies retention.
 
+pub(crate) mod descriptors;
+pub(crate) mod dir_kind;
 pub(crate) mod handle;
 pub(crate) mod maintenance;
 pub(crate) mod metadata;

@@ -17,9 +17,13 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::{self, sync_dir_in};
 use crate::io::fs::{Fs, FsLock};
 use crate::log::config::PartitionConfig;
-use crate::log::partition::Partition;
+use crate::log::partition::{ConfigUpdate, Partition};
 use crate::offset::TopicPartition;
-use crate::topic::handle::{validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX};
+use crate::topic::descriptors;
+use crate::topic::dir_kind::refuse_partition_dir;
+use crate::topic::handle::{
+    check_new_topic_name, validate_topic_name, Topic, TopicConfig, TOPIC_PARTITIONS_MAX,
+};
 use crate::topic::maintenance::{
     self, MaintenanceLog, MaintenanceReport, MaintenanceThread, Schedule,
 };
@@ -35,6 +39,9 @@ use crate::topic::sweep::{
 const STORE_LOCK_FILE: &str = ".lock";
 /// Most topics one store holds.
 pub const STORE_TOPICS_MAX: usize = 100_000;
+
+// The validation messages state this value: keep them in step.
+const _: () = assert!(STORE_TOPICS_MAX == 100_000);
 
 /// Configuration of a [`LogStore`]. Build it from [`StoreConfig::default`] and the `with_*`
 /// methods; [`LogStore::open`] validates it. Nothing here is persisted.
@@ -60,6 +67,15 @@ pub struct StoreConfig {
     /// The file system the store lives on: the real one unless a test installed a simulated
     /// one (`with_file_system`, feature `testing`).
     pub(crate) fs: Fs,
+    /// File descriptors the store's partitions may hold: `create_topic` and `add_partitions`
+    /// that would make the store hold more than this
+    /// ([`DESCRIPTORS_PER_PARTITION`](crate::DESCRIPTORS_PER_PARTITION) per partition) fail
+    /// with [`Error::DescriptorBudget`], changing nothing. `None` (the default): the process's
+    /// open-file limit (`ulimit -n`, read on Linux) less
+    /// [`DESCRIPTORS_RESERVED`](crate::DESCRIPTORS_RESERVED); no check where it is unknown.
+    /// Partitions stay open while the store is (Kafka keeps its segments open too): size the
+    /// limit for them.
+    pub descriptors_max: Option<usize>,
 }
 
 impl Default for StoreConfig {
@@ -69,6 +85,7 @@ impl Default for StoreConfig {
             retention_check_interval: Duration::from_secs(5 * 60),
             truncate_corrupt: false,
             fs: Fs::Std,
+            descriptors_max: None,
         }
     }
 }
@@ -82,6 +99,11 @@ impl StoreConfig {
     /// Sets `retention_check_interval`.
     pub fn with_retention_check_interval(mut self, v: Duration) -> Self {
         self.retention_check_interval = v;
+        self
+    }
+    /// Sets `descriptors_max`.
+    pub fn with_descriptors_max(mut self, v: Option<usize>) -> Self {
+        self.descriptors_max = v;
         self
     }
     /// Sets `truncate_corrupt`.
@@ -224,7 +246,8 @@ impl LogStore {
     /// Open (creating if needed) the store in `dir`, restoring every topic listed in its
     /// metadata and recovering each partition (see [`Partition::open`]).
     ///
-    /// Fails with [`Error::StoreAlreadyOpen`] if another `LogStore` holds `dir`, with
+    /// Fails with [`Error::WrongDirectory`] (changing nothing) if `dir` is a partition
+    /// directory, with [`Error::StoreAlreadyOpen`] if another `LogStore` holds `dir`, with
     /// [`Error::CorruptMetadata`] if the metadata file is damaged, missing while partition
     /// directories exist, or lists a partition whose directory is gone.
     pub fn open(dir: impl AsRef<Path>, config: StoreConfig) -> Result<LogStore> {
@@ -288,6 +311,16 @@ impl LogStore {
     /// from now on, as in Kafka.
     pub fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
         self.inner.add_partitions(name, new_count)
+    }
+
+    /// Change topic `name`'s `retention_ms`, `retention_bytes` or `segment_ms` (Kafka's
+    /// dynamic topic configuration): validated, persisted in the metadata before this
+    /// returns (later opens use it), then applied to every open partition
+    /// ([`Partition::update_config`]): the next retention pass and roll decision use it.
+    /// Errors: [`Error::UnknownTopic`], [`Error::InvalidConfig`] (nothing changes), I/O.
+    /// Other settings (segment size, cleanup policy, durability, ...) are fixed at creation.
+    pub fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
+        self.inner.update_topic_config(name, update)
     }
 
     /// Run [`Partition::flush_if_due`], [`Partition::apply_retention`] and
@@ -356,6 +389,7 @@ impl Drop for LogStore {
 impl StoreInner {
     fn open(dir: &Path, config: StoreConfig) -> Result<StoreInner> {
         let fs = &config.fs;
+        refuse_partition_dir(fs, dir)?;
         checkpoint::create_dir_all_durable(fs, dir)?;
         let lock = lock_store(fs, dir)?;
         remove_leftover_tmp(fs, dir)?;
@@ -407,6 +441,20 @@ impl StoreInner {
             })
     }
 
+    /// [`Error::DescriptorBudget`] unless the store's partitions plus `more` fit the budget.
+    fn check_descriptors(&self, more: u32) -> Result<()> {
+        let open: usize = self
+            .topics
+            .read()
+            .values()
+            .map(|t| t.partition_count() as usize)
+            .sum();
+        descriptors::check(
+            open + more as usize,
+            descriptors::budget(self.config.descriptors_max),
+        )
+    }
+
     /// The metadata of every current topic, with `change` applied to the list.
     fn metas_with(&self, change: impl FnOnce(&mut Vec<TopicMeta>)) -> Vec<TopicMeta> {
         let mut metas: Vec<TopicMeta> = self
@@ -416,7 +464,7 @@ impl StoreInner {
             .map(|t| TopicMeta {
                 name: t.name().to_owned(),
                 partitions: t.partition_count(),
-                config: t.partition_config().clone(),
+                config: t.partition_config(),
             })
             .collect();
         change(&mut metas);
@@ -434,11 +482,13 @@ impl StoreInner {
                 topic: name.to_owned(),
             });
         }
+        check_new_topic_name(name, self.topics.read().keys().map(String::as_str))?;
+        self.check_descriptors(config.partitions)?;
         if count >= STORE_TOPICS_MAX {
             return Err(Error::config(
                 "topics",
                 count + 1,
-                "a store holds at most STORE_TOPICS_MAX topics",
+                "a store holds at most 100000 topics (STORE_TOPICS_MAX); delete topics or use another store",
             ));
         }
         let partitions =
@@ -488,6 +538,28 @@ impl StoreInner {
         remove_deleted(&self.config.fs, &self.dir, &topic.partitions())
     }
 
+    fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
+        let _admin = self.admin.lock();
+        self.check_open()?;
+        let topic = self.topic(name)?;
+        let config = update.apply_to(&topic.partition_config())?;
+        let metas = self.metas_with(|m| {
+            if let Some(t) = m.iter_mut().find(|t| t.name == name) {
+                t.config = config.clone();
+            }
+        });
+        let committed = match write_metadata(&self.config.fs, &self.dir, &metas) {
+            Ok(()) => Ok(()),
+            Err(f) if f.renamed => Err(f.error), // committed; the error is still reported
+            Err(f) => return Err(f.error),
+        };
+        topic.set_partition_config(config);
+        for p in &topic.partitions() {
+            p.update_config(update)?;
+        }
+        committed
+    }
+
     fn add_partitions(&self, name: &str, new_count: u32) -> Result<()> {
         let _admin = self.admin.lock();
         self.check_open()?;
@@ -505,9 +577,11 @@ impl StoreInner {
             return invalid("the partition count can only increase");
         }
         if new_count > TOPIC_PARTITIONS_MAX {
-            return invalid("more than TOPIC_PARTITIONS_MAX partitions");
+            return invalid("more than TOPIC_PARTITIONS_MAX = 10000 partitions");
         }
-        let added = self.open_new_partitions(name, current, new_count, topic.partition_config())?;
+        self.check_descriptors(new_count - current)?;
+        let added =
+            self.open_new_partitions(name, current, new_count, &topic.partition_config())?;
         let metas = self.metas_with(|m| {
             if let Some(t) = m.iter_mut().find(|t| t.name == name) {
                 t.partitions = new_count;

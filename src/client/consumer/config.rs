@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::group::assignor::{Assignor, StickyAssignor};
+use crate::group::assignor::Assignor;
 use crate::group::coordinator::{MemberConfig, SESSION_TIMEOUT_MAX};
 use crate::group::offset_store::validate_group_id;
+use crate::group::sticky::StickyAssignor;
 
 /// What a consumer does for a partition that has no committed offset, or whose position is
 /// outside the log (below the log start after retention, or past the end).
@@ -34,7 +35,10 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: AutoOffsetReset,
     /// Commit positions automatically: in `poll`, once `auto_commit_interval` has passed since
     /// the previous automatic commit; before giving up partitions in a rebalance; and in
-    /// [`close`](super::Consumer::close). Default `true` (as Kafka).
+    /// [`close`](super::Consumer::close). Default `true` (as Kafka). A refused or failed
+    /// automatic commit is the error of the `poll`, `unsubscribe` or `close` that ran it
+    /// (Kafka only logs it): the application learns that records after its last commit will
+    /// be delivered again.
     pub enable_auto_commit: bool,
     /// Interval of automatic commits. Zero commits on every `poll`. Default 5 s.
     pub auto_commit_interval: Duration,
@@ -54,12 +58,27 @@ pub struct ConsumerConfig {
     /// fenced). Ignored by [`subscribe`](super::Consumer::subscribe), which names its group. Default
     /// `None`.
     pub group_id: Option<String>,
-    /// Group membership: see [`MemberConfig::session_timeout`]. Default 45 s.
+    /// Group membership: see [`MemberConfig::session_timeout`]. A subscribed consumer
+    /// heartbeats from a background thread every `heartbeat_interval` (a third of this if
+    /// shorter), so processing for longer than the session timeout does not lose partitions
+    /// while the process is alive; `max_poll_interval` bounds the time between polls. Default
+    /// 45 s.
     pub session_timeout: Duration,
+    /// Longest time between two `poll`s of a subscribed consumer (Kafka's
+    /// `max.poll.interval.ms`): past it, the background heartbeat leaves the group, so the
+    /// partitions of a stuck consumer go to others; the next `poll` rejoins (calling
+    /// `on_lost`). Between 1 ms and [`SESSION_TIMEOUT_MAX`] × 24; default 5 minutes (Kafka's).
+    pub max_poll_interval: Duration,
     /// Group membership: see [`MemberConfig::assignor`]. Default [`StickyAssignor`].
     pub assignor: Arc<dyn Assignor>,
     /// Group membership: see [`MemberConfig::client_id`]. Default `"consumer"`.
     pub client_id: String,
+    /// Static group membership (Kafka's `group.instance.id`): see
+    /// [`MemberConfig::group_instance_id`]. A static member does not leave the group on
+    /// `close` or `unsubscribe` (it commits and calls `on_revoked` as usual): its partitions
+    /// wait, owned, until a consumer with the same instance id joins again (and gets them
+    /// back without a rebalance) or the session times out. Default `None`.
+    pub group_instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -71,10 +90,12 @@ impl std::fmt::Debug for ConsumerConfig {
             .field("fetch_max_bytes", &self.fetch_max_bytes)
             .field("poll_slice", &self.poll_slice)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_poll_interval", &self.max_poll_interval)
             .field("group_id", &self.group_id)
             .field("session_timeout", &self.session_timeout)
             .field("assignor", &self.assignor.name())
             .field("client_id", &self.client_id)
+            .field("group_instance_id", &self.group_instance_id)
             .finish()
     }
 }
@@ -91,14 +112,19 @@ impl Default for ConsumerConfig {
             heartbeat_interval: Duration::from_millis(100),
             group_id: None,
             session_timeout: member.session_timeout,
+            max_poll_interval: Duration::from_secs(5 * 60),
             assignor: Arc::new(StickyAssignor),
             client_id: member.client_id,
+            group_instance_id: None,
         }
     }
 }
 
 /// Largest accepted [`ConsumerConfig::fetch_max_bytes`].
 pub const FETCH_MAX_BYTES_LIMIT: usize = 64 << 20;
+
+// The validation message states this value: keep them in step.
+const _: () = assert!(FETCH_MAX_BYTES_LIMIT == 64 << 20);
 
 impl ConsumerConfig {
     /// Sets `auto_offset_reset`.
@@ -126,6 +152,12 @@ impl ConsumerConfig {
         self.poll_slice = v;
         self
     }
+    /// Sets `max_poll_interval`.
+    pub fn with_max_poll_interval(mut self, v: Duration) -> Self {
+        self.max_poll_interval = v;
+        self
+    }
+
     /// Sets `heartbeat_interval`.
     pub fn with_heartbeat_interval(mut self, v: Duration) -> Self {
         self.heartbeat_interval = v;
@@ -146,6 +178,12 @@ impl ConsumerConfig {
         self.assignor = v;
         self
     }
+    /// Sets `group_instance_id`.
+    pub fn with_group_instance_id(mut self, v: impl Into<String>) -> Self {
+        self.group_instance_id = Some(v.into());
+        self
+    }
+
     /// Sets `client_id`.
     pub fn with_client_id(mut self, v: impl Into<String>) -> Self {
         self.client_id = v.into();
@@ -158,7 +196,7 @@ impl ConsumerConfig {
             return Err(Error::config(
                 "fetch_max_bytes",
                 self.fetch_max_bytes,
-                "must be between 1 and FETCH_MAX_BYTES_LIMIT",
+                "must be between 1 byte and 64 MiB (FETCH_MAX_BYTES_LIMIT)",
             ));
         }
         if !(Duration::from_millis(1)..=Duration::from_secs(1)).contains(&self.poll_slice) {
@@ -174,7 +212,16 @@ impl ConsumerConfig {
             return Err(Error::config(
                 "heartbeat_interval",
                 format!("{:?}", self.heartbeat_interval),
-                "must be between 1 ms and SESSION_TIMEOUT_MAX",
+                "must be between 1 ms and 1 h (SESSION_TIMEOUT_MAX)",
+            ));
+        }
+        if self.max_poll_interval < Duration::from_millis(1)
+            || self.max_poll_interval > SESSION_TIMEOUT_MAX * 24
+        {
+            return Err(Error::config(
+                "max_poll_interval",
+                format!("{:?}", self.max_poll_interval),
+                "must be between 1 ms and 24 h",
             ));
         }
         if let Some(group) = &self.group_id {
@@ -190,6 +237,7 @@ impl ConsumerConfig {
             session_timeout: self.session_timeout,
             assignor: self.assignor.clone(),
             client_id: self.client_id.clone(),
+            group_instance_id: self.group_instance_id.clone(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::consumer::config::AutoOffsetReset;
 use crate::client::consumer::record::ConsumerRecord;
-use crate::client::consumer::{Consumer, Mode};
+use crate::client::consumer::{Consumer, Mode, SeekTarget};
 use crate::error::{Error, Result};
 use crate::log::partition::ReadBatches;
 use crate::offset::Offset;
@@ -19,11 +19,17 @@ impl Consumer {
         let mut before = Vec::new();
         for k in 0..n {
             let i = (self.next_fetch + k) % n;
-            before.push((i, self.parts[i].position));
-            if let Err(e) = self.fill(i, max_records - out.len(), &mut out) {
-                for (j, position) in before {
+            before.push((i, self.parts[i].position, self.parts[i].pending_seek));
+            let filled = if self.parts[i].paused {
+                Ok(()) // paused: neither fetched nor resolved
+            } else {
+                self.fill(i, max_records - out.len(), &mut out)
+            };
+            if let Err(e) = filled {
+                for (j, position, pending_seek) in before {
                     let part = &mut self.parts[j];
                     part.position = position;
+                    part.pending_seek = pending_seek;
                     part.read_ahead.clear();
                 }
                 return Err(e);
@@ -142,10 +148,19 @@ impl Consumer {
         }
     }
 
-    /// The position of partition `i`, resolving it from the committed offset or the reset
-    /// policy if unknown.
+    /// The position of partition `i`, resolving it from a pending lazy seek, else the
+    /// committed offset or the reset policy if unknown.
     pub(super) fn resolve(&mut self, i: usize) -> Result<Offset> {
         if let Some(position) = self.parts[i].position {
+            return Ok(position);
+        }
+        let part = &mut self.parts[i];
+        if let Some(target) = part.pending_seek.take() {
+            let position = match target {
+                SeekTarget::Beginning => part.partition.log_start_offset(),
+                SeekTarget::End => part.partition.high_watermark(),
+            };
+            part.position = Some(position);
             return Ok(position);
         }
         let committed = match self.group_id() {
@@ -186,21 +201,25 @@ impl Consumer {
         if self.parts.len() > 1 {
             slice = slice.min(self.config.poll_slice);
         }
-        let target = if self.parts.is_empty() {
+        let waitable: Vec<usize> = (0..self.parts.len())
+            .filter(|&i| !self.parts[i].paused)
+            .collect();
+        let target = if waitable.is_empty() {
             None
         } else {
-            let i = self.next_wait % self.parts.len();
+            let i = waitable[self.next_wait % waitable.len()];
             self.next_wait = self.next_wait.wrapping_add(1);
             let p = &self.parts[i];
             p.position.map(|o| (p.partition.clone(), o))
         };
         let start = Instant::now();
-        let woken = target.is_some_and(|(partition, offset)| partition.wait_for(offset, slice));
-        // `wait_for` returns early without data only for a closed partition: sleep out the
-        // slice rather than spin.
-        if !woken {
+        let arrived =
+            target.is_some_and(|(partition, offset)| self.wake.wait_on(&partition, offset, slice));
+        // Without data, the wait returns early only for a closed partition or a wakeup:
+        // sleep out the slice (unless woken) rather than spin.
+        if !arrived {
             if let Some(rest) = slice.checked_sub(start.elapsed()) {
-                std::thread::sleep(rest);
+                self.wake.sleep(rest);
             }
         }
     }

@@ -29,16 +29,20 @@ impl Consumer {
         if let Mode::Group(m) = &mut self.mode {
             m.generation = sync.generation;
         }
+        // A failed commit of revoked partitions is reported once the step is complete: the
+        // partitions are released all the same (keeping them would block the new owner, and
+        // the next sync would revoke them again).
+        let mut committed = Ok(());
         if !sync.to_revoke.is_empty() {
             let revoke = sync.to_revoke.clone();
             if self.config.enable_auto_commit {
-                self.commit_changed(Some(&revoke))?;
+                committed = self.commit_changed(Some(&revoke));
             }
             self.callback(Callback::Revoked, &revoke);
             self.parts.retain(|p| !revoke.contains(&p.tp));
             match self.groups.release(&group, &member_id, &revoke) {
                 Ok(()) => {}
-                Err(Error::UnknownMember { .. }) => return self.rejoin(),
+                Err(Error::UnknownMember { .. }) => return self.rejoin().and(committed),
                 Err(e) => return Err(e),
             }
         }
@@ -60,7 +64,7 @@ impl Consumer {
             .filter(|tp| !sync.to_revoke.contains(tp))
             .collect();
         self.parts.retain(|p| owned.contains(&p.tp));
-        Ok(())
+        committed
     }
 
     /// After removal by the coordinator: report the partitions lost, join again.
@@ -78,6 +82,9 @@ impl Consumer {
             .groups
             .join(&group, self.config.member_config(topics))?;
         if let Mode::Group(m) = &mut self.mode {
+            if let Some(h) = &m.heartbeat {
+                h.set_member(&member_id);
+            }
             m.member_id = member_id;
             m.generation = 0;
         }
@@ -85,15 +92,11 @@ impl Consumer {
     }
     /// Leave the group or drop the manual assignment; idle afterwards.
     pub(super) fn shutdown(&mut self) -> Result<()> {
+        self.run_pending_commits();
         let mut result = Ok(());
-        if let Mode::Group(m) = &mut self.mode {
-            // Ownership only changes through this consumer's own polls (or its removal), so
-            // what it holds is still its own: commit with the current generation even if a
-            // rebalance happened since the last poll. The coordinator still checks ownership.
-            if let Ok(generation) = self.groups.heartbeat(&m.group, &m.member_id) {
-                m.generation = generation;
-            }
-        }
+        // Ownership only changes through this consumer's own polls (or its removal), so what
+        // it holds is still its own: the coordinator accepts the commit with the generation of
+        // the last poll even if members joined or left since (see `GroupCoordinator::commit`).
         if self.config.enable_auto_commit && self.group_id().is_some() {
             result = self.commit_changed(None);
         }
@@ -101,7 +104,13 @@ impl Consumer {
             let (group, member_id) = (m.group.clone(), m.member_id.clone());
             let owned = self.assignment();
             self.callback(Callback::Revoked, &owned);
-            match self.groups.leave(&group, &member_id) {
+            // A static member stays in the group: its next incarnation takes over.
+            let leave = if self.config.group_instance_id.is_some() {
+                Ok(())
+            } else {
+                self.groups.leave(&group, &member_id)
+            };
+            match leave {
                 Ok(()) | Err(Error::UnknownMember { .. }) => {}
                 Err(e) => result = result.and(Err(e)),
             }
@@ -114,8 +123,8 @@ impl Consumer {
     // ----- commits -----
 
     /// Commit positions that moved since their last commit, of `only` partitions or all.
-    /// A commit fenced by a concurrent rebalance is skipped: those records will be delivered
-    /// again (at least once).
+    /// A refused commit is returned, never dropped: the caller (`poll`, `close`) reports it,
+    /// and the records after the last successful commit will be delivered again.
     fn commit_changed(&mut self, only: Option<&[TopicPartition]>) -> Result<()> {
         let offsets: Vec<(TopicPartition, CommittedOffset)> = self
             .parts
@@ -126,10 +135,7 @@ impl Consumer {
                 _ => None,
             })
             .collect();
-        match self.commit_offsets(&offsets) {
-            Ok(()) | Err(Error::FencedCommit { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.commit_offsets(&offsets)
     }
 
     pub(super) fn maybe_auto_commit(&mut self) -> Result<()> {

@@ -4,7 +4,9 @@
 //! commits ([`membership`]), fetching and waiting ([`fetch`]).
 
 mod config;
+mod control;
 mod fetch;
+mod heartbeat;
 mod listener;
 mod membership;
 mod record;
@@ -22,6 +24,7 @@ use crate::offset::{Offset, TopicPartition};
 use crate::topic::store::{LogStore, StoreHandle};
 
 pub use config::{AutoOffsetReset, ConsumerConfig, FETCH_MAX_BYTES_LIMIT};
+pub use control::{CommitCallback, Waker};
 pub use listener::RebalanceListener;
 pub use record::ConsumerRecord;
 
@@ -77,6 +80,10 @@ pub struct Consumer {
     next_wait: usize,
     last_auto_commit: Instant,
     in_callback: bool,
+    /// Shared with the consumer's [`Waker`]s.
+    wake: Arc<control::WakeState>,
+    /// Commits asked for by `commit_async`, run by the next poll.
+    pending_commits: Vec<(Vec<(TopicPartition, CommittedOffset)>, CommitCallback)>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -115,20 +122,35 @@ struct Membership {
     member_id: String,
     generation: u64,
     listener: Option<Box<dyn RebalanceListener>>,
+    /// The background heartbeat; `None` if its thread could not start.
+    heartbeat: Option<heartbeat::Heartbeat>,
 }
 
 struct PartState {
     tp: TopicPartition,
     topic: Arc<str>,
     partition: Arc<Partition>,
-    /// Next offset to return; `None` until resolved (commit or reset policy).
+    /// Next offset to return; `None` until resolved (a pending seek, the commit or the reset
+    /// policy).
     position: Option<Offset>,
+    /// A `seek_to_beginning` / `seek_to_end` not resolved yet: the next `poll` (or
+    /// `position`) reads the log start or the high watermark at that moment.
+    pending_seek: Option<SeekTarget>,
     /// The offset this consumer last committed or read as committed: auto-commit skips
     /// partitions whose position still equals it.
     committed: Option<Offset>,
+    /// Paused by [`Consumer::pause`]: `poll` neither returns nor waits for its records.
+    paused: bool,
     /// Read ahead: the batch being returned (records below `position` are skipped) and the
     /// batches read after it, not decoded yet. Cleared by a seek.
     read_ahead: ReadAhead,
+}
+
+/// Where a lazy seek goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeekTarget {
+    Beginning,
+    End,
 }
 
 #[derive(Default)]
@@ -163,7 +185,22 @@ impl Consumer {
             next_wait: 0,
             last_auto_commit: Instant::now(),
             in_callback: false,
+            wake: Arc::default(),
+            pending_commits: Vec::new(),
         })
+    }
+
+    /// An idle consumer of `store`'s topics that belongs to no shared group coordinator: for
+    /// tail-following and manual [`assign`](Self::assign)ment, which need none (Kafka's
+    /// consumer without `group.id`). Positions start where `auto_offset_reset` says (or where
+    /// [`seek`](Self::seek) puts them). It gets a private coordinator with a
+    /// [`MemoryOffsetStore`](crate::MemoryOffsetStore): commits (with `config.group_id`) last
+    /// as long as this consumer, and [`subscribe`](Self::subscribe) forms a group of one. Use
+    /// [`new`](Self::new) to share committed offsets and groups. Fails if `config` is invalid.
+    pub fn standalone(store: &LogStore, config: ConsumerConfig) -> Result<Self> {
+        let offsets = Arc::new(crate::group::offset_store::MemoryOffsetStore::new());
+        let groups = Arc::new(GroupCoordinator::for_store(store, offsets));
+        Self::new(store, groups, config)
     }
 
     /// The configuration.
@@ -253,12 +290,22 @@ impl Consumer {
         let member_id = self
             .groups
             .join(group, self.config.member_config(topics.clone()))?;
+        let heartbeat = heartbeat::Heartbeat::start(
+            self.groups.clone(),
+            group,
+            &member_id,
+            self.config
+                .heartbeat_interval
+                .min(self.config.session_timeout / 3),
+            self.config.max_poll_interval,
+        );
         self.mode = Mode::Group(Membership {
             group: group.to_owned(),
             topics,
             member_id,
             generation: 0,
             listener,
+            heartbeat,
         });
         Ok(())
     }
@@ -315,8 +362,12 @@ impl Consumer {
     /// waits (see "Waiting" above) and tries again until `timeout` has passed, then returns an
     /// empty `Vec`. Positions advance past every record returned.
     ///
+    /// Paused partitions ([`pause`](Self::pause)) are skipped. Commits queued by
+    /// [`commit_async`](Self::commit_async) run first, calling their callbacks.
+    ///
     /// Errors: `max_records == 0` ([`Error::InvalidConfig`]); an idle consumer or a call from
-    /// a listener ([`Error::InvalidConsumerState`]); the `auto_offset_reset` policy `Error`
+    /// a listener ([`Error::InvalidConsumerState`]); [`Error::Wakeup`] once a [`Waker`] woke
+    /// the consumer (at once while waiting); the `auto_offset_reset` policy `Error`
     /// ([`Error::NoOffsetForPartition`], [`Error::OffsetOutOfRange`]); read errors
     /// ([`Error::Corrupt`], I/O).
     pub fn poll(&mut self, max_records: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
@@ -328,6 +379,14 @@ impl Consumer {
             return Err(state_error("neither assigned nor subscribed"));
         }
         let start = Instant::now();
+        if let Mode::Group(Membership {
+            heartbeat: Some(h), ..
+        }) = &self.mode
+        {
+            h.polled();
+        }
+        self.wake.check()?;
+        self.run_pending_commits();
         loop {
             self.group_step()?;
             self.maybe_auto_commit()?;
@@ -336,7 +395,8 @@ impl Consumer {
             if !out.is_empty() || elapsed >= timeout {
                 return Ok(out);
             }
-            self.wait(timeout.checked_sub(elapsed).unwrap());
+            self.wait(timeout.saturating_sub(elapsed));
+            self.wake.check()?;
         }
     }
 
@@ -346,22 +406,33 @@ impl Consumer {
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<()> {
         let part = self.part_mut(tp)?;
         part.position = Some(offset);
+        part.pending_seek = None;
         part.read_ahead.clear();
         Ok(())
     }
 
-    /// Seek `tp` to its log start offset (the oldest record kept). Returns the offset.
-    pub fn seek_to_beginning(&mut self, tp: &TopicPartition) -> Result<Offset> {
-        let offset = self.part_mut(tp)?.partition.log_start_offset();
-        self.seek(tp, offset)?;
-        Ok(offset)
+    /// Seek `tp` to its log start offset (the oldest record kept), lazily as Kafka does: the
+    /// log start is read at the next [`poll`](Self::poll) or [`position`](Self::position),
+    /// so retention that runs in between moves the seek with it.
+    /// [`Error::PartitionNotAssigned`] if the consumer does not own `tp`.
+    pub fn seek_to_beginning(&mut self, tp: &TopicPartition) -> Result<()> {
+        self.seek_lazily(tp, SeekTarget::Beginning)
     }
 
-    /// Seek `tp` to its high watermark (after the last record). Returns the offset.
-    pub fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<Offset> {
-        let offset = self.part_mut(tp)?.partition.high_watermark();
-        self.seek(tp, offset)?;
-        Ok(offset)
+    /// Seek `tp` to its high watermark (after the last record), lazily as Kafka does: the
+    /// high watermark is read at the next [`poll`](Self::poll) or
+    /// [`position`](Self::position), so records appended between this call and that one are
+    /// skipped too. [`Error::PartitionNotAssigned`] if the consumer does not own `tp`.
+    pub fn seek_to_end(&mut self, tp: &TopicPartition) -> Result<()> {
+        self.seek_lazily(tp, SeekTarget::End)
+    }
+
+    fn seek_lazily(&mut self, tp: &TopicPartition, target: SeekTarget) -> Result<()> {
+        let part = self.part_mut(tp)?;
+        part.position = None;
+        part.pending_seek = Some(target);
+        part.read_ahead.clear();
+        Ok(())
     }
 
     /// Seek `tp` to the first record with a timestamp at or after `timestamp_ms`
@@ -407,22 +478,22 @@ impl Consumer {
     /// Commit the position of every owned (or assigned) partition whose position is known,
     /// synchronously: when this returns `Ok`, the commit is in the offset store with that
     /// store's durability. As a group member the commit is fenced (see
-    /// [`GroupCoordinator::commit`]): after a rebalance it fails with
-    /// [`Error::FencedCommit`] until the next `poll`.
+    /// [`GroupCoordinator::commit`]): it succeeds for the partitions the consumer owns, even
+    /// after members joined or left since its last `poll`, and fails with
+    /// [`Error::FencedCommit`] once the consumer was removed from the group.
     pub fn commit(&mut self) -> Result<()> {
-        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
-            .parts
-            .iter()
-            .filter_map(|p| p.position.map(|o| (p.tp.clone(), CommittedOffset::new(o))))
-            .collect();
+        self.run_pending_commits();
+        let offsets = self.positions();
         self.commit_offsets(&offsets)
     }
 
     /// Commit `offsets` (each the next offset to consume, with metadata). As a group member
     /// the commit is fenced: every partition must be owned and the generation current, or
-    /// [`Error::FencedCommit`]. With a manual assignment it goes to `config.group_id`
-    /// unfenced; without a group it is [`Error::InvalidConsumerState`]. An empty list does
-    /// nothing.
+    /// [`Error::FencedCommit`]. With a manual assignment it goes to `config.group_id` through
+    /// [`GroupCoordinator::commit_unmanaged`]: refused with [`Error::GroupNotEmpty`] while
+    /// that group has members, and with [`Error::UnknownTopic`] /
+    /// [`Error::PartitionOutOfRange`] for a partition that does not exist. Without a group it
+    /// is [`Error::InvalidConsumerState`]. An empty list does nothing.
     pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
@@ -436,7 +507,7 @@ impl Consumer {
                 .group_id
                 .as_deref()
                 .ok_or_else(|| state_error("no group: subscribe or set config.group_id"))?;
-            self.groups.offset_store().commit(group, offsets)?;
+            self.groups.commit_unmanaged(group, offsets)?;
         }
         for (tp, committed) in offsets {
             if let Some(p) = self.parts.iter_mut().find(|p| &p.tp == tp) {
@@ -456,6 +527,8 @@ impl Consumer {
             tp,
             partition,
             position: None,
+            pending_seek: None,
+            paused: false,
             committed: None,
             read_ahead: ReadAhead::default(),
         })

@@ -297,6 +297,12 @@ impl FileOffsetStore {
     /// Replace the log with generation + 1, a snapshot of the live entries. Called with the
     /// writer lock held, so the live state cannot change meanwhile.
     fn compact_locked(&self, w: &mut Writer) -> Result<()> {
+        self.rewrite_locked(w, None)
+    }
+
+    /// [`compact_locked`](Self::compact_locked) with the snapshot taken from `map` instead of
+    /// the live entries (a deletion writes the entries that remain before fetches see it).
+    fn rewrite_locked(&self, w: &mut Writer, map: Option<&OffsetMap>) -> Result<()> {
         // Only a crafted file name gets here; never reuse a name (the old file is deleted).
         let next = w.generation.checked_add(1).ok_or_else(|| Error::Corrupt {
             path: w.path.clone(),
@@ -304,9 +310,9 @@ impl FileOffsetStore {
             reason: CorruptKind::BadCheckpoint,
         })?;
         let fs = &self.config.fs;
-        let (file, path, end) = {
-            let live = self.live.read();
-            write_snapshot(fs, &self.dir, next, &live.map)
+        let (file, path, end) = match map {
+            Some(map) => write_snapshot(fs, &self.dir, next, map),
+            None => write_snapshot(fs, &self.dir, next, &self.live.read().map),
         }
         .inspect_err(|_| {
             // The rename may have happened before the directory fsync failed: the next
@@ -366,6 +372,27 @@ impl OffsetStore for FileOffsetStore {
     fn fetch_group(&self, group: &str) -> Result<Vec<(TopicPartition, CommittedOffset)>> {
         validate_group_id(group)?;
         Ok(self.live.read().map.fetch_group(group))
+    }
+
+    /// Rewrites the log as a snapshot without the removed entries (fsynced, renamed), then
+    /// shows the removal: as durable as a commit, and invisible until it is.
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        validate_group_id(group)?;
+        let mut w = self.writer.lock();
+        if w.failed {
+            return Err(Error::PreviousIoFailed);
+        }
+        let mut remaining = self.live.read().map.clone();
+        if remaining.remove(group, partitions) == 0 {
+            return Ok(());
+        }
+        self.rewrite_locked(&mut w, Some(&remaining))?;
+        let mut live = Live::default();
+        for (g, tp, c) in remaining.iter() {
+            live.insert(g, tp.clone(), c.clone());
+        }
+        *self.live.write() = live;
+        Ok(())
     }
 }
 

@@ -43,4 +43,10 @@ impl OffsetStore for MemoryOffsetStore {
         validate_group_id(group)?;
         Ok(self.map.read().fetch_group(group))
     }
+
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        validate_group_id(group)?;
+        self.map.write().remove(group, partitions);
+        Ok(())
+    }
 }

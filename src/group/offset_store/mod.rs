@@ -21,6 +21,9 @@ pub const GROUP_ID_BYTES_MAX: usize = 255;
 /// 249 characters. Names must also be non-empty.
 pub const OFFSET_TOPIC_BYTES_MAX: usize = 255;
 
+// The validation messages state these values: keep them in step.
+const _: () = assert!(GROUP_ID_BYTES_MAX == 255 && OFFSET_TOPIC_BYTES_MAX == 255);
+
 /// Longest accepted [`CommittedOffset::metadata`], in bytes (UTF-8): Kafka's default
 /// `offset.metadata.max.bytes`.
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
@@ -126,11 +129,28 @@ pub trait OffsetStore: Send + Sync {
 
     /// Every offset `group` has committed, sorted by partition; empty for an unknown group.
     fn fetch_group(&self, group: &str) -> Result<Vec<(TopicPartition, CommittedOffset)>>;
+
+    /// Remove `group`'s committed offsets of `partitions`, or all of them with `None`
+    /// (Kafka's `DeleteGroups` / `OffsetDelete`); entries that do not exist are ignored.
+    /// Afterwards `fetch` returns `None` for them. A durable store **must** make the removal
+    /// durable before it returns `Ok` and **must not** show it to fetches before; after an
+    /// error nothing changed in this instance. The provided implementation refuses with
+    /// [`Error::Unsupported`](crate::Error::Unsupported); both shipped stores implement it.
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        let _ = (group, partitions);
+        Err(crate::error::Error::Unsupported {
+            operation: "OffsetStore::delete",
+        })
+    }
 }
 
 impl<T: OffsetStore + ?Sized> OffsetStore for Arc<T> {
     fn commit(&self, group: &str, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
         (**self).commit(group, offsets)
+    }
+
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        (**self).delete(group, partitions)
     }
 
     fn fetch(&self, group: &str, partition: &TopicPartition) -> Result<Option<CommittedOffset>> {
@@ -147,6 +167,10 @@ impl<T: OffsetStore + ?Sized> OffsetStore for Box<T> {
         (**self).commit(group, offsets)
     }
 
+    fn delete(&self, group: &str, partitions: Option<&[TopicPartition]>) -> Result<()> {
+        (**self).delete(group, partitions)
+    }
+
     fn fetch(&self, group: &str, partition: &TopicPartition) -> Result<Option<CommittedOffset>> {
         (**self).fetch(group, partition)
     }
@@ -161,7 +185,7 @@ pub fn validate_group_id(group: &str) -> Result<()> {
     let reason = if group.is_empty() {
         "must not be empty"
     } else if group.len() > GROUP_ID_BYTES_MAX {
-        "longer than GROUP_ID_BYTES_MAX bytes"
+        "longer than 255 bytes (GROUP_ID_BYTES_MAX); use a shorter group id"
     } else {
         return Ok(());
     };
@@ -189,7 +213,7 @@ pub fn validate_offset_commit(
         let reason = if tp.topic.is_empty() {
             Some("must not be empty")
         } else if tp.topic.len() > OFFSET_TOPIC_BYTES_MAX {
-            Some("longer than OFFSET_TOPIC_BYTES_MAX bytes")
+            Some("longer than 255 bytes (OFFSET_TOPIC_BYTES_MAX)")
         } else {
             None
         };
@@ -211,7 +235,7 @@ pub fn validate_offset_commit(
 }
 
 /// The in-memory map both shipped stores keep: group -> partition -> committed offset.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct OffsetMap {
     groups: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
 }
@@ -231,6 +255,24 @@ impl OffsetMap {
         entries.insert(tp, committed);
         self.groups.insert(group.to_owned(), entries);
         None
+    }
+
+    /// Remove `group`'s entries of `partitions` (every entry with `None`); returns how many
+    /// were removed.
+    pub(crate) fn remove(&mut self, group: &str, partitions: Option<&[TopicPartition]>) -> usize {
+        let Some(entries) = self.groups.get_mut(group) else {
+            return 0;
+        };
+        let before = entries.len();
+        match partitions {
+            None => entries.clear(),
+            Some(list) => entries.retain(|tp, _| !list.contains(tp)),
+        }
+        let removed = before - entries.len();
+        if entries.is_empty() {
+            self.groups.remove(group);
+        }
+        removed
     }
 
     pub(crate) fn fetch(&self, group: &str, tp: &TopicPartition) -> Option<CommittedOffset> {

@@ -18,12 +18,15 @@
 //! batches can share. Recovery is a scan, a pure plan (`recover::plan_recovery`) and an act.
 
 mod compact;
+mod dir_kind;
+mod live;
 mod open;
 mod read;
 #[cfg(feature = "kafka-server")]
 mod received;
 mod recover;
 mod state;
+mod timestamps;
 mod truncate;
 
 use std::collections::VecDeque;
@@ -49,7 +52,9 @@ use crate::offset::Offset;
 use state::{Position, View};
 
 pub use compact::CompactionReport;
+pub use live::ConfigUpdate;
 pub use read::ReadBatches;
+pub use timestamps::{OffsetSpec, NO_TIMESTAMP};
 
 /// File holding the recovery point: every offset below it had been fsynced.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
@@ -157,6 +162,8 @@ struct SyncState {
 pub struct Partition {
     dir: PathBuf,
     config: PartitionConfig,
+    /// The configuration values that may change while open (`update_config`).
+    limits: RwLock<live::LiveLimits>,
     /// The directory lock; released by a successful `close`, so the directory can be opened
     /// again while stale handles linger (they refuse writes).
     dir_lock: Mutex<Option<FsLock>>,
@@ -210,7 +217,11 @@ impl Partition {
     /// flushed) fails with [`Error::CorruptBelowRecoveryPoint`] unless
     /// [`PartitionConfig::truncate_corrupt`] is set. [`Partition::recovery_report`] tells what
     /// was done.
+    ///
+    /// A store's data directory (holding `topics.meta`) is refused with
+    /// [`Error::WrongDirectory`] before anything is written.
     pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
+        dir_kind::refuse_store_root(&config.fs, dir.as_ref())?;
         open::open(dir.as_ref(), config)
     }
 
@@ -219,7 +230,8 @@ impl Partition {
         &self.dir
     }
 
-    /// The configuration it was opened with.
+    /// The configuration it was opened with ([`effective_config`](Self::effective_config)
+    /// includes later [`update_config`](Self::update_config) changes).
     pub fn config(&self) -> &PartitionConfig {
         &self.config
     }
@@ -314,6 +326,7 @@ impl Partition {
                 return Err(Error::MissingKey { index });
             }
         }
+        timestamps::check_timestamps(records)?;
         // Plan: encode and checksum before taking the append lock.
         let options = EncodeOptions {
             compression: self.config.compression,
@@ -437,7 +450,7 @@ impl Partition {
         }
         let len = h.total_len() as u64;
         let too_big = w.size + len > self.config.segment_bytes;
-        let too_old = match (self.config.segment_ms, w.first_timestamp) {
+        let too_old = match (self.live_limits().segment_ms, w.first_timestamp) {
             (Some(ms), Some(first)) => {
                 h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
             }
@@ -663,12 +676,26 @@ impl Partition {
     /// Block until the high watermark passes `offset` (a record at `offset` is readable) or
     /// `timeout` elapses. Returns whether it did. Wakes on appends, not by polling.
     pub fn wait_for(&self, offset: Offset, timeout: Duration) -> bool {
+        self.wait_for_or_wake(offset, timeout, &AtomicBool::new(false))
+    }
+
+    /// [`wait_for`](Self::wait_for) that also returns (`false`) once `wake` is set and
+    /// [`wake_waiters`](Self::wake_waiters) is called: a consumer's `wakeup`.
+    pub(crate) fn wait_for_or_wake(
+        &self,
+        offset: Offset,
+        timeout: Duration,
+        wake: &AtomicBool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         self.waiters.fetch_add(1, Ordering::AcqRel);
         let mut g = self.notify.lock();
         let ok = loop {
             if self.view.read().high_watermark().offset > offset.0 {
                 break true;
+            }
+            if wake.load(Ordering::Acquire) {
+                break false;
             }
             if self.closed.load(Ordering::Acquire)
                 || self.notify_cond.wait_until(&mut g, deadline).timed_out()
@@ -679,6 +706,12 @@ impl Partition {
         drop(g);
         self.waiters.fetch_sub(1, Ordering::AcqRel);
         ok
+    }
+
+    /// Wake every [`wait_for_or_wake`](Self::wait_for_or_wake) so it re-checks its flag.
+    pub(crate) fn wake_waiters(&self) {
+        let _g = self.notify.lock();
+        self.notify_cond.notify_all();
     }
 
     /// Make `offset` the new log start: records below it are no longer readable, and whole
@@ -753,8 +786,8 @@ impl Partition {
         // A compact-only partition keeps its keys forever; only the log start deletes.
         let deletes = self.config.cleanup_policy.deletes();
         let policy = RetentionPolicy {
-            retention_ms: self.config.retention_ms.filter(|_| deletes),
-            retention_bytes: self.config.retention_bytes.filter(|_| deletes),
+            retention_ms: self.live_limits().retention_ms.filter(|_| deletes),
+            retention_bytes: self.live_limits().retention_bytes.filter(|_| deletes),
         };
         let plan = retention::plan(
             &infos,
@@ -763,6 +796,10 @@ impl Partition {
             now_ms,
             policy,
         );
+        if plan.roll_active && self.roll_expired_active(infos.last())? {
+            // The expired records are in a sealed segment now: plan again to delete it.
+            return self.retain_locked(now_ms);
+        }
         if plan.delete_count == 0 {
             return Ok(plan);
         }
@@ -803,6 +840,25 @@ impl Partition {
         }
         checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         Ok(plan)
+    }
+
+    /// Roll the active segment for retention if it is still the one `planned` describes (no
+    /// append since the plan: a newer record would not be expired). Returns whether it rolled.
+    fn roll_expired_active(&self, planned: Option<&SegmentInfo>) -> Result<bool> {
+        let mut w = self.writer.lock();
+        if self.check_writable().is_err() {
+            return Ok(false); // a closed or failed partition keeps its active segment
+        }
+        let unchanged = planned.is_some_and(|p| {
+            p.base_offset == w.active.base_offset() && p.end_offset == Offset(w.next_offset)
+        });
+        if !unchanged || w.size == 0 {
+            return Ok(false);
+        }
+        if let Err(e) = self.roll_locked(&mut w) {
+            return self.fail(e);
+        }
+        Ok(true)
     }
 
     /// The files of `seg`, loading them if needed; at most `open_segments_max` sealed segments

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -662,15 +661,12 @@ fn assemble(
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
         dir: dir.to_owned(),
+        limits: RwLock::new(super::live::LiveLimits::of(&config)),
         config,
         dir_lock: Mutex::new(Some(lock)),
         writer: Mutex::new(writer),
         view: RwLock::new(view),
-        sync: Mutex::new(SyncState {
-            syncing: false,
-            last_covered: 0,
-            last_sync: Duration::ZERO,
-        }),
+        sync: Mutex::new(SyncState::default()),
         sync_done: Condvar::new(),
         retention: Mutex::new(()),
         loaded: Mutex::new(VecDeque::new()),

@@ -193,6 +193,8 @@ impl Partition {
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
     /// record is that new. Uses the time index to skip segments and to start the scan.
+    /// `timestamp_ms` is always a time, even `-1`, `-2` or `-3`: Kafka's special `ListOffsets`
+    /// values are [`OffsetSpec`](crate::OffsetSpec)s of [`list_offset`](Self::list_offset).
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<Offset>> {
         let (view, start) = loop {
             let view = self.view();
