@@ -76,6 +76,9 @@ pub(crate) struct SegmentFiles {
     /// The segment's batch witness, if it has one that describes its log (see
     /// `log::witness`): batches it covers must be the ones it lists.
     witness: RwLock<Option<Arc<Witness>>>,
+    /// The indexes were rebuilt from a log damaged before its end: what they say of the
+    /// segment's newest timestamp covers only the batches before the damage.
+    log_damaged: bool,
     /// Size of the log once sealed; `UNKNOWN` while active.
     sealed_size: AtomicU64,
     /// A read-only map of the log, grown (replaced) when readers need more of it.
@@ -125,8 +128,13 @@ impl SegmentFiles {
         *self.witness.write() = w;
     }
 
-    /// Newest timestamp of a sealed segment: the last time-index entry.
+    /// Newest timestamp of a sealed segment: the last time-index entry; any time at all
+    /// (`i64::MAX`) if the log is damaged before its end, so that timestamp lookups read the
+    /// segment (and meet the damage) rather than skip it.
     pub fn sealed_max_timestamp(&self) -> Option<i64> {
+        if self.log_damaged {
+            return Some(i64::MAX);
+        }
         self.time_index.read().last().map(|e| e.timestamp)
     }
 }
@@ -681,6 +689,7 @@ impl Segment {
                 TxnIndex::Absent
             },
             witness: RwLock::new(witness),
+            log_damaged: false,
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         })
@@ -795,18 +804,19 @@ impl Segment {
         let size = log_len(&log, &log_path)?;
         let base = self.base_offset.0;
         let probe = LogProbe::new(&log, &log_path, size, base);
-        let (index, time_index) = match self.open_indexes() {
-            Some((i, t)) if probe.indexes_match(&i, &t, end.0 - base)? => (i, t),
-            _ => self.rebuild_indexes(&log, size)?,
+        let witness = self.load_witness(size, Some(end.0))?;
+        let (index, time_index, log_damaged) = match self.open_indexes() {
+            Some((i, t)) if probe.indexes_match(&i, &t, end.0 - base)? => (i, t, false),
+            _ => self.rebuild_indexes(&log, size, witness.as_deref())?,
         };
         let txn_index = TxnIndex::load(&self.fs, &self.path(TXN_INDEX_EXT), base, Some(end.0))?;
-        let witness = self.load_witness(size, Some(end.0))?;
         Ok(SegmentFiles {
             log,
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
             txn_index,
             witness: RwLock::new(witness),
+            log_damaged,
             sealed_size: AtomicU64::new(size),
             map: RwLock::new(Bytes::new()),
         })
@@ -825,8 +835,14 @@ impl Segment {
     }
 
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
-    /// invalid batch: reads past it will report the damage.
-    fn rebuild_indexes(&self, log: &FsFile, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
+    /// invalid batch (offsets as `witness` lists them, else dense): reads past it will report
+    /// the damage. Says whether it met one.
+    fn rebuild_indexes(
+        &self,
+        log: &FsFile,
+        size: u64,
+        witness: Option<&Witness>,
+    ) -> Result<(OffsetIndex, TimeIndex, bool)> {
         // Capacity for the worst case of one entry per smallest batch, bounded by the file,
         // plus the final time entry and the slot the cursor keeps free for it.
         let max_entries = (size as usize / BATCH_HEADER_LEN + 2).min(u32::MAX as usize / 16);
@@ -846,6 +862,7 @@ impl Segment {
             )?),
             txn_index: TxnIndex::Absent,
             witness: RwLock::new(None),
+            log_damaged: false,
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         };
@@ -858,18 +875,18 @@ impl Segment {
             base_offset: self.base_offset.0,
             file_len: size,
             full_check: false,
-            // Rebuilding indexes of a log already checked: gaps (compaction) are fine.
-            gaps: true,
-            witness: None,
+            gaps: false,
+            witness,
         };
-        scan.run(0, self.base_offset.0, &mut |h, pos| {
+        let scan = scan.run(0, self.base_offset.0, &mut |h, pos| {
             cursor.on_batch(self, &files, h, pos);
         })?;
         self.seal_files(&files, &cursor)?;
         let SegmentFiles {
             index, time_index, ..
         } = files;
-        Ok((index.into_inner(), time_index.into_inner()))
+        let damaged = scan.damage.is_some();
+        Ok((index.into_inner(), time_index.into_inner(), damaged))
     }
 
     /// Seal as Kafka's `onBecomeInactiveSegment` / `close`: one more time-index entry (the
