@@ -159,6 +159,15 @@ fn read_all(p: &Partition, max_bytes: usize) -> (Vec<(u64, Rec)>, bool) {
     (out, false)
 }
 
+/// A record for a failure message: offset, key, start of the value.
+fn show((offset, (key, value, ts)): &(u64, Rec)) -> String {
+    let text = |b: &Option<Vec<u8>>| {
+        b.as_ref()
+            .map(|b| String::from_utf8_lossy(&b[..b.len().min(24)]).into_owned())
+    };
+    format!("{offset}: {:?} = {:?} @ {ts}", text(key), text(value))
+}
+
 /// What one damaged copy did.
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
@@ -187,7 +196,13 @@ fn check_copy(fx: &Fixture, sim: &Arc<SimFs>, tally: &mut Tally, ctx: &str) {
             .map(|(o, r)| (*o, r.clone()))
             .take(got.len())
             .collect();
-        assert_eq!(got, want, "{ctx}: reads of {max_bytes} bytes");
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+            panic!(
+                "{ctx}: reads of {max_bytes} bytes: record {i} is {} where the log holds {}",
+                show(&got[i]),
+                show(&want[i])
+            );
+        }
         if !err && got.len() < fx.truth.len() {
             errored = true;
             assert!(
