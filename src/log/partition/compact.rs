@@ -301,14 +301,6 @@ impl Partition {
         let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
         let mut size = 0u64;
         let mut witnessed = Vec::new();
-        let mut note = |h: &BatchHeader, pos: u64| {
-            let entry = WitnessEntry::of(h, pos, base.0).ok_or(Error::Corrupt {
-                path: first.path(LOG_EXT),
-                position: pos,
-                reason: CorruptKind::BadOffset,
-            });
-            entry.map(|e| witnessed.push(e))
-        };
         for c in group {
             for batch in self.segment_batches(&c.seg)? {
                 let batch = batch?;
@@ -317,7 +309,7 @@ impl Partition {
                 // their producer state) are copied as they are.
                 if batch.header().is_control() || batch.record_count() == 0 {
                     write_all_at(&files, batch.as_bytes(), size, &new_seg)?;
-                    note(batch.header(), size)?;
+                    witnessed.push(witness_entry(batch.header(), size, first)?);
                     cursor.on_batch(&new_seg, &files, batch.header(), size);
                     size += batch.encoded_len() as u64;
                     continue;
@@ -343,7 +335,7 @@ impl Partition {
                 };
                 let header = BatchHeader::parse(&bytes).expect("freshly encoded batch parses");
                 write_all_at(&files, &bytes, size, &new_seg)?;
-                note(&header, size)?;
+                witnessed.push(witness_entry(&header, size, first)?);
                 cursor.on_batch(&new_seg, &files, &header, size);
                 size += bytes.len() as u64;
             }
@@ -351,18 +343,18 @@ impl Partition {
         }
         new_seg.seal(&files, &cursor, end, size)?;
         files.log.sync_data().at(&new_seg.path(LOG_EXT))?;
-        // Every rewritten segment gets a witness of its batches (made durable with the log,
-        // before the commit point): their offsets may have gaps, which batches alone cannot
-        // vouch for.
-        let witness = Witness::new(base.0, witnessed, size, end);
-        witness.write_to(
-            &self.config.fs,
-            &suffixed(&new_seg.path(WITNESS_EXT), CLEANED),
-        )?;
-        files.set_witness(Some(Arc::new(witness)));
+        self.write_witness(&new_seg, &files, Witness::new(base.0, witnessed, size, end))?;
         report.bytes_written += size;
         report.segments_written += 1;
         self.swap(group, new_seg, files, end)
+    }
+
+    /// Every rewritten segment gets a witness of its batches, made durable with the log before
+    /// the commit point: their offsets may have gaps, which batches alone cannot vouch for.
+    fn write_witness(&self, seg: &Segment, files: &SegmentFiles, w: Witness) -> Result<()> {
+        w.write_to(&self.config.fs, &suffixed(&seg.path(WITNESS_EXT), CLEANED))?;
+        files.set_witness(Some(Arc::new(w)));
+        Ok(())
     }
 
     /// Replace the group's segments with the new one, on disk and in the segment list.
@@ -528,6 +520,16 @@ impl KeepRule<'_> {
         }
         Keep::Yes
     }
+}
+
+/// The witness entry of the batch `h` written at `pos` into the segment replacing `first`
+/// (same base offset); offsets that do not fit one (a scan never accepts such) are damage.
+fn witness_entry(h: &BatchHeader, pos: u64, first: &Segment) -> Result<WitnessEntry> {
+    WitnessEntry::of(h, pos, first.base_offset().0).ok_or(Error::Corrupt {
+        path: first.path(LOG_EXT),
+        position: pos,
+        reason: CorruptKind::BadOffset,
+    })
 }
 
 fn write_all_at(files: &SegmentFiles, bytes: &[u8], at: u64, seg: &Segment) -> Result<()> {

@@ -270,15 +270,13 @@ fn open_clean(
     };
     // The indexes are checked against the log (the active segment has no end offset yet).
     let probe = LogProbe::new(&log, &log_path, size, last.0);
-    let witness = Witness::load(fs, &segment_path(dir, last, WITNESS_EXT), last.0)?
-        .and_then(|w| w.fitted(size, None));
     let Some(next_offset) = log_end_from_index(
         &probe,
         &index,
         (&log, &log_path),
         last.0,
         size,
-        witness.as_ref(),
+        (fs, &segment_path(dir, last, WITNESS_EXT)),
     )?
     else {
         return Ok(None);
@@ -325,16 +323,17 @@ fn open_clean(
 
 /// The log end of segment `base` (`size` bytes): check the offset index against the log, then
 /// scan from its last entry's batch (at most an interval plus a batch), batches following
-/// each other exactly where `witness` does not list them. `None` if the index does not match
-/// or the scan meets damage.
+/// each other exactly where the segment's witness (at `witness.1`) does not list them. `None`
+/// if the index does not match or the scan meets damage.
 fn log_end_from_index(
     probe: &LogProbe<'_>,
     index: &OffsetIndex,
     (log, log_path): (&FsFile, &Path),
     base: u64,
     size: u64,
-    witness: Option<&Witness>,
+    witness: (&Fs, &Path),
 ) -> Result<Option<u64>> {
+    let witness = Witness::load(witness.0, witness.1, base)?.and_then(|w| w.fitted(size, None));
     if !probe.offset_index_matches(index, u64::MAX)? {
         return Ok(None);
     }
@@ -352,7 +351,7 @@ fn log_end_from_index(
         file_len: size,
         full_check: false,
         gaps: false,
-        witness,
+        witness: witness.as_ref(),
     }
     .run(start, expected, &mut |_, _| {})?;
     Ok(scan.damage.is_none().then_some(scan.next_offset))

@@ -130,8 +130,7 @@ impl Partition {
         out: &mut Vec<Batch>,
     ) -> Result<()> {
         let (limit, end_offset, exact_end) = visible;
-        let gaps = self.config.offset_gaps;
-        let witness = files.witness();
+        let (gaps, witness) = (self.config.offset_gaps, files.witness());
         let witness = witness.as_deref();
         let path = || seg.path(LOG_EXT);
         let corrupt = |position: usize, reason| Error::Corrupt {
@@ -155,14 +154,8 @@ impl Partition {
             if rest.len() < total {
                 return Err(corrupt(pos, CorruptKind::Truncated));
             }
-            // The base offset (outside the CRC) must be the witness's or follow the previous
-            // batch exactly.
-            if !admits(witness, pos as u64, expected, &header, gaps)
-                || header.last_offset() >= end_offset
-            {
-                return Err(corrupt(pos, CorruptKind::BadOffset));
-            }
-            expected = next_expected(witness, (pos + total) as u64, header.last_offset());
+            let at = (pos as u64, expected, end_offset);
+            expected = follow(witness, at, &header, gaps).map_err(|k| corrupt(pos, k))?;
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -264,6 +257,26 @@ impl Partition {
         }
         Ok(None)
     }
+}
+
+/// Check the batch `h` at byte `at.0`, after a log whose next offset is `at.1`: its base
+/// offset (outside the CRC) must be the witness's, or follow the previous batch exactly,
+/// and it must end below offset `at.2`. Returns the offset the next batch must start at.
+fn follow(
+    witness: Option<&Witness>,
+    at: (u64, u64, u64),
+    h: &BatchHeader,
+    gaps: bool,
+) -> Result<u64, CorruptKind> {
+    let (pos, expected, end_offset) = at;
+    if !admits(witness, pos, expected, h, gaps) || h.last_offset() >= end_offset {
+        return Err(CorruptKind::BadOffset);
+    }
+    Ok(next_expected(
+        witness,
+        pos + h.total_len() as u64,
+        h.last_offset(),
+    ))
 }
 
 /// Whether `batch` holds a record at or after `offset`. Only a batch of a log with gaps can
