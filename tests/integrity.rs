@@ -325,3 +325,43 @@ fn a_deleted_log_start_checkpoint_does_not_resurrect_records() {
     let p = Partition::open(dir.path(), cfg).unwrap();
     assert_eq!(p.log_start_offset(), start);
 }
+
+/// A witnessed (compacted) segment that recovery cuts (damage above the recovery point, with
+/// `truncate_corrupt`) and that then takes appends as the active segment: its witness is cut
+/// with it, so the new batches read back after a reopen, and the kept ones are still checked.
+#[test]
+fn a_witnessed_segment_cut_by_recovery_takes_appends() {
+    let (dir, truth) = compacted();
+    let p = Partition::open(dir.path(), config(CleanupPolicy::Compact)).unwrap();
+    let bases = p.segment_base_offsets();
+    drop(p);
+    let (sealed, active) = (bases[bases.len() - 2], bases[bases.len() - 1]);
+    // Drop the active segment: the compacted one becomes the last, and is scanned.
+    for ext in ["log", "index", "timeindex"] {
+        fs::remove_file(segment_path(dir.path(), active, ext)).unwrap();
+    }
+    fs::remove_file(dir.path().join(".clean-shutdown")).unwrap();
+    let log_path = segment_path(dir.path(), sealed, "log");
+    let mut log = fs::read(&log_path).unwrap();
+    let list = batches(&log);
+    let k = list.len() / 2;
+    let (pos, b, _) = list[k];
+    log[pos..pos + 8].copy_from_slice(&(b + 1).to_be_bytes());
+    fs::write(&log_path, &log).unwrap();
+    let lenient = config(CleanupPolicy::Compact).with_truncate_corrupt(true);
+    let p = Partition::open(dir.path(), lenient.clone()).unwrap();
+    let end = list[k - 1].2 + 1;
+    assert_eq!(p.log_end_offset().0, end, "cut before the damaged batch");
+    let kept: BTreeMap<u64, Rec> = truth.range(..end).map(|(o, r)| (*o, r.clone())).collect();
+    assert_eq!(read_all(&p, 1).unwrap(), kept);
+    let info = p.append(&[Record::new("after").with_key("z")]).unwrap();
+    assert_eq!(info.base_offset.0, end);
+    p.close().unwrap();
+    drop(p);
+    let p = Partition::open(dir.path(), lenient).unwrap();
+    let mut want = kept;
+    want.insert(end, (Some(b"z".to_vec()), Some(b"after".to_vec())));
+    for max_bytes in [1, 1 << 20] {
+        assert_eq!(read_all(&p, max_bytes).unwrap(), want);
+    }
+}

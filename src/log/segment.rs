@@ -834,6 +834,30 @@ impl Segment {
         Ok(w.and_then(|w| w.fitted(size, sealed_end)).map(Arc::new))
     }
 
+    /// Give `files` the segment's witness fitted to a log of `size` bytes. If the witness
+    /// covered more than that (the log was just cut at a batch boundary it lists), the file is
+    /// rewritten for the cut log (temporary name, fsync, rename; the caller fsyncs the
+    /// directory), or removed if it does not describe it: appends after the cut must not be
+    /// checked against the batches that were cut.
+    pub(crate) fn fit_witness(&self, files: &SegmentFiles, size: u64) -> Result<()> {
+        let path = self.path(WITNESS_EXT);
+        let raw = Witness::load(&self.fs, &path, self.base_offset.0)?;
+        let cut = raw.as_ref().is_some_and(|w| w.log_len() > size);
+        let fitted = raw.and_then(|w| w.fitted(size, None));
+        if cut {
+            match &fitted {
+                Some(w) => {
+                    let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
+                    w.write_to(&self.fs, &tmp)?;
+                    self.fs.rename(&tmp, &path).at(&path)?;
+                }
+                None => self.fs.remove_file(&path).at(&path)?,
+            }
+        }
+        files.set_witness(fitted.map(Arc::new));
+        Ok(())
+    }
+
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
     /// invalid batch (offsets as `witness` lists them, else dense): reads past it will report
     /// the damage. Says whether it met one.

@@ -122,15 +122,16 @@ impl Witness {
     /// This witness applied to a log of `size` bytes, or `None` if it does not describe that
     /// log: it covers all of it (and, for a sealed segment ending at `sealed_end`, ends
     /// there), or a prefix (the rest is dense), or more of it than exists only where a batch
-    /// boundary it lists is at `size` (the log was cut there: truncation).
+    /// boundary it lists is at `size` (the log was cut there, by truncation or recovery:
+    /// offsets continue right after the last batch kept, where the log end then is).
     pub fn fitted(mut self, size: u64, sealed_end: Option<u64>) -> Option<Self> {
         if self.log_len > size {
             let i = self
                 .entries
                 .binary_search_by_key(&size, |e| u64::from(e.position))
                 .ok()?;
-            self.next_offset = self.base + u64::from(self.entries[i].relative_base);
             self.entries.truncate(i);
+            self.next_offset = self.base + self.entries.last().map_or(0, |e| e.relative_last() + 1);
             self.log_len = size;
         }
         let whole = self.log_len == size;
@@ -288,12 +289,14 @@ mod tests {
         assert_eq!(w.clone().fitted(230, Some(120)), Some(w.clone()));
         assert_eq!(w.clone().fitted(230, Some(121)), None, "another end");
         assert_eq!(w.clone().fitted(300, None).map(|w| w.log_len), Some(230));
-        // Cut at a batch boundary: a prefix that continues at the cut batch's base.
+        // Cut at a batch boundary: a prefix; offsets continue right after its last batch.
         let cut = w.clone().fitted(80, None).unwrap();
         assert_eq!(
             (cut.log_len, cut.next_offset, cut.entries.len()),
-            (80, 107, 1)
+            (80, 104, 1)
         );
+        let none_left = w.clone().fitted(0, None).unwrap();
+        assert_eq!((none_left.log_len, none_left.next_offset), (0, 100));
         assert_eq!(w.fitted(81, None), None, "not a boundary: not this log");
     }
 }

@@ -502,8 +502,8 @@ pub(super) fn scan_segment(
     }
     let log_path = seg.path(LOG_EXT);
     let file_len = log_len(&files.log, &log_path)?;
-    let witness = seg.load_witness(file_len, None)?;
-    files.set_witness(witness.clone());
+    seg.fit_witness(&files, file_len)?;
+    let witness = files.witness();
     let mut cursor = IndexCursor::new(config.index_interval_bytes);
     let mut batches = Vec::new();
     let gaps = config.offset_gaps;
@@ -625,9 +625,10 @@ fn act(
     })
 }
 
-/// Cut a segment's log to `size` bytes: everything after goes.
+/// Cut a segment's log to `size` bytes: everything after goes, and its witness with it.
 fn cut_log(files: &SegmentFiles, seg: &Segment, size: u64) -> Result<()> {
-    files.log.set_len(size).at(&seg.path(LOG_EXT))
+    files.log.set_len(size).at(&seg.path(LOG_EXT))?;
+    seg.fit_witness(files, size)
 }
 
 /// Delete the files of `doomed`, in the order given (newest first, so that a crash part way
