@@ -172,7 +172,7 @@ impl Partition {
                 taken += total;
                 if taken >= max_bytes {
                     // The next batch vouches for this one's offsets (see `check_follower`).
-                    let next = (pos + total, expected, end_offset);
+                    let next = (pos + total, expected, (end_offset, exact_end));
                     check_follower(&data, next, gaps, witness)
                         .map_err(|k| corrupt(pos + total, k))?;
                     return Ok(());
@@ -301,17 +301,21 @@ fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
 /// A batch's base offset is outside its CRC; a damaged one moved (where no witness lists
 /// it) leaves a hole or an overlap with the batch after it. That batch (if any, at byte
 /// `next.0` of `data`) catches it: it must be admitted after offset `next.1` and end below
-/// `next.2`.
+/// `next.2 .0`; with no batch after it, `next.1` must be where the data ends, `next.2 .1`.
 fn check_follower(
     data: &[u8],
-    next: (usize, u64, u64),
+    next: (usize, u64, (u64, u64)),
     gaps: bool,
     witness: Option<&Witness>,
 ) -> Result<(), CorruptKind> {
-    let (pos, expected, end_offset) = next;
+    let (pos, expected, (end_offset, exact_end)) = next;
     let rest = &data[pos..];
     if rest.is_empty() {
-        return Ok(());
+        return if expected == exact_end {
+            Ok(())
+        } else {
+            Err(CorruptKind::BadOffset)
+        };
     }
     let next = BatchHeader::parse(rest)?;
     if admits(witness, pos as u64, expected, &next, gaps) && next.last_offset() < end_offset {
