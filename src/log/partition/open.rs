@@ -184,10 +184,10 @@ fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
-/// checkpoint temp files and `.index` / `.timeindex` / `.batches` files without a log. Everything else is
-/// kept, in particular what a Kafka partition directory holds beside its segments: `.txnindex`
-/// (also without a log: it cannot be rebuilt), `*.snapshot`, `leader-epoch-checkpoint`,
-/// `partition.metadata`.
+/// temp files (checkpoints, witnesses) and `.index` / `.timeindex` / `.batches` files without
+/// a log. Everything else is kept, in particular what a Kafka partition directory holds beside
+/// its segments: `.txnindex` (also without a log: it cannot be rebuilt), `*.snapshot`,
+/// `leader-epoch-checkpoint`, `partition.metadata`.
 fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
