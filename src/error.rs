@@ -57,6 +57,20 @@ pub enum Error {
         recovery_point: Offset,
     },
 
+    /// Segments at the front of the log are missing: the first segment begins above the log
+    /// start persisted since the partition's creation (its files were deleted or lost).
+    /// Open with [`PartitionConfig::truncate_corrupt`](crate::PartitionConfig) set to move
+    /// the log start past them (reported in the recovery report's `missing_offsets`).
+    #[error("segments missing in {dir:?}: the log starts at {log_start} but its first segment at {first_segment}")]
+    MissingSegments {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The persisted log start.
+        log_start: Offset,
+        /// Where the first remaining segment begins (the recovery point if none is left).
+        first_segment: Offset,
+    },
+
     /// A read asked for an offset outside `[log_start_offset, high_watermark]`.
     #[error("offset {offset} is out of range [{log_start_offset}, {high_watermark}]")]
     OffsetOutOfRange {

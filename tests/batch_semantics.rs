@@ -242,40 +242,54 @@ fn a_gap_in_a_delete_only_seglog_partition_is_corruption() {
     assert!(p.recovery_report().truncated_bytes > 0);
 }
 
+/// A gap is accepted where a batch witness lists it (compaction writes them), or on the
+/// first open of a directory seglog has not witnessed (another program wrote it: no
+/// `seglog.log-start.checkpoint`), which trusts it and witnesses it from then on. A gap that
+/// appears later in seglog's own directory, whatever the cleanup policy, is damage: a base
+/// offset (outside the CRC) moved (issue 9, bug 3).
 #[test]
-fn gaps_are_accepted_where_the_partition_compacts_or_came_from_elsewhere() {
-    // Seglog's own partition, later compacting: the marker goes, gaps are fine.
+fn gaps_are_accepted_where_witnessed_or_on_a_first_open() {
+    // Seglog's own partition, later compacting: the marker goes, but an unwitnessed gap is
+    // still damage (no recovery point: recovery cuts it like a torn tail).
     let dir = tempfile::tempdir().unwrap();
     partition_with_a_gap(dir.path(), &quiet());
     let compacting = quiet().with_cleanup_policy(CleanupPolicy::Compact);
     let p = Partition::open(dir.path(), compacting.clone()).unwrap();
     assert!(!dir.path().join(MARKER).exists());
     let offsets: Vec<u64> = read_all(&p).iter().map(|r| r.offset.0).collect();
+    assert_eq!(offsets, [0, 1]);
+    assert!(p.recovery_report().truncated_bytes > 0);
+    p.close().unwrap();
+    drop(p);
+
+    // A directory another program wrote (no marker, no seglog state), under delete.
+    let dir = tempfile::tempdir().unwrap();
+    partition_with_a_gap(dir.path(), &quiet());
+    fs::remove_file(dir.path().join(MARKER)).unwrap();
+    fs::remove_file(dir.path().join("seglog.log-start.checkpoint")).unwrap();
+    let p = Partition::open(dir.path(), quiet()).unwrap();
+    assert_eq!(p.recovery_report().truncated_bytes, 0);
+    let offsets: Vec<u64> = read_all(&p).iter().map(|r| r.offset.0).collect();
     assert_eq!(offsets, [0, 1, 12, 13, 14, 15]);
     assert_eq!(
         p.read(Offset(5), 1 << 20).unwrap().batches()[0].base_offset(),
         Offset(12)
     );
-    p.close().unwrap();
-    drop(p);
-    // Once compacting, always: reopening under delete does not bring the check back.
-    let p = Partition::open(dir.path(), quiet()).unwrap();
-    assert_eq!(read_all(&p).len(), 6);
-    p.close().unwrap();
-
-    // A directory without the marker (another program wrote it), under delete.
-    let dir = tempfile::tempdir().unwrap();
-    partition_with_a_gap(dir.path(), &quiet());
-    fs::remove_file(dir.path().join(MARKER)).unwrap();
-    let p = Partition::open(dir.path(), quiet()).unwrap();
-    assert_eq!(p.recovery_report().truncated_bytes, 0);
-    let offsets: Vec<u64> = read_all(&p).iter().map(|r| r.offset.0).collect();
-    assert_eq!(offsets, [0, 1, 12, 13, 14, 15]);
     // Appends continue after the last offset.
     assert_eq!(
         p.append(&[Record::new("x")]).unwrap().base_offset,
         Offset(16)
     );
+    p.close().unwrap();
+    drop(p);
+    // Witnessed from the first open on: reopening (any policy) keeps the gap.
+    assert!(dir.path().join("00000000000000000000.batches").exists());
+    for cfg in [quiet(), compacting] {
+        let p = Partition::open(dir.path(), cfg).unwrap();
+        let offsets: Vec<u64> = read_all(&p).iter().map(|r| r.offset.0).collect();
+        assert_eq!(offsets, [0, 1, 12, 13, 14, 15, 16]);
+        p.close().unwrap();
+    }
 }
 
 #[test]

@@ -921,6 +921,10 @@ fn leftover_temp_and_orphan_index_files_are_removed_at_open() {
 // ---------------------------------------------------------------------------------------------
 // 7. Damaged checkpoints.
 
+/// The log start has two copies (`log-start-offset.checkpoint` and
+/// `seglog.log-start.checkpoint`): one damaged copy is outvoted by the other; a damaged copy
+/// with no other is a typed error, never a log start of 0 that would bring back deleted
+/// records.
 #[test]
 fn damaged_log_start_checkpoint_is_a_typed_error() {
     let src = tempfile::tempdir().unwrap();
@@ -929,6 +933,7 @@ fn damaged_log_start_checkpoint_is_a_typed_error() {
     p.close().unwrap();
     drop(p);
     let name = "log-start-offset.checkpoint";
+    let second = "seglog.log-start.checkpoint";
     let original = fs::read(src.path().join(name)).unwrap();
 
     let mut damaged: Vec<Vec<u8>> = Vec::new();
@@ -943,16 +948,29 @@ fn damaged_log_start_checkpoint_is_a_typed_error() {
     damaged.push(original[..8].to_vec());
     damaged.push([&original[..], &[0]].concat());
     for (i, bytes) in damaged.iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(src.path(), dir.path());
-        fs::write(dir.path().join(name), bytes).unwrap();
-        match Partition::open(dir.path(), config(Durability::NoSync)) {
-            Err(Error::Corrupt { path, reason, .. }) => {
-                assert_eq!(reason, CorruptKind::BadCheckpoint, "case {i}");
-                assert_eq!(path, dir.path().join(name), "case {i}");
-            }
-            other => {
-                panic!("case {i} ({bytes:?}): expected a damaged-checkpoint error, got {other:?}")
+        for (file, other) in [(name, second), (second, name)] {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(src.path(), dir.path());
+            fs::write(dir.path().join(file), bytes).unwrap();
+            // The other copy outvotes the damaged one.
+            let p = Partition::open(dir.path(), config(Durability::NoSync))
+                .unwrap_or_else(|e| panic!("case {i} in {file}: {e}"));
+            assert_eq!(p.log_start_offset(), Offset(3), "case {i} in {file}");
+            drop(p);
+            // Without the other copy, the damage is an error.
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(src.path(), dir.path());
+            fs::write(dir.path().join(file), bytes).unwrap();
+            fs::remove_file(dir.path().join(other)).unwrap();
+            match Partition::open(dir.path(), config(Durability::NoSync)) {
+                Err(Error::Corrupt { path, reason, .. }) => {
+                    assert_eq!(reason, CorruptKind::BadCheckpoint, "case {i}");
+                    assert_eq!(path, dir.path().join(file), "case {i}");
+                }
+                other => panic!(
+                    "case {i} ({bytes:?}) in {file} alone: expected a damaged-checkpoint \
+                     error, got {other:?}"
+                ),
             }
         }
     }

@@ -186,8 +186,9 @@ pub struct PartitionConfig {
     /// the current time and every record reads back with it. Default
     /// [`TimestampType::CreateTime`].
     pub timestamp_type: TimestampType,
-    /// Whether offsets may have gaps: set by `Partition::open` (see `DENSE_MARKER_FILE`),
-    /// never persisted.
+    /// Whether gaps no batch witness confirms are trusted: only while `Partition::open` runs
+    /// the first open of a directory seglog has not witnessed (Kafka's; see `log::witness`);
+    /// false once the partition is open. Never persisted.
     pub(crate) offset_gaps: bool,
     /// The file system the partition's files live on: the real one unless a test installed
     /// a simulated one (`with_file_system`, feature `testing`).

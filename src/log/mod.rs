@@ -7,3 +7,4 @@ pub(crate) mod index;
 pub(crate) mod partition;
 pub mod retention;
 pub(crate) mod segment;
+pub(crate) mod witness;

@@ -21,6 +21,7 @@ use crate::log::index::{
     IndexEntry, OffsetIndex, TimeEntry, TimeIndex, TxnIndex, OFFSET_ENTRY_LEN, RELATIVE_OFFSET_MAX,
     TIME_ENTRY_LEN,
 };
+use crate::log::witness::{Witness, WITNESS_EXT};
 use crate::offset::Offset;
 
 /// Extension of segment data files.
@@ -72,6 +73,12 @@ pub(crate) struct SegmentFiles {
     /// The segment's `.txnindex` as found when the files were opened (read-only).
     #[cfg_attr(not(test), allow(dead_code))] // read by transaction support (a later issue)
     pub txn_index: TxnIndex,
+    /// The segment's batch witness, if it has one that describes its log (see
+    /// `log::witness`): batches it covers must be the ones it lists.
+    witness: RwLock<Option<Arc<Witness>>>,
+    /// The indexes were rebuilt from a log damaged before its end: what they say of the
+    /// segment's newest timestamp covers only the batches before the damage.
+    log_damaged: bool,
     /// Size of the log once sealed; `UNKNOWN` while active.
     sealed_size: AtomicU64,
     /// A read-only map of the log, grown (replaced) when readers need more of it.
@@ -116,8 +123,23 @@ impl SegmentFiles {
         Ok(m.slice(..limit))
     }
 
-    /// Newest timestamp of a sealed segment: the last time-index entry.
+    /// The segment's batch witness, if any.
+    pub fn witness(&self) -> Option<Arc<Witness>> {
+        self.witness.read().clone()
+    }
+
+    /// Give the segment the batch witness `w` (just written, or found to describe its log).
+    pub fn set_witness(&self, w: Option<Arc<Witness>>) {
+        *self.witness.write() = w;
+    }
+
+    /// Newest timestamp of a sealed segment: the last time-index entry; any time at all
+    /// (`i64::MAX`) if the log is damaged before its end, so that timestamp lookups read the
+    /// segment (and meet the damage) rather than skip it.
     pub fn sealed_max_timestamp(&self) -> Option<i64> {
+        if self.log_damaged {
+            return Some(i64::MAX);
+        }
         self.time_index.read().last().map(|e| e.timestamp)
     }
 }
@@ -641,6 +663,12 @@ impl Segment {
         index_bytes_max: u32,
     ) -> Result<SegmentFiles> {
         let cap = index_bytes_max as usize;
+        let witness = if suffix.is_empty() {
+            let size = log.len().at(&self.path(LOG_EXT))?;
+            self.load_witness(size, None)?
+        } else {
+            None
+        };
         Ok(SegmentFiles {
             log,
             index: RwLock::new(OffsetIndex::open_writable(
@@ -665,6 +693,8 @@ impl Segment {
             } else {
                 TxnIndex::Absent
             },
+            witness: RwLock::new(witness),
+            log_damaged: false,
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         })
@@ -779,9 +809,10 @@ impl Segment {
         let size = log_len(&log, &log_path)?;
         let base = self.base_offset.0;
         let probe = LogProbe::new(&log, &log_path, size, base);
-        let (index, time_index) = match self.open_indexes() {
-            Some((i, t)) if probe.indexes_match(&i, &t, end.0 - base)? => (i, t),
-            _ => self.rebuild_indexes(&log, size)?,
+        let witness = self.load_witness(size, Some(end.0))?;
+        let (index, time_index, log_damaged) = match self.open_indexes() {
+            Some((i, t)) if probe.indexes_match(&i, &t, end.0 - base)? => (i, t, false),
+            _ => self.rebuild_indexes(&log, size, witness.as_deref())?,
         };
         let txn_index = TxnIndex::load(&self.fs, &self.path(TXN_INDEX_EXT), base, Some(end.0))?;
         Ok(SegmentFiles {
@@ -789,14 +820,58 @@ impl Segment {
             index: RwLock::new(index),
             time_index: RwLock::new(time_index),
             txn_index,
+            witness: RwLock::new(witness),
+            log_damaged,
             sealed_size: AtomicU64::new(size),
             map: RwLock::new(Bytes::new()),
         })
     }
 
+    /// The segment's batch witness if it describes a log of `size` bytes (of a sealed segment
+    /// ending at `sealed_end`): see [`Witness::fitted`]. A missing, damaged or foreign one is
+    /// `None`, and the segment is then held to dense offsets.
+    pub(crate) fn load_witness(
+        &self,
+        size: u64,
+        sealed_end: Option<u64>,
+    ) -> Result<Option<Arc<Witness>>> {
+        let w = Witness::load(&self.fs, &self.path(WITNESS_EXT), self.base_offset.0)?;
+        Ok(w.and_then(|w| w.fitted(size, sealed_end)).map(Arc::new))
+    }
+
+    /// Give `files` the segment's witness fitted to a log of `size` bytes. If the witness
+    /// covered more than that (the log was just cut at a batch boundary it lists), the file is
+    /// rewritten for the cut log (temporary name, fsync, rename; the caller fsyncs the
+    /// directory), or removed if it does not describe it: appends after the cut must not be
+    /// checked against the batches that were cut.
+    pub(crate) fn fit_witness(&self, files: &SegmentFiles, size: u64) -> Result<()> {
+        let path = self.path(WITNESS_EXT);
+        let raw = Witness::load(&self.fs, &path, self.base_offset.0)?;
+        let cut = raw.as_ref().is_some_and(|w| w.log_len() > size);
+        let fitted = raw.and_then(|w| w.fitted(size, None));
+        if cut {
+            match &fitted {
+                Some(w) => {
+                    let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
+                    w.write_to(&self.fs, &tmp)?;
+                    self.fs.rename(&tmp, &path).at(&path)?;
+                }
+                None => self.fs.remove_file(&path).at(&path)?,
+            }
+        }
+        files.set_witness(fitted.map(Arc::new));
+        Ok(())
+    }
+
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first
-    /// invalid batch: reads past it will report the damage.
-    fn rebuild_indexes(&self, log: &FsFile, size: u64) -> Result<(OffsetIndex, TimeIndex)> {
+    /// invalid batch (offsets as `witness` lists them, else dense): reads past it will report
+    /// the damage. Says whether it met one.
+    fn rebuild_indexes(
+        &self,
+        log: &FsFile,
+        size: u64,
+        witness: Option<&Witness>,
+    ) -> Result<(OffsetIndex, TimeIndex, bool)> {
         // Capacity for the worst case of one entry per smallest batch, bounded by the file,
         // plus the final time entry and the slot the cursor keeps free for it.
         let max_entries = (size as usize / BATCH_HEADER_LEN + 2).min(u32::MAX as usize / 16);
@@ -815,6 +890,8 @@ impl Segment {
                 max_entries * TIME_ENTRY_LEN,
             )?),
             txn_index: TxnIndex::Absent,
+            witness: RwLock::new(None),
+            log_damaged: false,
             sealed_size: AtomicU64::new(UNKNOWN),
             map: RwLock::new(Bytes::new()),
         };
@@ -827,17 +904,18 @@ impl Segment {
             base_offset: self.base_offset.0,
             file_len: size,
             full_check: false,
-            // Rebuilding indexes of a log already checked: gaps (compaction) are fine.
-            gaps: true,
+            gaps: false,
+            witness,
         };
-        scan.run(0, self.base_offset.0, &mut |h, pos| {
+        let scan = scan.run(0, self.base_offset.0, &mut |h, pos| {
             cursor.on_batch(self, &files, h, pos);
         })?;
         self.seal_files(&files, &cursor)?;
         let SegmentFiles {
             index, time_index, ..
         } = files;
-        Ok((index.into_inner(), time_index.into_inner()))
+        let damaged = scan.damage.is_some();
+        Ok((index.into_inner(), time_index.into_inner(), damaged))
     }
 
     /// Seal as Kafka's `onBecomeInactiveSegment` / `close`: one more time-index entry (the
@@ -879,7 +957,13 @@ impl Segment {
 
     /// Delete the segment's files. Open handles (readers) keep the data readable.
     pub(crate) fn delete_files(&self) -> Result<()> {
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
+        for ext in [
+            LOG_EXT,
+            INDEX_EXT,
+            TIME_INDEX_EXT,
+            TXN_INDEX_EXT,
+            WITNESS_EXT,
+        ] {
             let p = self.path(ext);
             match self.fs.remove_file(&p) {
                 Ok(()) => {}
@@ -905,6 +989,9 @@ pub(crate) struct Scan<'a> {
     /// may start anywhere above the previous batch's last offset. Otherwise offsets are
     /// dense: each batch starts right after the previous one.
     pub gaps: bool,
+    /// The segment's batch witness: batches it covers must be the ones it lists (whatever
+    /// `gaps` says), and offsets continue from its `next_offset` after them.
+    pub witness: Option<&'a Witness>,
 }
 
 impl Scan<'_> {
@@ -923,12 +1010,13 @@ impl Scan<'_> {
             file_len,
             full_check,
             gaps,
+            witness,
         } = *self;
         scan(
             log,
             path,
             base_offset,
-            (file_len, full_check, gaps),
+            (file_len, full_check, gaps, witness),
             start,
             expected_offset,
             visit,
@@ -941,14 +1029,14 @@ fn scan(
     log: &FsFile,
     path: &Path,
     base_offset: u64,
-    (file_len, full_check, gaps): (u64, bool, bool),
+    (file_len, full_check, gaps, witness): (u64, bool, bool, Option<&Witness>),
     start: u64,
     expected_offset: u64,
     visit: &mut dyn FnMut(&BatchHeader, u64),
 ) -> Result<ScanOutcome> {
     let mut window = Window::new(log, path, file_len);
     let mut pos = start;
-    let mut next_offset = expected_offset;
+    let mut next_offset = start_expected(witness, start, expected_offset);
     let damage = loop {
         if pos >= file_len {
             break None;
@@ -975,20 +1063,51 @@ fn scan(
             break Some(kind);
         }
         let offsets_ok = header.base_offset >= base_offset
-            && header.follows(next_offset, gaps)
+            && admits(witness, pos, next_offset, &header, gaps)
             && header.last_offset() - base_offset < u64::from(u32::MAX);
         if !offsets_ok {
             break Some(CorruptKind::BadOffset);
         }
         visit(&header, pos);
         pos += total as u64;
-        next_offset = header.last_offset() + 1;
+        next_offset = next_expected(witness, pos, header.last_offset());
     };
     Ok(ScanOutcome {
         end_position: pos,
         next_offset,
         damage,
     })
+}
+
+/// Whether the batch `h` at byte `pos` may follow a log whose next offset is `expected`: the
+/// batch the witness lists there where the witness covers `pos`, else one that follows
+/// (exactly, unless `gaps`).
+pub(crate) fn admits(
+    witness: Option<&Witness>,
+    pos: u64,
+    expected: u64,
+    h: &BatchHeader,
+    gaps: bool,
+) -> bool {
+    match witness.filter(|w| pos < w.log_len()) {
+        Some(w) => w.confirms(pos, h.base_offset, h.last_offset()),
+        None => h.follows(expected, gaps),
+    }
+}
+
+/// The offset the batch after one ending at byte `pos_after` with last offset `last` must
+/// start at (see [`Witness::next_after`]).
+pub(crate) fn next_expected(witness: Option<&Witness>, pos_after: u64, last: u64) -> u64 {
+    witness.map_or(last + 1, |w| w.next_after(pos_after, last))
+}
+
+/// The offset a walk starting at byte `start` expects first: `expected`, unless the witness's
+/// coverage ends exactly there (then its `next_offset`).
+pub(crate) fn start_expected(witness: Option<&Witness>, start: u64, expected: u64) -> u64 {
+    match witness {
+        Some(w) if w.log_len() == start => w.next_after(start, 0),
+        _ => expected,
+    }
 }
 
 /// A sliding read buffer over a file, so scans issue large reads.

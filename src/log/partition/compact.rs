@@ -47,6 +47,7 @@ use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
 };
+use crate::log::witness::{Witness, WitnessEntry, WITNESS_EXT};
 use crate::offset::Offset;
 
 /// File holding the cleaner checkpoint: offsets below it have been compacted.
@@ -57,6 +58,8 @@ const CLEANED: &str = ".cleaned";
 const DELETED: &str = ".deleted";
 /// Extension of swap manifests: `<base>.swap` holds the end offset of the replaced range.
 const SWAP_EXT: &str = "swap";
+/// A segment's files, in the order swaps rename them.
+const SEGMENT_EXTS: [&str; 4] = [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, WITNESS_EXT];
 /// Bytes charged to the map per key, besides the key's own bytes.
 const MAP_ENTRY_OVERHEAD: usize = 64;
 
@@ -297,6 +300,7 @@ impl Partition {
         )?;
         let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
         let mut size = 0u64;
+        let mut witnessed = Vec::new();
         for c in group {
             for batch in self.segment_batches(&c.seg)? {
                 let batch = batch?;
@@ -305,6 +309,7 @@ impl Partition {
                 // their producer state) are copied as they are.
                 if batch.header().is_control() || batch.record_count() == 0 {
                     write_all_at(&files, batch.as_bytes(), size, &new_seg)?;
+                    witnessed.push(witness_entry(batch.header(), size, first)?);
                     cursor.on_batch(&new_seg, &files, batch.header(), size);
                     size += batch.encoded_len() as u64;
                     continue;
@@ -330,6 +335,7 @@ impl Partition {
                 };
                 let header = BatchHeader::parse(&bytes).expect("freshly encoded batch parses");
                 write_all_at(&files, &bytes, size, &new_seg)?;
+                witnessed.push(witness_entry(&header, size, first)?);
                 cursor.on_batch(&new_seg, &files, &header, size);
                 size += bytes.len() as u64;
             }
@@ -337,9 +343,18 @@ impl Partition {
         }
         new_seg.seal(&files, &cursor, end, size)?;
         files.log.sync_data().at(&new_seg.path(LOG_EXT))?;
+        self.write_witness(&new_seg, &files, Witness::new(base.0, witnessed, size, end))?;
         report.bytes_written += size;
         report.segments_written += 1;
         self.swap(group, new_seg, files, end)
+    }
+
+    /// Every rewritten segment gets a witness of its batches, made durable with the log before
+    /// the commit point: their offsets may have gaps, which batches alone cannot vouch for.
+    fn write_witness(&self, seg: &Segment, files: &SegmentFiles, w: Witness) -> Result<()> {
+        w.write_to(&self.config.fs, &suffixed(&seg.path(WITNESS_EXT), CLEANED))?;
+        files.set_witness(Some(Arc::new(w)));
+        Ok(())
     }
 
     /// Replace the group's segments with the new one, on disk and in the segment list.
@@ -380,11 +395,11 @@ impl Partition {
         }
         let fs = &self.config.fs;
         for c in group {
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            for ext in SEGMENT_EXTS {
                 rename_if_exists(fs, &c.seg.path(ext), &suffixed(&c.seg.path(ext), DELETED))?;
             }
         }
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in SEGMENT_EXTS {
             let path = new_seg.path(ext);
             rename_if_exists(fs, &suffixed(&path, CLEANED), &path)?;
         }
@@ -393,7 +408,7 @@ impl Partition {
         self.replace_segments(group, new_seg.clone());
         self.track_loaded(&new_seg);
         for c in group {
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            for ext in SEGMENT_EXTS {
                 remove_if_exists(fs, &suffixed(&c.seg.path(ext), DELETED))?;
             }
         }
@@ -507,6 +522,16 @@ impl KeepRule<'_> {
     }
 }
 
+/// The witness entry of the batch `h` written at `pos` into the segment replacing `first`
+/// (same base offset); offsets that do not fit one (a scan never accepts such) are damage.
+fn witness_entry(h: &BatchHeader, pos: u64, first: &Segment) -> Result<WitnessEntry> {
+    WitnessEntry::of(h, pos, first.base_offset().0).ok_or(Error::Corrupt {
+        path: first.path(LOG_EXT),
+        position: pos,
+        reason: CorruptKind::BadOffset,
+    })
+}
+
 fn write_all_at(files: &SegmentFiles, bytes: &[u8], at: u64, seg: &Segment) -> Result<()> {
     files
         .log
@@ -557,7 +582,7 @@ pub(crate) fn complete_swaps(fs: &Fs, dir: &Path) -> Result<()> {
             position: 0,
             reason: CorruptKind::BadCheckpoint,
         })?;
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in SEGMENT_EXTS {
             let path = segment_path(dir, Offset(*base), ext);
             let cleaned = suffixed(&path, CLEANED);
             if fs.exists(&cleaned).at(&cleaned)? {
@@ -567,7 +592,7 @@ pub(crate) fn complete_swaps(fs: &Fs, dir: &Path) -> Result<()> {
             }
         }
         for old in logs.iter().filter(|b| *base < **b && **b < end) {
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            for ext in SEGMENT_EXTS {
                 remove_if_exists(fs, &segment_path(dir, Offset(*old), ext))?;
             }
         }

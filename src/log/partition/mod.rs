@@ -70,6 +70,17 @@ pub(crate) const LOCK_FILE: &str = ".lock";
 /// the previous one. Without it (compaction, or a directory another program wrote, Kafka
 /// included) batches may leave offset gaps.
 pub(crate) const DENSE_MARKER_FILE: &str = "seglog.partition";
+/// The second copy of the log start (checkpoint format), written when seglog creates the
+/// partition or first opens a directory it did not create, and beside
+/// [`LOG_START_FILE`] whenever the log start moves. Its presence also says every segment
+/// whose offsets are not dense has a batch witness (see `log::witness`).
+pub(crate) const STATE_FILE: &str = "seglog.log-start.checkpoint";
+
+/// Persist the log start `offset` in both its copies, before segments below it are deleted.
+pub(crate) fn write_log_start(fs: &crate::io::fs::Fs, dir: &Path, offset: u64) -> Result<()> {
+    checkpoint::write(fs, &dir.join(LOG_START_FILE), offset)?;
+    checkpoint::write(fs, &dir.join(STATE_FILE), offset)
+}
 
 /// Offsets assigned to an appended batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +108,10 @@ pub struct RecoveryReport {
     pub damage_at: Option<(PathBuf, u64)>,
     /// The log end offset after recovery.
     pub log_end_offset: Offset,
+    /// Offsets `[from, to)` whose segments were missing at open (the first segment began
+    /// above the persisted log start); only with `truncate_corrupt`, which moves the log
+    /// start past them (otherwise open fails with [`Error::MissingSegments`]).
+    pub missing_offsets: Option<(Offset, Offset)>,
 }
 
 /// What the locked step of an append did.
@@ -732,7 +747,7 @@ impl Partition {
         if offset.0 <= v.log_start() {
             return Ok(Offset(v.log_start()));
         }
-        checkpoint::write(&self.config.fs, &self.dir.join(LOG_START_FILE), offset.0)?;
+        write_log_start(&self.config.fs, &self.dir, offset.0)?;
         self.view.write().bounds_mut().advance_log_start(offset.0);
         self.retain_locked(now_ms())?;
         Ok(offset)
@@ -804,11 +819,11 @@ impl Partition {
             return Ok(plan);
         }
         if plan.log_start_offset.0 > v.log_start() {
-            // Persisted before any file goes: the removals may reach the disk in any order,
-            // and a segment left below a removed one must not be read again after a power
-            // loss (deleted records back, and a hole in the offsets after them).
-            let path = self.dir.join(LOG_START_FILE);
-            checkpoint::write(&self.config.fs, &path, plan.log_start_offset.0)?;
+            // Persisted (both copies) before any file goes: the removals may reach the disk in
+            // any order, and a segment left below a removed one must not be read again after a
+            // power loss (deleted records back, and a hole in the offsets after them); a first
+            // segment found missing at open is then damage.
+            write_log_start(&self.config.fs, &self.dir, plan.log_start_offset.0)?;
         }
         let doomed: Vec<Arc<Segment>> = {
             let mut w = self.writer.lock();

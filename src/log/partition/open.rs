@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::state::{LogBounds, Position, View};
 use super::{
     Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, DENSE_MARKER_FILE,
-    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE,
+    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, STATE_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -24,6 +24,7 @@ use crate::log::segment::{
     log_len, parse_log_name, segment_path, IndexCursor, LogProbe, Scan, ScanOutcome, Segment,
     SegmentFiles, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
+use crate::log::witness::{Witness, WitnessEntry, WITNESS_EXT};
 use crate::offset::Offset;
 
 use super::recover::{
@@ -48,8 +49,12 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
     let lock = lock_dir(fs, dir)?;
     super::compact::complete_swaps(fs, dir)?;
     let bases = list_segments(fs, dir)?;
-    config.offset_gaps =
-        !dense_marker(fs, dir, bases.is_empty(), config.cleanup_policy.compacts())?;
+    let dense = dense_marker(fs, dir, bases.is_empty(), config.cleanup_policy.compacts())?;
+    let starts = read_log_starts(fs, dir)?;
+    // Gaps no witness confirms are trusted only on the first open of a directory seglog has
+    // not witnessed (Kafka's own, or an older seglog's): that open scans it all and gives
+    // every segment with gaps a witness (see `log::witness`).
+    config.offset_gaps = !dense && !starts.witnessed;
     let fs = &config.fs;
     let marker = dir.join(CLEAN_SHUTDOWN_FILE);
     let clean = fs.exists(&marker).at(&marker)?;
@@ -58,31 +63,42 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         fs.remove_file(&marker).at(&marker)?;
         checkpoint::sync_dir_in(fs, dir)?;
     }
-    let log_start_ckpt = checkpoint::read(fs, &dir.join(LOG_START_FILE))?.unwrap_or(0);
     // A damaged recovery point only costs a longer scan: start from the beginning.
     let recovery_point = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
         .ok()
         .flatten()
         .unwrap_or(0);
+    let missing = missing_prefix(dir, &config, &starts, &bases, recovery_point)?;
+    let log_start_ckpt = starts.value.unwrap_or(0).max(missing.map_or(0, |m| m.1 .0));
 
-    let opened = if bases.is_empty() {
+    let mut opened = if bases.is_empty() {
         create_first(dir, &config, log_start_ckpt)?
     } else {
-        let fast = if clean {
+        let fast = if clean && starts.witnessed {
             open_clean(dir, &config, &bases, recovery_point)?
         } else {
             None
         };
         match fast {
             Some(o) => o,
-            None => recover(dir, &config, &bases, recovery_point)?,
+            None => recover(dir, &config, &bases, recovery_point, !starts.witnessed)?,
         }
     };
-    let opened = if opened.next_offset < log_start_ckpt {
+    let mut opened = if opened.next_offset < log_start_ckpt {
         restart_at(dir, &config, opened, log_start_ckpt)?
     } else {
         opened
     };
+    opened.report.missing_offsets = missing;
+    let first_base = opened.segments.first().map_or(0, |s| s.base_offset().0);
+    let log_start = log_start_ckpt.max(first_base).min(opened.next_offset);
+    if missing.is_some() {
+        super::write_log_start(fs, dir, log_start)?;
+    } else if !starts.witnessed {
+        // The end of a first open: every segment with gaps has its witness (durable).
+        checkpoint::write(fs, &dir.join(STATE_FILE), log_start)?;
+    }
+    config.offset_gaps = false;
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
 }
 
@@ -108,6 +124,59 @@ fn restart_at(dir: &Path, config: &PartitionConfig, old: Opened, start: u64) -> 
         ..report
     };
     Ok(opened)
+}
+
+/// The log start as persisted in its two copies, and whether seglog has witnessed the
+/// directory (the second copy, [`STATE_FILE`], exists).
+struct LogStarts {
+    witnessed: bool,
+    value: Option<u64>,
+}
+
+/// Read both copies of the log start: the larger wins (a copy deleted or damaged cannot bring
+/// back records `delete_records_before` removed while the other holds); a damaged copy with
+/// no other is an error.
+fn read_log_starts(fs: &Fs, dir: &Path) -> Result<LogStarts> {
+    let state = dir.join(STATE_FILE);
+    let witnessed = fs.exists(&state).at(&state)?;
+    let a = checkpoint::read(fs, &dir.join(LOG_START_FILE));
+    let b = checkpoint::read(fs, &state);
+    let value = match (a, b) {
+        (Err(e), Err(_) | Ok(None)) | (Ok(None), Err(e)) => return Err(e),
+        (a, b) => a.ok().flatten().max(b.ok().flatten()),
+    };
+    Ok(LogStarts { witnessed, value })
+}
+
+/// Offsets `[log start, first segment's base)` whose segments are gone: in a witnessed
+/// directory the log start is persisted from creation on, and moved (persisted first)
+/// before retention deletes a segment, so a first segment starting above it was lost (its
+/// files deleted by hand, or a file system losing them). An error
+/// ([`Error::MissingSegments`]) unless `truncate_corrupt` (then reported, and the log
+/// start moves past them). With no segment at all, what is lost is up to the recovery point.
+fn missing_prefix(
+    dir: &Path,
+    config: &PartitionConfig,
+    starts: &LogStarts,
+    bases: &[Offset],
+    recovery_point: u64,
+) -> Result<Option<(Offset, Offset)>> {
+    if !starts.witnessed {
+        return Ok(None);
+    }
+    let start = starts.value.unwrap_or(0);
+    let first = bases.first().map_or(recovery_point, |b| b.0);
+    if first <= start {
+        return Ok(None);
+    }
+    if !config.truncate_corrupt {
+        return Err(Error::MissingSegments {
+            dir: dir.to_owned(),
+            log_start: Offset(start),
+            first_segment: Offset(first),
+        });
+    }
+    Ok(Some((Offset(start), Offset(first))))
 }
 
 /// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
@@ -143,10 +212,10 @@ fn lock_dir(fs: &Fs, dir: &Path) -> Result<FsLock> {
 }
 
 /// Base offsets of the segments in `dir`, sorted. Removes leftovers of interrupted writes:
-/// checkpoint temp files and `.index` / `.timeindex` files without a log. Everything else is
-/// kept, in particular what a Kafka partition directory holds beside its segments: `.txnindex`
-/// (also without a log: it cannot be rebuilt), `*.snapshot`, `leader-epoch-checkpoint`,
-/// `partition.metadata`.
+/// temp files (checkpoints, witnesses) and `.index` / `.timeindex` / `.batches` files without
+/// a log. Everything else is kept, in particular what a Kafka partition directory holds beside
+/// its segments: `.txnindex` (also without a log: it cannot be rebuilt), `*.snapshot`,
+/// `leader-epoch-checkpoint`, `partition.metadata`.
 fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     let mut bases = Vec::new();
     let mut index_files = Vec::new();
@@ -156,7 +225,10 @@ fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
         } else if has_ext(&name, "tmp") {
             let p = dir.join(name);
             fs.remove_file(&p).at(&p)?;
-        } else if has_ext(&name, INDEX_EXT) || has_ext(&name, TIME_INDEX_EXT) {
+        } else if has_ext(&name, INDEX_EXT)
+            || has_ext(&name, TIME_INDEX_EXT)
+            || has_ext(&name, WITNESS_EXT)
+        {
             index_files.push(dir.join(name));
         }
     }
@@ -229,11 +301,10 @@ fn open_clean(
     let Some(next_offset) = log_end_from_index(
         &probe,
         &index,
-        &log,
-        &log_path,
+        (&log, &log_path),
         last.0,
         size,
-        config.offset_gaps,
+        (fs, &segment_path(dir, last, WITNESS_EXT)),
     )?
     else {
         return Ok(None);
@@ -279,17 +350,18 @@ fn open_clean(
 }
 
 /// The log end of segment `base` (`size` bytes): check the offset index against the log, then
-/// scan from its last entry's batch (at most an interval plus a batch). `None` if the index
-/// does not match or the scan meets damage.
+/// scan from its last entry's batch (at most an interval plus a batch), batches following
+/// each other exactly where the segment's witness (at `witness.1`) does not list them. `None`
+/// if the index does not match or the scan meets damage.
 fn log_end_from_index(
     probe: &LogProbe<'_>,
     index: &OffsetIndex,
-    log: &FsFile,
-    log_path: &Path,
+    (log, log_path): (&FsFile, &Path),
     base: u64,
     size: u64,
-    gaps: bool,
+    witness: (&Fs, &Path),
 ) -> Result<Option<u64>> {
+    let witness = Witness::load(witness.0, witness.1, base)?.and_then(|w| w.fitted(size, None));
     if !probe.offset_index_matches(index, u64::MAX)? {
         return Ok(None);
     }
@@ -306,7 +378,8 @@ fn log_end_from_index(
         base_offset: base,
         file_len: size,
         full_check: false,
-        gaps,
+        gaps: false,
+        witness: witness.as_ref(),
     }
     .run(start, expected, &mut |_, _| {})?;
     Ok(scan.damage.is_none().then_some(scan.next_offset))
@@ -321,18 +394,23 @@ pub(super) fn first_timestamp(log: &FsFile, path: &Path, size: u64) -> Result<Op
     Ok(BatchHeader::parse(&head).ok().map(|h| h.first_timestamp()))
 }
 
-/// After a crash: scan every segment from the one holding the recovery point, plan with
-/// [`plan_recovery`], then act.
+/// After a crash: scan every segment from the one holding the recovery point (from the
+/// first, if `from_start`), plan with [`plan_recovery`], then act.
 fn recover(
     dir: &Path,
     config: &PartitionConfig,
     bases: &[Offset],
     recovery_point: u64,
+    from_start: bool,
 ) -> Result<Opened> {
     // The first segment to scan: the last one starting at or below the recovery point.
-    let first_scan = bases
-        .partition_point(|b| b.0 <= recovery_point)
-        .saturating_sub(1);
+    let first_scan = if from_start {
+        0
+    } else {
+        bases
+            .partition_point(|b| b.0 <= recovery_point)
+            .saturating_sub(1)
+    };
     let gaps = config.offset_gaps;
     let mut segments = sealed_prefix(&config.fs, dir, bases, first_scan);
     let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
@@ -354,7 +432,7 @@ fn recover(
         if let Some(j) = scanned.len().checked_sub(3) {
             let s = scanned[j].take().expect("sealed once");
             let end_offset = sealed_end(&facts[j], facts[j + 1].base, gaps);
-            segments.push(seal_scanned(s, end_offset, facts[j].end_position)?);
+            segments.push(seal_scanned(config, s, end_offset, facts[j].end_position)?);
         }
     }
     let later: Vec<(u64, u64)> = bases[first_scan + scanned.len()..]
@@ -381,9 +459,15 @@ fn recover(
 }
 
 /// Seal a scanned segment that recovery keeps whole up to `size` bytes, make its log durable
-/// (see [`settle`]) and close its files (it loads again on first use).
-fn seal_scanned(s: ScannedSegment, end_offset: u64, size: u64) -> Result<Arc<Segment>> {
+/// and close its files (it loads again on first use).
+fn seal_scanned(
+    config: &PartitionConfig,
+    s: ScannedSegment,
+    end_offset: u64,
+    size: u64,
+) -> Result<Arc<Segment>> {
     cut_log(&s.files, &s.seg, size)?;
+    witness_kept(config, &s, size, end_offset)?;
     s.seg.seal(&s.files, &s.cursor, end_offset, size)?;
     rewrite_and_sync(&s.files.log, &s.seg.path(LOG_EXT))?;
     drop(s.files);
@@ -399,6 +483,36 @@ pub(super) struct ScannedSegment {
     pub files: Arc<SegmentFiles>,
     pub cursor: IndexCursor,
     pub facts: SegmentFacts,
+    /// Every valid batch, where gaps are trusted (a first open): the witness to write if
+    /// the segment is kept and its offsets are not dense.
+    pub batches: Vec<WitnessEntry>,
+}
+
+/// On a first open (gaps trusted), give a segment kept with `size` bytes, whose offsets
+/// continue at `next_offset` after them, a witness of its batches if they are not dense:
+/// written to a temporary name, fsynced and renamed (the caller fsyncs the directory before
+/// the state file that ends the first open).
+fn witness_kept(
+    config: &PartitionConfig,
+    s: &ScannedSegment,
+    size: u64,
+    next_offset: u64,
+) -> Result<()> {
+    if !config.offset_gaps {
+        return Ok(());
+    }
+    let kept = s.batches.iter().copied();
+    let entries = kept.filter(|e| u64::from(e.position) < size).collect();
+    let w = Witness::new(s.seg.base_offset().0, entries, size, next_offset);
+    if w.is_dense() {
+        return Ok(());
+    }
+    let path = s.seg.path(WITNESS_EXT);
+    let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
+    w.write_to(&config.fs, &tmp)?;
+    config.fs.rename(&tmp, &path).at(&path)?;
+    s.files.set_witness(Some(Arc::new(w)));
+    Ok(())
 }
 
 /// Scan segment `base`, whose first batch must follow `expected` (see [`ScannedSegment`]),
@@ -416,20 +530,28 @@ pub(super) fn scan_segment(
     }
     let log_path = seg.path(LOG_EXT);
     let file_len = log_len(&files.log, &log_path)?;
+    seg.fit_witness(&files, file_len)?;
+    let witness = files.witness();
     let mut cursor = IndexCursor::new(config.index_interval_bytes);
-    // A segment starts where the previous one ended, or later where compaction removed the
-    // batches in between (the scan checks the batches themselves).
-    let scan = if base.0 >= expected {
+    let mut batches = Vec::new();
+    let gaps = config.offset_gaps;
+    // A segment starts where the previous one ended, or (trusting gaps) later where
+    // compaction removed the batches in between (the scan checks the batches themselves).
+    let scan = if base.0 == expected || (gaps && base.0 > expected) {
         let scan = Scan {
             log: &files.log,
             path: &log_path,
             base_offset: base.0,
             file_len,
             full_check: true,
-            gaps: config.offset_gaps,
+            gaps,
+            witness: witness.as_deref(),
         };
         scan.run(0, expected, &mut |h, pos| {
             cursor.on_batch(&seg, &files, h, pos);
+            if gaps {
+                batches.extend(WitnessEntry::of(h, pos, base.0));
+            }
         })?
     } else {
         ScanOutcome {
@@ -456,6 +578,7 @@ pub(super) fn scan_segment(
         files,
         cursor,
         facts,
+        batches,
     })
 }
 
@@ -496,6 +619,7 @@ fn act(
             continue;
         };
         cut_log(&s.files, &s.seg, at.size)?;
+        witness_kept(config, &s, at.size, at.end_offset)?;
         s.seg.seal(&s.files, &s.cursor, at.end_offset, at.size)?;
         kept.push(s.files.clone());
         segments.push(Arc::new(s.seg));
@@ -506,6 +630,7 @@ fn act(
                 .take()
                 .expect("the active segment is not sealed");
             cut_log(&s.files, &s.seg, size)?;
+            witness_kept(config, &s, size, plan.log_end)?;
             (s.seg, s.files, s.cursor, size)
         }
         ActivePlan::ReopenPrevious => {
@@ -528,9 +653,10 @@ fn act(
     })
 }
 
-/// Cut a segment's log to `size` bytes: everything after goes.
+/// Cut a segment's log to `size` bytes: everything after goes, and its witness with it.
 fn cut_log(files: &SegmentFiles, seg: &Segment, size: u64) -> Result<()> {
-    files.log.set_len(size).at(&seg.path(LOG_EXT))
+    files.log.set_len(size).at(&seg.path(LOG_EXT))?;
+    seg.fit_witness(files, size)
 }
 
 /// Delete the files of `doomed`, in the order given (newest first, so that a crash part way

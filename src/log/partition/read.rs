@@ -5,7 +5,10 @@ use super::Partition;
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::LogRecord;
-use crate::log::segment::{index_start, Segment, SegmentFiles, LOG_EXT};
+use crate::log::segment::{
+    admits, index_start, next_expected, start_expected, Segment, SegmentFiles, LOG_EXT,
+};
+use crate::log::witness::Witness;
 use crate::offset::Offset;
 
 /// The result of [`Partition::read`]: whole, CRC-checked batches, the first of which holds the
@@ -96,47 +99,39 @@ impl Partition {
             let limit = visible_bytes(&view, seg, &files);
             // No batch of this segment may end at or past its end (sealed) or the high
             // watermark (active): a base offset moved upwards by damage (it is outside the
-            // CRC) and accepted as a gap would otherwise put records at wrong offsets.
+            // CRC) would otherwise put records at wrong offsets. A walk that reaches the last
+            // visible byte must end exactly there.
             let end_offset = seg.end_offset().map_or(hw, |e| e.0);
-            let visible = (limit, end_offset);
-            let next_offset =
-                self.read_segment(seg, &files, offset, max_bytes, visible, &mut out.batches)?;
+            let exact_end = if seg.base_offset().0 == view.high_watermark().segment_base {
+                hw
+            } else {
+                end_offset
+            };
+            let visible = (limit, end_offset, exact_end);
+            self.read_segment(seg, &files, offset, max_bytes, visible, &mut out.batches)?;
             if !out.batches.is_empty() {
                 break;
-            }
-            // Moving on to the next segment: this one must end where the next one begins, or
-            // offsets in between would be skipped silently — unless gaps are allowed
-            // (compaction may remove a segment's last batches, or all of them).
-            if let Some(expected_end) = seg
-                .end_offset()
-                .filter(|_| limit == files.sealed_size().unwrap_or(0))
-            {
-                if next_offset != expected_end.0 && !self.config.offset_gaps {
-                    return Err(Error::Corrupt {
-                        path: seg.path(LOG_EXT),
-                        position: limit,
-                        reason: CorruptKind::BadOffset,
-                    });
-                }
             }
         }
         Ok(out)
     }
 
     /// Append to `out` the batches of `seg` from the one holding `offset`, among those below
-    /// `visible.0` bytes, each of which must end below offset `visible.1`. Says where it
-    /// stopped: the offset after the last batch looked at.
+    /// `visible.0` bytes, each of which must end below offset `visible.1`; a walk reaching
+    /// byte `visible.0` must end at offset `visible.2`. Each batch must be the one the
+    /// segment's witness lists at its position, or follow the previous one exactly.
     fn read_segment(
         &self,
         seg: &Segment,
         files: &SegmentFiles,
         offset: Offset,
         max_bytes: usize,
-        visible: (u64, u64),
+        visible: (u64, u64, u64),
         out: &mut Vec<Batch>,
-    ) -> Result<u64> {
-        let (limit, end_offset) = visible;
-        let gaps = self.config.offset_gaps;
+    ) -> Result<()> {
+        let (limit, end_offset, exact_end) = visible;
+        let (gaps, witness) = (self.config.offset_gaps, files.witness());
+        let witness = witness.as_deref();
         let path = || seg.path(LOG_EXT);
         let corrupt = |position: usize, reason| Error::Corrupt {
             path: path(),
@@ -150,6 +145,7 @@ impl Partition {
         let rel = u32::try_from(offset.0.saturating_sub(base)).unwrap_or(u32::MAX);
         // The index is a cache, never trusted over the log (see `index_start`).
         let (mut pos, mut expected) = index_start(&files.index.read(), &data, base, rel);
+        expected = start_expected(witness, pos as u64, expected);
         let mut taken = 0usize;
         while pos < data.len() {
             let rest = &data[pos..];
@@ -158,12 +154,8 @@ impl Partition {
             if rest.len() < total {
                 return Err(corrupt(pos, CorruptKind::Truncated));
             }
-            // Offsets are dense, or have gaps compaction left: the base offset (outside the
-            // CRC) must follow the previous batch.
-            if !header.follows(expected, gaps) || header.last_offset() >= end_offset {
-                return Err(corrupt(pos, CorruptKind::BadOffset));
-            }
-            expected = header.last_offset() + 1;
+            let at = (pos as u64, expected, end_offset);
+            expected = follow(witness, at, &header, gaps).map_err(|k| corrupt(pos, k))?;
             if header.last_offset() >= offset.0 {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
@@ -172,8 +164,7 @@ impl Partition {
                 let batch = Batch::from_checked(header, data.slice(pos..pos + total));
                 // Compaction may have removed every record of the batch at or past `offset`:
                 // such a batch must not stand in for "the next record that exists".
-                if out.is_empty() && self.config.offset_gaps && !holds_record_from(&batch, offset)?
-                {
+                if out.is_empty() && !holds_record_from(&batch, offset)? {
                     pos += total;
                     continue;
                 }
@@ -181,14 +172,20 @@ impl Partition {
                 taken += total;
                 if taken >= max_bytes {
                     // The next batch vouches for this one's offsets (see `check_follower`).
-                    check_follower(&data[pos + total..], expected, gaps, end_offset)
+                    let next = (pos + total, expected, (end_offset, exact_end));
+                    check_follower(&data, next, gaps, witness)
                         .map_err(|k| corrupt(pos + total, k))?;
-                    break;
+                    return Ok(());
                 }
             }
             pos += total;
         }
-        Ok(expected)
+        // The last batch ends where the segment (or the visible log) ends: a batch moved by
+        // damage leaves a hole here if nothing after it caught it.
+        if pos >= data.len() && expected != exact_end {
+            return Err(corrupt(pos, CorruptKind::BadOffset));
+        }
+        Ok(())
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
@@ -264,6 +261,26 @@ impl Partition {
     }
 }
 
+/// Check the batch `h` at byte `at.0`, after a log whose next offset is `at.1`: its base
+/// offset (outside the CRC) must be the witness's, or follow the previous batch exactly,
+/// and it must end below offset `at.2`. Returns the offset the next batch must start at.
+fn follow(
+    witness: Option<&Witness>,
+    at: (u64, u64, u64),
+    h: &BatchHeader,
+    gaps: bool,
+) -> Result<u64, CorruptKind> {
+    let (pos, expected, end_offset) = at;
+    if !admits(witness, pos, expected, h, gaps) || h.last_offset() >= end_offset {
+        return Err(CorruptKind::BadOffset);
+    }
+    Ok(next_expected(
+        witness,
+        pos + h.total_len() as u64,
+        h.last_offset(),
+    ))
+}
+
 /// Whether `batch` holds a record at or after `offset`. Only a batch of a log with gaps can
 /// fail to (compaction keeps its offset range but not all its records).
 fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
@@ -283,20 +300,27 @@ fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
     Ok(false)
 }
 
-/// A batch's base offset is outside its CRC; where gaps are allowed, a damaged one moved
-/// upwards within a gap would read as valid. The batch after it (if any, in `rest`) catches
-/// that: it must start above the last offset `expected - 1` and end below `end_offset`.
+/// A batch's base offset is outside its CRC; a damaged one moved (where no witness lists
+/// it) leaves a hole or an overlap with the batch after it. That batch (if any, at byte
+/// `next.0` of `data`) catches it: it must be admitted after offset `next.1` and end below
+/// `next.2 .0`; with no batch after it, `next.1` must be where the data ends, `next.2 .1`.
 fn check_follower(
-    rest: &[u8],
-    expected: u64,
+    data: &[u8],
+    next: (usize, u64, (u64, u64)),
     gaps: bool,
-    end_offset: u64,
+    witness: Option<&Witness>,
 ) -> Result<(), CorruptKind> {
+    let (pos, expected, (end_offset, exact_end)) = next;
+    let rest = &data[pos..];
     if rest.is_empty() {
-        return Ok(());
+        return if expected == exact_end {
+            Ok(())
+        } else {
+            Err(CorruptKind::BadOffset)
+        };
     }
     let next = BatchHeader::parse(rest)?;
-    if next.follows(expected, gaps) && next.last_offset() < end_offset {
+    if admits(witness, pos as u64, expected, &next, gaps) && next.last_offset() < end_offset {
         Ok(())
     } else {
         Err(CorruptKind::BadOffset)

@@ -104,6 +104,7 @@ impl Partition {
         let path = seg.path(LOG_EXT);
         let mut kept_end = base;
         let mut cut_at = None;
+        let witness = files.witness();
         let scan = Scan {
             log: &files.log,
             path: &path,
@@ -111,6 +112,7 @@ impl Partition {
             file_len: size,
             full_check: false,
             gaps: self.config.offset_gaps,
+            witness: witness.as_deref(),
         }
         .run(0, base, &mut |h, pos| {
             if cut_at.is_none() {
