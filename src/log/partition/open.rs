@@ -71,7 +71,7 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
     let missing = missing_prefix(dir, &config, &starts, &bases, recovery_point)?;
     let log_start_ckpt = starts.value.unwrap_or(0).max(missing.map_or(0, |m| m.1 .0));
 
-    let mut opened = if bases.is_empty() {
+    let opened = if bases.is_empty() {
         create_first(dir, &config, log_start_ckpt)?
     } else {
         let fast = if clean && starts.witnessed {
