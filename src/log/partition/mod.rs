@@ -854,8 +854,12 @@ impl Partition {
     }
 
     /// Flush everything, write the clean-shutdown marker, refuse further appends and release
-    /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a partition closes it the same way,
-    /// ignoring errors; call `close` to see them.
+    /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a
+    /// partition closes it the same way, ignoring errors; call `close` to see them.
+    ///
+    /// A `close` that fails (an fsync or a checkpoint write) still closes the handle and
+    /// releases the lock: the directory can be opened again at once, and that open recovers
+    /// (scans from the recovery point) since no clean-shutdown marker was written.
     pub fn close(&self) -> Result<()> {
         // Retention and compaction finish first (they check `closed` before starting), and no
         // fsync is in flight: nothing may touch the files once the lock is released.
@@ -898,11 +902,13 @@ impl Partition {
             let end = w.position();
             let _s = self.sync.lock();
             self.publish_durable(end, true);
-            self.dir_lock.lock().take();
-        }
-        if result.is_err() {
+        } else {
             self.failed.store(true, Ordering::Release);
         }
+        // Closed either way: this handle writes nothing more (appends, fsyncs, retention and
+        // compaction all refuse), so the directory may be opened again at once, and a failed
+        // close is recovered by that open.
+        self.dir_lock.lock().take();
         result
     }
 
