@@ -35,7 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::state::Position;
-use super::Partition;
+use super::{Partition, RECOVERY_POINT_FILE};
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
@@ -124,7 +124,7 @@ impl Partition {
             report.cleaned_up_to = Offset(0);
         }
         let mut first_dirty = report.cleaned_up_to.0.max(view.log_start());
-        let cleanable = self.cleanable(now_ms)?;
+        let cleanable = self.cleanable(now_ms, u64::MAX)?;
         let Some(cleanable_end) = cleanable.last().map(|c| c.end) else {
             return Ok(report);
         };
@@ -145,8 +145,12 @@ impl Partition {
         if !force && ratio < self.config.compaction.min_cleanable_dirty_ratio {
             return Ok(report);
         }
+        let settled = self.settle_for_compaction()?;
+        let Some(cleanable_end) = self.cleanable(now_ms, settled)?.last().map(|c| c.end) else {
+            return Ok(report);
+        };
         while first_dirty < cleanable_end {
-            let cleanable = self.cleanable(now_ms)?;
+            let cleanable = self.cleanable(now_ms, settled)?;
             let (map, map_end, mapped) = self.build_map(&cleanable, first_dirty, cleanable_end)?;
             report.dirty_bytes += mapped;
             self.rewrite(&cleanable, &map, map_end, now_ms, &mut report)?;
@@ -158,15 +162,37 @@ impl Partition {
         Ok(report)
     }
 
-    /// The cleanable prefix: sealed segments below the high watermark, older than the lag.
-    fn cleanable(&self, now_ms: i64) -> Result<Vec<Cleanable>> {
+    /// Make everything written durable and move the recovery point up to it; returns it.
+    /// Compaction rewrites only segments that end at or below it, so that
+    /// - offsets at or above the recovery point were never compacted: recovery may hold them
+    ///   dense (issue 9: after a power loss under `NoSync`, a sealed segment that had lost its
+    ///   data was taken for one compaction had emptied, and the log end skipped the lost
+    ///   records);
+    /// - a record is never dropped for a newer one of its key that a power loss could still
+    ///   take away (the older one may have been acknowledged as durable).
+    fn settle_for_compaction(&self) -> Result<u64> {
+        self.flush()?;
+        // No fsync may write an older recovery point after this one.
+        let _slot = self.claim_sync_slot();
+        let durable = self.view.read().bounds().durable_end();
+        checkpoint::write(
+            &self.config.fs,
+            &self.dir.join(RECOVERY_POINT_FILE),
+            durable,
+        )?;
+        Ok(durable)
+    }
+
+    /// The cleanable prefix: sealed segments below the high watermark and ending at or below
+    /// `up_to`, older than the lag.
+    fn cleanable(&self, now_ms: i64, up_to: u64) -> Result<Vec<Cleanable>> {
         let view = self.view();
         let lag = i64::try_from(self.config.compaction.min_compaction_lag_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(lag);
         let mut out = Vec::new();
         for seg in view.segments().iter() {
             let Some(end) = seg.end_offset() else { break };
-            if end.0 > view.high_watermark().offset {
+            if end.0 > view.high_watermark().offset || end.0 > up_to {
                 break;
             }
             let meta = self.sealed_meta(seg, seg.base_offset())?;

@@ -61,12 +61,16 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
     }
     let log_start_ckpt = checkpoint::read(fs, &dir.join(LOG_START_FILE))?.unwrap_or(0);
     // A damaged recovery point only costs a longer scan: start from the beginning.
-    let recovery_point = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
+    let recovery_checkpoint = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
         .ok()
-        .flatten()
-        .unwrap_or(0);
+        .flatten();
+    let recovery_point = recovery_checkpoint.unwrap_or(0);
+    // Compaction never rewrites past the recovery point seglog wrote, so offsets from there
+    // on are dense (see `settle_for_compaction`). Without one (a directory another program
+    // wrote, or a damaged checkpoint) gaps may be anywhere.
+    let dense_from = recovery_checkpoint.unwrap_or(u64::MAX);
 
-    let opened = if bases.is_empty() {
+    let mut opened = if bases.is_empty() {
         create_first(dir, &config, log_start_ckpt)?
     } else {
         let fast = if clean {
@@ -76,10 +80,32 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         };
         match fast {
             Some(o) => o,
-            None => recover(dir, &config, &bases, recovery_point)?,
+            None => recover(dir, &config, &bases, recovery_point, dense_from)?,
         }
     };
+    if log_start_ckpt > opened.next_offset {
+        opened = restart_at(dir, &config, opened, log_start_ckpt)?;
+    }
     Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+}
+
+/// The log start that `delete_records_before` persisted lies past the recovered log end (a
+/// power loss took records it had not made durable): every record left is below the start.
+/// Remove them all and restart the log, empty, at the start, as Kafka does: offsets below
+/// the start are never handed out again (issue 9: the log restarted at its end instead, the
+/// checkpoint still said otherwise, and the next open hid acknowledged records below it).
+fn restart_at(dir: &Path, config: &PartitionConfig, old: Opened, start: u64) -> Result<Opened> {
+    let Opened {
+        segments, report, ..
+    } = old;
+    remove_segments(segments.iter().rev().map(|s| &**s))?;
+    let mut opened = create_first(dir, config, start)?;
+    opened.report = RecoveryReport {
+        segments_removed: report.segments_removed + segments.len(),
+        log_end_offset: Offset(start),
+        ..report
+    };
+    Ok(opened)
 }
 
 /// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
@@ -300,6 +326,7 @@ fn recover(
     config: &PartitionConfig,
     bases: &[Offset],
     recovery_point: u64,
+    dense_from: u64,
 ) -> Result<Opened> {
     // The first segment to scan: the last one starting at or below the recovery point.
     let first_scan = bases
@@ -319,13 +346,14 @@ fn recover(
             break;
         }
         if let Some(next) = bases.get(i + 1) {
-            expected = sealed_end(&f, next.0, gaps);
+            expected = sealed_end(&f, next.0, gaps && next.0 <= dense_from);
         }
         // Every plan seals a segment two before the last scanned one exactly so: seal it now
         // and close its files, so recovery holds a bounded number of descriptors.
         if let Some(j) = scanned.len().checked_sub(3) {
             let s = scanned[j].take().expect("sealed once");
-            let end_offset = sealed_end(&facts[j], facts[j + 1].base, gaps);
+            let next = facts[j + 1].base;
+            let end_offset = sealed_end(&facts[j], next, gaps && next <= dense_from);
             segments.push(seal_scanned(s, end_offset, facts[j].end_position)?);
         }
     }
@@ -343,6 +371,7 @@ fn recover(
         recovery_point,
         truncate_corrupt: config.truncate_corrupt,
         gaps,
+        dense_from,
     })
     .map_err(|e| Error::CorruptBelowRecoveryPoint {
         path: segment_path(dir, Offset(facts[e.index].base), LOG_EXT),
