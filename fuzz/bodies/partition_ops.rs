@@ -742,6 +742,12 @@ pub fn partition_ops(data: &[u8]) {
             let r = step(&mut w, inner, &mut input);
             let fired = w.sim.operations() - before >= n;
             w.sim.clear_faults();
+            if trace {
+                eprintln!(
+                    "  fault {error:?} at {n} in op {inner}: fired {fired}, ok {}",
+                    r.is_ok()
+                );
+            }
             match r {
                 Err((_, undecided)) if fired => {
                     w.reopen_and_reconcile(Restart::Close, &undecided);
@@ -760,6 +766,9 @@ pub fn partition_ops(data: &[u8]) {
             let p = w.p();
             assert_eq!(p.log_start_offset().0, w.m.start, "log start");
             assert_eq!(p.log_end_offset().0, w.m.end(), "log end");
+            if trace {
+                w.check_all(1 << 20);
+            }
         }
     }
     w.check_all(1 << 20);

@@ -470,6 +470,18 @@ impl FsFile {
         on_file!(self, f => FileHandle::map(f, len))
     }
 
+    /// A read-only map is a snapshot (the simulated file system copies): it does not see
+    /// later writes, so mapping ahead of the data written (a preallocated tail) is useless
+    /// and a reader must map again for every new byte it needs.
+    #[inline]
+    pub(crate) fn maps_are_snapshots(&self) -> bool {
+        match self {
+            FsFile::Std(_) => false,
+            #[cfg(any(test, feature = "testing"))]
+            FsFile::Sim(_) => true,
+        }
+    }
+
     /// A writable map of the first `len` bytes (`len > 0`).
     pub(crate) fn map_mut(&self, len: usize) -> io::Result<WritableMapFs> {
         match self {

@@ -100,7 +100,14 @@ impl SegmentFiles {
         }
         let mut m = self.map.write();
         if m.len() < limit {
-            let len = usize::try_from(map_len).unwrap_or(usize::MAX).max(limit);
+            // A snapshot map taken ahead of the data would keep the zeros of a preallocated
+            // tail after appends fill it in: map only what the caller says was written.
+            let ahead = if self.log.maps_are_snapshots() {
+                0
+            } else {
+                map_len
+            };
+            let len = usize::try_from(ahead).unwrap_or(usize::MAX).max(limit);
             *m = self.log.map(len)?;
         }
         if m.len() < limit {
