@@ -655,6 +655,40 @@ mod found {
         }
     }
 
+    /// Where offsets may have gaps, a torn power loss that kept a later segment's data but
+    /// not the end of the segment before it left a hole: recovery took the later batches'
+    /// base offsets for gaps compaction had left and kept them after the hole. Batches at
+    /// or above the recovery point must follow each other; the log now ends at the hole.
+    #[test]
+    fn records_after_a_hole_above_the_recovery_point_are_cut() {
+        let sim = Arc::new(SimFs::new());
+        let p = Partition::open(DIR, config(&sim)).unwrap();
+        // Records of one size: the first segment's batches are as long as each other.
+        for i in 0..5 {
+            append(&p, "k", &format!("v{i}"));
+        }
+        p.close().unwrap();
+        let p = Partition::open(DIR, config(&sim)).unwrap();
+        for i in 5..8 {
+            append(&p, "k", &format!("v{i}"));
+        }
+        p.roll().unwrap();
+        append(&p, "k", "after the hole");
+        append(&p, "k", "after the hole");
+        p.simulate_crash();
+        // The last batch of the first segment never reached the disk (zeros where it was);
+        // the second segment's did.
+        let log = format!("{DIR}/00000000000000000000.log");
+        let bytes = sim.read_file(&log).unwrap();
+        let batch = bytes.len() / 8;
+        sim.write_file(&log, (7 * batch) as u64, &vec![0; batch])
+            .unwrap();
+        let p = Partition::open(DIR, config(&sim)).unwrap();
+        assert_eq!(p.log_end_offset(), Offset(7), "the log ends at the hole");
+        let offsets: Vec<u64> = records(&p).into_iter().map(|r| r.0).collect();
+        assert_eq!(offsets, (0..7).collect::<Vec<_>>());
+    }
+
     /// A power loss took records that `delete_records_before` had moved the (durable) log
     /// start past: the log restarted at its recovered end, below the start, while the
     /// checkpoint kept the start, so the next open hid the records appended since. The log

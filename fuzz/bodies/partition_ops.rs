@@ -218,6 +218,10 @@ struct World {
     config: PartitionConfig,
     p: Option<Partition>,
     m: Model,
+    /// A fault injected for the current operation: operations counted before it, countdown.
+    armed: Option<(u64, u64)>,
+    /// Whether the last armed fault fired.
+    fired: bool,
 }
 
 /// What an operation that failed under an injected fault may have done.
@@ -233,6 +237,22 @@ struct Undecided {
 impl World {
     fn p(&self) -> &Partition {
         self.p.as_ref().expect("open")
+    }
+
+    /// Fail the `n`th file-system operation from now with `error`.
+    fn arm(&mut self, n: u64, error: SimError) {
+        self.armed = Some((self.sim.operations(), n));
+        self.fired = false;
+        self.sim.fail_nth(n, None, error);
+    }
+
+    /// The operation under test is done: clear the fault (the model's own checks run
+    /// without it) and note whether it fired.
+    fn disarm(&mut self) {
+        if let Some((before, n)) = self.armed.take() {
+            self.fired = self.sim.operations() - before >= n;
+            self.sim.clear_faults();
+        }
     }
 
     fn open(&mut self) -> Partition {
@@ -440,7 +460,9 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
                     headers: r.headers.clone(),
                 })
                 .collect();
-            let info = match w.p().append(&records) {
+            let appended = w.p().append(&records);
+            w.disarm();
+            let info = match appended {
                 Ok(info) => info,
                 Err(e) => {
                     let undecided = Undecided {
@@ -465,11 +487,15 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         5 => {
             let at = pick(input, start, end);
             let max_bytes = [0, 1, 100, 700, 5_000, usize::MAX][usize::from(input.below(6))];
-            check_read(w, at, max_bytes).map_err(|e| (e, NOTHING))?;
+            let r = w.p().read(Offset(at), max_bytes);
+            w.disarm();
+            check_read(w, at, max_bytes, r).map_err(|e| (e, NOTHING))?;
         }
         6 => {
             let ts = w.m.clock_ms - i64::from(input.u16()) * 2 + 20_000;
-            let got = w.p().offset_for_timestamp(ts).map_err(|e| (e, NOTHING))?;
+            let got = w.p().offset_for_timestamp(ts);
+            w.disarm();
+            let got = got.map_err(|e| (e, NOTHING))?;
             let want =
                 w.m.present()
                     .into_iter()
@@ -478,7 +504,9 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         }
         7 => {
             let before = w.p().segment_base_offsets();
-            w.p().roll().map_err(|e| (e, NOTHING))?;
+            let rolled = w.p().roll();
+            w.disarm();
+            rolled.map_err(|e| (e, NOTHING))?;
             let after = w.p().segment_base_offsets();
             if *before.last().expect("a segment") < Offset(end) {
                 assert_eq!(after.len(), before.len() + 1, "roll of a non-empty segment");
@@ -489,13 +517,16 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         }
         8 => {
             let now = w.m.clock_ms + i64::from(input.u16()) - 10_000;
-            let (count, new_start) = expected_retention(w, start, Some(now));
+            let (count, new_start) =
+                expected_retention(w, start, Some(now)).map_err(|e| (e, NOTHING))?;
             let undecided = Undecided {
                 start_up_to: new_start,
                 ..NOTHING
             };
             let before = w.p().segment_base_offsets();
-            let plan = w.p().apply_retention_at(now).map_err(|e| (e, undecided))?;
+            let plan = w.p().apply_retention_at(now);
+            w.disarm();
+            let plan = plan.map_err(|e| (e, undecided))?;
             assert_eq!(
                 plan.delete_count, count,
                 "segments retention deletes at {now}"
@@ -506,13 +537,14 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         }
         9 => {
             let o = pick(input, start, end);
-            let (count, new_start) = expected_retention(w, o, None);
+            let (count, new_start) = expected_retention(w, o, None).map_err(|e| (e, NOTHING))?;
             let undecided = Undecided {
                 start_up_to: new_start.max(o),
                 ..NOTHING
             };
             let before = w.p().segment_base_offsets();
             let r = w.p().delete_records_before(Offset(o));
+            w.disarm();
             if o > end {
                 assert!(matches!(r, Err(Error::InvalidOffset { .. })), "{r:?}");
                 return Ok(());
@@ -537,7 +569,9 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
                 compaction: true,
                 ..NOTHING
             };
-            let report = w.p().compact_at(now, force).map_err(|e| (e, undecided))?;
+            let report = w.p().compact_at(now, force);
+            w.disarm();
+            let report = report.map_err(|e| (e, undecided))?;
             let read = w.scan(w.p(), &[], 1 << 12);
             let present: BTreeSet<u64> = w.m.present().into_iter().collect();
             assert!(
@@ -550,12 +584,18 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             w.m.compacted |= !w.m.gone.is_empty();
         }
         11 => {
-            w.p().flush().map_err(|e| (e, NOTHING))?;
+            let flushed = w.p().flush();
+            w.disarm();
+            flushed.map_err(|e| (e, NOTHING))?;
             w.m.durable_end = end;
         }
         12 => {
             // A clean close and reopen, sometimes with a fault during the open.
-            w.p().close().map_err(|e| (e, NOTHING))?;
+            let closed = w.p().close();
+            if closed.is_err() {
+                w.disarm();
+            }
+            closed.map_err(|e| (e, NOTHING))?;
             w.m.durable_end = end;
             drop(w.p.take());
             if input.u8() & 1 != 0 {
@@ -565,6 +605,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             // An open failed by a fault (this one's, or one injected around this operation)
             // is fine; the next open recovers.
             w.p = Partition::open(DIR, w.config.clone()).ok();
+            w.disarm();
             w.sim.clear_faults();
             if w.p.is_none() {
                 w.p = Some(w.open());
@@ -591,9 +632,13 @@ fn sim_error(input: &mut Input) -> SimError {
 
 /// One read checked: range errors, the empty read at the end, the records exact and from
 /// `at` on, the byte budget.
-fn check_read(w: &World, at: u64, max_bytes: usize) -> seglog::Result<()> {
+fn check_read(
+    w: &World,
+    at: u64,
+    max_bytes: usize,
+    r: seglog::Result<seglog::ReadBatches>,
+) -> seglog::Result<()> {
     let (start, end) = (w.m.start, w.m.end());
-    let r = w.p().read(Offset(at), max_bytes);
     if at < start || at > end {
         match r {
             Err(Error::OffsetOutOfRange { .. }) => return Ok(()),
@@ -636,8 +681,9 @@ fn check_read(w: &World, at: u64, max_bytes: usize) -> seglog::Result<()> {
 
 /// What retention must do, from the segments' sizes and the records' timestamps:
 /// (segments deleted, log start after).
-fn expected_retention(w: &World, start: u64, now_ms: Option<i64>) -> (usize, u64) {
-    let infos = w.p().segment_infos().expect("segment infos");
+/// `segment_infos` may fail under an injected fault: that fails the operation.
+fn expected_retention(w: &World, start: u64, now_ms: Option<i64>) -> seglog::Result<(usize, u64)> {
+    let infos = w.p().segment_infos()?;
     let end = w.m.end();
     let segs: Vec<(u64, u64, Option<i64>)> = infos
         .iter()
@@ -692,7 +738,7 @@ fn expected_retention(w: &World, start: u64, now_ms: Option<i64>) -> (usize, u64
     } else {
         start.max(infos[count].base_offset.0)
     };
-    (count, new_start)
+    Ok((count, new_start))
 }
 
 /// Run the program the bytes of `data` decode to; panics on any disagreement with the model.
@@ -713,6 +759,8 @@ pub fn partition_ops(data: &[u8]) {
             clock_ms: BASE_TS,
             compacted: false,
         },
+        armed: None,
+        fired: false,
     };
     let mut ops = 0;
     // `SEGLOG_OPS_TRACE=1`: print each operation, to follow a failing input.
@@ -737,11 +785,10 @@ pub fn partition_ops(data: &[u8]) {
             let n = u64::from(input.below(24)) + 1;
             let error = sim_error(&mut input);
             let inner = input.below(13);
-            let before = w.sim.operations();
-            w.sim.fail_nth(n, None, error);
+            w.arm(n, error);
             let r = step(&mut w, inner, &mut input);
-            let fired = w.sim.operations() - before >= n;
-            w.sim.clear_faults();
+            w.disarm();
+            let fired = w.fired;
             if trace {
                 eprintln!(
                     "  fault {error:?} at {n} in op {inner}: fired {fired}, ok {}",
