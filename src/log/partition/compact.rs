@@ -162,8 +162,10 @@ impl Partition {
         Ok(report)
     }
 
-    /// Make everything written durable and move the recovery point up to it; returns it.
-    /// Compaction rewrites only segments that end at or below it, so that
+    /// Make everything written durable and set the recovery point to the base of the first
+    /// segment not yet fsynced since (the active one after the flush, unless a roll came in
+    /// between); returns it. Compaction rewrites only segments that end at or below it, so
+    /// that
     /// - offsets at or above the recovery point were never compacted: recovery may hold them
     ///   dense (issue 9: after a power loss under `NoSync`, a sealed segment that had lost its
     ///   data was taken for one compaction had emptied, and the log end skipped the lost
@@ -174,13 +176,19 @@ impl Partition {
         self.flush()?;
         // No fsync may write an older recovery point after this one.
         let _slot = self.claim_sync_slot();
-        let durable = self.view.read().bounds().durable_end();
-        checkpoint::write(
-            &self.config.fs,
-            &self.dir.join(RECOVERY_POINT_FILE),
-            durable,
-        )?;
-        Ok(durable)
+        // A segment's base, not the durable end: the segments below a recovery point are
+        // trusted whole, their sealing (the cut of a preallocated tail) included, and the
+        // active segment is not sealed yet.
+        let point = {
+            let w = self.writer.lock();
+            w.unsynced_sealed
+                .first()
+                .unwrap_or(&w.active)
+                .base_offset()
+                .0
+        };
+        checkpoint::write(&self.config.fs, &self.dir.join(RECOVERY_POINT_FILE), point)?;
+        Ok(point)
     }
 
     /// The cleanable prefix: sealed segments below the high watermark and ending at or below

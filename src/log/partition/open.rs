@@ -337,13 +337,16 @@ fn recover(
     let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
     let mut facts: Vec<SegmentFacts> = Vec::new();
     let mut expected = bases[first_scan].0;
-    // A segment that compaction may have rewritten lies wholly below `dense_from`; in any
-    // other, batches follow each other without gaps.
+    // Compaction rewrites only below `dense_from`: in a segment starting at or above it,
+    // batches follow each other without gaps.
     let mut dense_config = config.clone();
     dense_config.offset_gaps = false;
     for (i, &base) in bases.iter().enumerate().skip(first_scan) {
-        let below = bases.get(i + 1).is_some_and(|next| next.0 <= dense_from);
-        let scan_config = if below { config } else { &dense_config };
+        let scan_config = if base.0 < dense_from {
+            config
+        } else {
+            &dense_config
+        };
         let s = scan_segment(dir, scan_config, base, expected, None)?;
         facts.push(s.facts);
         scanned.push(Some(s));
