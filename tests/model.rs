@@ -723,6 +723,31 @@ mod found {
         assert_eq!(values, [bytes::Bytes::from("kept")]);
     }
 
+    /// As above, on a partition never flushed: it had no recovery point at all, which made
+    /// recovery take it for a directory another program wrote, where gaps may be anywhere.
+    /// Seglog now writes the recovery point when it creates a partition.
+    #[test]
+    fn a_never_flushed_partition_that_lost_everything_starts_over_at_its_log_start() {
+        let sim = Arc::new(SimFs::new());
+        let p = Partition::open(DIR, config(&sim)).unwrap();
+        append(&p, "k", "lost 0");
+        append(&p, "k", "lost 1");
+        p.roll().unwrap();
+        append(&p, "k", "lost 2");
+        p.roll().unwrap();
+        p.delete_records_before(Offset(1)).unwrap();
+        p.simulate_crash();
+        sim.power_loss();
+        let p = Partition::open(DIR, config(&sim)).unwrap();
+        assert!(records(&p).is_empty());
+        assert_eq!(
+            p.log_end_offset(),
+            p.log_start_offset(),
+            "no offset without a record"
+        );
+        assert!(p.log_end_offset() <= Offset(1), "{:?}", p.log_end_offset());
+    }
+
     /// Under `NoSync`, compaction dropped a record that had been flushed for a newer one of
     /// its key that was not yet on disk. Each group of segments is fsynced as it is rewritten,
     /// so when compaction stopped between groups (here: an I/O error at every possible

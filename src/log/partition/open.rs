@@ -66,8 +66,9 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         .flatten();
     let recovery_point = recovery_checkpoint.unwrap_or(0);
     // Compaction never rewrites past the recovery point seglog wrote, so offsets from there
-    // on are dense (see `settle_for_compaction`). Without one (a directory another program
-    // wrote, or a damaged checkpoint) gaps may be anywhere.
+    // on are dense (see `settle_for_compaction`). Seglog writes one when it creates a
+    // partition; without one (a directory another program wrote, or a damaged checkpoint)
+    // gaps may be anywhere.
     let dense_from = recovery_checkpoint.unwrap_or(u64::MAX);
 
     let mut opened = if bases.is_empty() {
@@ -170,6 +171,8 @@ fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     Ok(bases)
 }
 
+/// Start a log, empty, at `base`. Its recovery point is written at once: a partition seglog
+/// made always has one, so one without it came from elsewhere (see `dense_from` in `open`).
 fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opened> {
     let seg = Arc::new(Segment::create_active(
         &config.fs,
@@ -178,6 +181,7 @@ fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opene
         config.index_bytes_max,
     )?);
     checkpoint::sync_dir_in(&config.fs, dir)?;
+    checkpoint::write(&config.fs, &dir.join(RECOVERY_POINT_FILE), base)?;
     let files = seg.loaded_files().expect("new active segment is loaded");
     Ok(Opened {
         segments: vec![seg],
