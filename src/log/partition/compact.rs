@@ -42,6 +42,7 @@ use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::{now_ms, LogRecord};
 use crate::io::checkpoint;
 use crate::io::fs::Fs;
+use crate::log::config::Durability;
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
@@ -173,12 +174,24 @@ impl Partition {
     /// - a record is never dropped for a newer one of its key that a power loss could still
     ///   take away (the older one may have been acknowledged as durable).
     fn settle_for_compaction(&self) -> Result<u64> {
-        self.flush()?;
-        // No fsync may write an older recovery point after this one.
+        // Holding the sync slot: no other fsync runs meanwhile, nor writes an older recovery
+        // point after this one.
         let _slot = self.claim_sync_slot();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::PreviousIoFailed);
+        }
+        // An fsync even when every offset is durable already: sealing a segment (cutting its
+        // preallocated tail) is durable only once the segment is fsynced again.
+        let (end, _) = self.sync_now().inspect_err(|_| {
+            self.failed.store(true, Ordering::Release);
+        })?;
+        {
+            let _s = self.sync.lock();
+            self.publish_durable(end, self.config.durability == Durability::SyncEachAppend);
+        }
+        self.notify_waiters();
         // A segment's base, not the durable end: the segments below a recovery point are
-        // trusted whole, their sealing (the cut of a preallocated tail) included, and the
-        // active segment is not sealed yet.
+        // trusted whole, their sealing included, and the active segment is not sealed yet.
         let point = {
             let w = self.writer.lock();
             w.unsynced_sealed
