@@ -748,6 +748,47 @@ mod found {
         assert!(p.log_end_offset() <= Offset(1), "{:?}", p.log_end_offset());
     }
 
+    /// A retention whose file deletion failed part way left segments off the list but on
+    /// disk, and no longer waiting for an fsync; a clean close then wrote a recovery point
+    /// past them, the next open brought them back, and after a power loss reads failed below
+    /// the recovery point. The failure now fences the partition until it is reopened.
+    #[test]
+    fn a_failed_retention_deletion_fences_the_partition() {
+        use seglog::testing::{SimError, SimOp};
+        let sim = Arc::new(SimFs::new());
+        let config = PartitionConfig::default()
+            .with_file_system(sim.clone())
+            .with_durability(Durability::NoSync)
+            .with_segment_bytes(1024)
+            .with_segment_ms(None)
+            .with_retention_ms(Some(1_000));
+        let p = Partition::open(DIR, config.clone()).unwrap();
+        for i in 0..40u64 {
+            let record = Record::new(format!("{i:03}{}", ".".repeat(60)));
+            p.append(&[record.with_timestamp(i as i64)]).unwrap();
+        }
+        let bases = p.segment_base_offsets();
+        assert!(bases.len() >= 4, "{bases:?}");
+        // Retention deletes every sealed segment; the second one's `.log` cannot be removed.
+        sim.fail_nth(5, Some(SimOp::Remove), SimError::Eio);
+        assert!(p.apply_retention_at(1 << 40).is_err());
+        sim.clear_faults();
+        let _ = p.close();
+        drop(p);
+        sim.power_loss();
+        let p = Partition::open(DIR, config).unwrap();
+        let mut at = p.log_start_offset();
+        while at < p.log_end_offset() {
+            let read = p.read(at, 1 << 20).unwrap();
+            for r in read.records() {
+                let r = r.unwrap();
+                let value = r.value.unwrap();
+                assert_eq!(&value[..3], format!("{:03}", r.offset.0).as_bytes());
+            }
+            at = read.next_offset();
+        }
+    }
+
     /// Under `NoSync`, compaction dropped a record that had been flushed for a newer one of
     /// its key that was not yet on disk. Each group of segments is fsynced as it is rewritten,
     /// so when compaction stopped between groups (here: an I/O error at every possible

@@ -107,6 +107,12 @@ impl Partition {
     ///
     /// Appends and reads go on meanwhile: each swap of rewritten segments holds the append lock
     /// only to replace a pointer. Retention waits for compaction to finish.
+    ///
+    /// Before rewriting anything it fsyncs everything written, whatever the durability
+    /// policy, and rewrites only segments below the recovery point that fsync sets: a record
+    /// is never dropped for a newer one that a power loss could still take away, and recovery
+    /// knows that offsets above the recovery point were never compacted. On a partition whose
+    /// append or fsync failed it fails with [`Error::PreviousIoFailed`] until reopened.
     pub fn compact_at(&self, now_ms: i64, force: bool) -> Result<CompactionReport> {
         let _structure = self.retention.lock();
         self.check_structure()?;

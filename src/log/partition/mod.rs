@@ -207,7 +207,10 @@ impl Partition {
     /// the truncation point are removed. Damage below the recovery point (data that had been
     /// flushed) fails with [`Error::CorruptBelowRecoveryPoint`] unless
     /// [`PartitionConfig::truncate_corrupt`] is set. [`Partition::recovery_report`] tells what
-    /// was done.
+    /// was done. If the log start that [`delete_records_before`](Partition::delete_records_before)
+    /// persisted lies past the recovered log end (a power loss took records it had not made
+    /// durable), the log restarts empty at that start, as Kafka's does: offsets below the log
+    /// start are never handed out again.
     pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Partition> {
         open::open(dir.as_ref(), config)
     }
@@ -788,11 +791,20 @@ impl Partition {
         };
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
-        for s in &doomed {
-            s.release_deleted();
-            s.delete_files()?;
+        let deleted = doomed
+            .iter()
+            .try_for_each(|s| {
+                s.release_deleted();
+                s.delete_files()
+            })
+            .and_then(|()| checkpoint::sync_dir_in(&self.config.fs, &self.dir));
+        if let Err(e) = deleted {
+            // Segments left out of the list but still on disk, no longer fsynced by `flush`
+            // or `close`: a clean close would vouch for them (the recovery point past them)
+            // and the next open would bring them back unsynced. Refuse appends and a clean
+            // close until reopened; the open recovers them.
+            return self.fail(e);
         }
-        checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         Ok(plan)
     }
 
