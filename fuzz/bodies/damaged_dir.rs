@@ -74,7 +74,7 @@ fn write_partition(dir: &Path, clean: bool) {
         p.close().expect("close");
     } else {
         p.flush().expect("flush");
-        std::mem::forget(p);
+        p.simulate_crash();
     }
 }
 
