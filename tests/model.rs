@@ -650,7 +650,10 @@ mod found {
         for i in 0..4u64 {
             p.append(&[Record::new(format!("r{i}"))]).unwrap();
             let read = p.read(Offset(0), 1 << 20).unwrap();
-            let n = read.records().map(|r| r.unwrap()).count() as u64;
+            let n = read
+                .records()
+                .inspect(|r| assert!(r.is_ok(), "{r:?}"))
+                .count() as u64;
             assert_eq!(n, i + 1, "records read after append {i}");
         }
     }

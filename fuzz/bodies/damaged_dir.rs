@@ -112,7 +112,7 @@ fn damage(dir: &Path, data: &[u8]) {
                 let end = (at + usize::from(op[3])).min(bytes.len());
                 bytes[at..end].fill(0);
             }
-            4 => bytes.extend_from_slice(&op[..]),
+            4 => bytes.extend_from_slice(op),
             5 => {
                 let _ = fs::remove_file(path);
                 continue;

@@ -318,12 +318,9 @@ impl World {
         }
         let mut kept: BTreeMap<&Bytes, u64> = BTreeMap::new();
         for &o in read {
-            match &self.expected_rec(o, extra).key {
-                Some(k) => {
-                    kept.insert(k, o);
-                }
-                // Compaction keeps every record without a key.
-                None => {}
+            // Records without a key are checked below: compaction keeps them all.
+            if let Some(k) = &self.expected_rec(o, extra).key {
+                kept.insert(k, o);
             }
         }
         for (k, &o) in &newest {
@@ -442,9 +439,12 @@ const NOTHING: Undecided = Undecided {
     compaction: false,
 };
 
+/// An operation's error, and what the operation may have done.
+type Failed = Box<(Error, Undecided)>;
+
 /// One operation; `Err` only from the partition (the caller decides whether a fault
 /// explains it). The model changes only when the operation succeeded.
-fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecided)> {
+fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), Failed> {
     let (start, end) = (w.m.start, w.m.end());
     match op {
         0..=4 => {
@@ -469,7 +469,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
                         pending: recs,
                         ..NOTHING
                     };
-                    return Err((e, undecided));
+                    return Err(Box::new((e, undecided)));
                 }
             };
             assert_eq!(info.base_offset, Offset(end));
@@ -489,13 +489,13 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             let max_bytes = [0, 1, 100, 700, 5_000, usize::MAX][usize::from(input.below(6))];
             let r = w.p().read(Offset(at), max_bytes);
             w.disarm();
-            check_read(w, at, max_bytes, r).map_err(|e| (e, NOTHING))?;
+            check_read(w, at, max_bytes, r).map_err(|e| Box::new((e, NOTHING)))?;
         }
         6 => {
             let ts = w.m.clock_ms - i64::from(input.u16()) * 2 + 20_000;
             let got = w.p().offset_for_timestamp(ts);
             w.disarm();
-            let got = got.map_err(|e| (e, NOTHING))?;
+            let got = got.map_err(|e| Box::new((e, NOTHING)))?;
             let want =
                 w.m.present()
                     .into_iter()
@@ -506,7 +506,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             let before = w.p().segment_base_offsets();
             let rolled = w.p().roll();
             w.disarm();
-            rolled.map_err(|e| (e, NOTHING))?;
+            rolled.map_err(|e| Box::new((e, NOTHING)))?;
             let after = w.p().segment_base_offsets();
             if *before.last().expect("a segment") < Offset(end) {
                 assert_eq!(after.len(), before.len() + 1, "roll of a non-empty segment");
@@ -518,7 +518,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         8 => {
             let now = w.m.clock_ms + i64::from(input.u16()) - 10_000;
             let (count, new_start) =
-                expected_retention(w, start, Some(now)).map_err(|e| (e, NOTHING))?;
+                expected_retention(w, start, Some(now)).map_err(|e| Box::new((e, NOTHING)))?;
             let undecided = Undecided {
                 start_up_to: new_start,
                 ..NOTHING
@@ -526,7 +526,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             let before = w.p().segment_base_offsets();
             let plan = w.p().apply_retention_at(now);
             w.disarm();
-            let plan = plan.map_err(|e| (e, undecided))?;
+            let plan = plan.map_err(|e| Box::new((e, undecided)))?;
             assert_eq!(
                 plan.delete_count, count,
                 "segments retention deletes at {now}"
@@ -540,7 +540,8 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             // It applies retention at the real time: records (in 2100) are never too old, but a
             // segment compaction emptied has no newest record and goes.
             let now = Some(seglog::now_ms());
-            let (count, new_start) = expected_retention(w, o, now).map_err(|e| (e, NOTHING))?;
+            let (count, new_start) =
+                expected_retention(w, o, now).map_err(|e| Box::new((e, NOTHING)))?;
             let undecided = Undecided {
                 start_up_to: new_start.max(o),
                 ..NOTHING
@@ -552,7 +553,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
                 assert!(matches!(r, Err(Error::InvalidOffset { .. })), "{r:?}");
                 return Ok(());
             }
-            let got = r.map_err(|e| (e, undecided))?;
+            let got = r.map_err(|e| Box::new((e, undecided)))?;
             if o <= start {
                 assert_eq!(got, Offset(start));
                 assert_eq!(w.p().segment_base_offsets(), before);
@@ -574,7 +575,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             };
             let report = w.p().compact_at(now, force);
             w.disarm();
-            let report = report.map_err(|e| (e, undecided))?;
+            let report = report.map_err(|e| Box::new((e, undecided)))?;
             let read = w.scan(w.p(), &[], 1 << 12);
             let present: BTreeSet<u64> = w.m.present().into_iter().collect();
             assert!(
@@ -589,7 +590,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
         11 => {
             let flushed = w.p().flush();
             w.disarm();
-            flushed.map_err(|e| (e, NOTHING))?;
+            flushed.map_err(|e| Box::new((e, NOTHING)))?;
             w.m.durable_end = end;
         }
         12 => {
@@ -598,7 +599,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), (Error, Undecide
             if closed.is_err() {
                 w.disarm();
             }
-            closed.map_err(|e| (e, NOTHING))?;
+            closed.map_err(|e| Box::new((e, NOTHING)))?;
             w.m.durable_end = end;
             drop(w.p.take());
             if input.u8() & 1 != 0 {
@@ -799,8 +800,8 @@ pub fn partition_ops(data: &[u8]) {
                 );
             }
             match r {
-                Err((_, undecided)) if fired => {
-                    w.reopen_and_reconcile(Restart::Close, &undecided);
+                Err(failed) if fired => {
+                    w.reopen_and_reconcile(Restart::Close, &failed.1);
                     Ok(())
                 }
                 // The fault never fired (it was cleared) or the operation survived it.
@@ -809,8 +810,8 @@ pub fn partition_ops(data: &[u8]) {
         } else {
             step(&mut w, op, &mut input)
         };
-        if let Err((e, _)) = result {
-            panic!("operation {op} failed with no fault injected: {e}");
+        if let Err(failed) = result {
+            panic!("operation {op} failed with no fault injected: {}", failed.0);
         }
         if w.p.is_some() {
             let p = w.p();

@@ -791,14 +791,14 @@ impl Partition {
         };
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
-        let deleted = doomed
+        let removal = doomed
             .iter()
             .try_for_each(|s| {
                 s.release_deleted();
                 s.delete_files()
             })
             .and_then(|()| checkpoint::sync_dir_in(&self.config.fs, &self.dir));
-        if let Err(e) = deleted {
+        if let Err(e) = removal {
             // Segments left out of the list but still on disk, no longer fsynced by `flush`
             // or `close`: a clean close would vouch for them (the recovery point past them)
             // and the next open would bring them back unsynced. Refuse appends and a clean
