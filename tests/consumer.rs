@@ -441,13 +441,52 @@ fn poll_blocks_until_an_append_wakes_it() {
         "timeout: empty"
     );
     let topic = e.store.topic("t").unwrap();
+    // This (the polling) thread as the kernel sees it: `<pid>/task/<tid>`.
+    let me = std::fs::read_link("/proc/thread-self").expect("Linux /proc");
+    let status = std::path::Path::new("/proc").join(me).join("status");
     let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        // Append only once the poller has been seen asleep, and not woken even once, across
+        // 100 ms: a poll that spins (always runnable) or wakes itself up to check (its
+        // context switches grow) is never seen so, and the test fails; no timing is assumed.
+        let mut blocked = false;
+        for _ in 0..100 {
+            let before = sched_of(&status);
+            std::thread::sleep(Duration::from_millis(100));
+            if let (Some(('S', a)), Some(('S', b))) = (before, sched_of(&status)) {
+                if a == b {
+                    blocked = true;
+                    break;
+                }
+            }
+        }
         topic.append_to(0, &[Record::new("late")]).unwrap();
+        blocked
     });
     let got = c.poll(10, LONG).unwrap();
     assert_eq!(values(&got), ["late"]);
-    writer.join().unwrap();
+    assert!(
+        writer.join().unwrap(),
+        "poll never slept undisturbed for 100 ms: it spins or wakes itself up"
+    );
+}
+
+/// A thread's state letter (`S`: sleeping) and its context switches so far, voluntary and
+/// not, from its `/proc/<pid>/task/<tid>/status`.
+fn sched_of(status: &std::path::Path) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(status).ok()?;
+    let mut state = None;
+    let mut switches = 0;
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("State:") {
+            state = v.trim().chars().next();
+        } else if let Some(v) = line
+            .strip_prefix("voluntary_ctxt_switches:")
+            .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+        {
+            switches += v.trim().parse::<u64>().ok()?;
+        }
+    }
+    Some((state?, switches))
 }
 
 #[test]

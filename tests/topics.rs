@@ -481,6 +481,35 @@ fn leftovers_of_interrupted_operations_are_swept_at_open() {
     }
 }
 
+/// Issue 9, bug 8: a `close` that failed kept the directory locked until the store was
+/// dropped, so it could not be reopened to recover. The fault: a directory squats on the
+/// name of the partition's recovery-point temp file, so the checkpoint write in the
+/// partition's close fails (EISDIR) after its data was fsynced.
+#[test]
+fn a_failed_close_releases_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let t = store.create_topic("t", topic_config(2)).unwrap();
+    for n in 0..2 {
+        t.append_to(n, &[Record::new(format!("r{n}"))]).unwrap();
+    }
+    let squatter = dir.path().join("t-0").join("recovery-point.tmp");
+    fs::create_dir(&squatter).unwrap();
+    assert!(store.close().is_err(), "the injected fault fails close");
+    assert!(matches!(store.topic("t"), Err(Error::StoreClosed)));
+    fs::remove_dir(&squatter).unwrap();
+    // The failed store is still alive: its lock, and its partitions', must be gone.
+    let reopened = LogStore::open(dir.path(), no_thread()).unwrap();
+    let t = reopened.topic("t").unwrap();
+    for n in 0..2 {
+        let p = t.partition(n).unwrap();
+        assert_eq!(values(&p), [format!("r{n}")]);
+        assert_eq!(p.recovery_report().clean_shutdown, n == 1, "partition {n}");
+    }
+    drop(store);
+    reopened.close().unwrap();
+}
+
 #[test]
 fn operations_after_close_fail() {
     let dir = tempfile::tempdir().unwrap();

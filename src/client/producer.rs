@@ -138,7 +138,8 @@ struct Shared {
     /// The current entry of each topic this producer has sent to.
     topics: RwLock<NameMap<Arc<TopicEntry>>>,
     /// Entries replaced after their topic was deleted: still flushed, so that records they
-    /// accepted get a result (the error of their closed partition).
+    /// accepted get a result (the error of their closed partition). Dropped once drained
+    /// (see [`Shared::prune_deleted`]), so delete-and-recreate cycles do not accumulate them.
     retired: Mutex<Vec<Arc<TopicEntry>>>,
     closed: AtomicBool,
     timer: Mutex<TimerState>,
@@ -448,7 +449,27 @@ impl Shared {
         if let Some(old) = topics.insert(name.to_owned(), entry.clone()) {
             self.retired.lock().push(old);
         }
+        drop(topics);
+        self.prune_deleted();
         Ok(entry)
+    }
+
+    /// Forget the entries of deleted topics whose buffers are drained: no open batch and no
+    /// batch being appended. A deleted topic's buffers accept no record (`enqueue` checks
+    /// under the buffer lock), so a drained entry stays drained and nothing needs it: a later
+    /// send to the name looks the topic up again. Called on every lookup miss and flush.
+    fn prune_deleted(&self) {
+        self.retired.lock().retain(|e| !e.drained());
+        let stale = |e: &Arc<TopicEntry>| e.topic.is_deleted() && e.drained();
+        if self.topics.read().values().any(stale) {
+            self.topics.write().retain(|_, e| !stale(e));
+        }
+    }
+
+    /// Topic entries held, current and retired (unit tests: memory stays bounded).
+    #[cfg(test)]
+    fn entry_count(&self) -> usize {
+        self.topics.read().len() + self.retired.lock().len()
     }
 
     fn buffer(&self, entry: &TopicEntry, partition: u32) -> Result<Arc<PartitionBuffer>> {
@@ -640,7 +661,18 @@ impl Shared {
                 });
             }
         }
+        self.prune_deleted();
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl TopicEntry {
+    /// No buffer holds an open batch or a batch being appended.
+    fn drained(&self) -> bool {
+        self.buffers.read().iter().flatten().all(|b| {
+            let state = b.state.lock();
+            state.records.is_empty() && b.in_flight.load(Ordering::Acquire) == 0
+        })
     }
 }
 
@@ -696,6 +728,47 @@ mod tests {
     fn producer_and_handles_are_send_and_sync() {
         assert_send_sync::<Producer>();
         assert_send_sync::<SendHandle>();
+    }
+
+    /// Issue 9, bug 8: a producer kept an entry for every deleted topic it had sent to, so
+    /// memory grew with each delete and recreate.
+    #[test]
+    fn deleted_topics_do_not_accumulate_entries() {
+        use crate::topic::handle::TopicConfig;
+        use crate::topic::store::StoreConfig;
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::default().with_maintenance_interval(None);
+        let store = LogStore::open(dir.path(), config).unwrap();
+        let linger = ProducerConfig::default().with_linger(Duration::from_secs(3600));
+        for producer_config in [ProducerConfig::default(), linger] {
+            let producer = Producer::new(&store, producer_config).unwrap();
+            for i in 0..20 {
+                // The same name recreated, and a new name each time.
+                for name in ["again".to_owned(), format!("once-{i}")] {
+                    store.create_topic(&name, TopicConfig::new(2)).unwrap();
+                    producer.send_to(&name, 0, Record::new("sync")).unwrap();
+                    let handle = producer
+                        .send_batched_to(&name, 1, Record::new("batched"))
+                        .unwrap();
+                    if i % 2 == 0 {
+                        // Fails for the open batches a previous round's deletion left.
+                        let _ = producer.flush();
+                        assert_eq!(handle.wait().unwrap().1, Offset(0));
+                    }
+                    // Odd rounds delete with a batch still open: it is kept until flushed
+                    // (and then fails), so its handle gets a result.
+                    store.delete_topic(&name).unwrap();
+                }
+                let held = producer.shared.entry_count();
+                assert!(
+                    held <= 4,
+                    "{held} topic entries held after {} cycles",
+                    i + 1
+                );
+            }
+            let _ = producer.flush();
+            assert_eq!(producer.shared.entry_count(), 0);
+        }
     }
 
     #[test]

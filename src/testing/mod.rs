@@ -21,6 +21,9 @@ pub mod assignor;
 mod kafka;
 pub mod offset_store;
 
+use crate::log::config::PartitionConfig;
+use crate::topic::metadata::{decode_metadata, encode_metadata, TopicMeta};
+
 pub use crate::format::batch::check_batch;
 /// The compression codecs (Kafka's framings, bounded decompression), for benches and fuzz
 /// targets.
@@ -32,3 +35,34 @@ pub use assignor::assignor_conformance;
 #[cfg(feature = "kafka-server")]
 pub use kafka::kafka_request_decodes;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
+
+/// One topic of a `topics.meta` file: name, partition count, partition configuration.
+pub type TopicMetadata = (String, u32, PartitionConfig);
+
+/// Decode the bytes of a `topics.meta` file as [`LogStore::open`](crate::LogStore::open)
+/// does (for fuzz targets): every topic, or the 1-based line (0: the whole file) and the
+/// reason it is refused. Decoded configurations are not validated; opening their partitions
+/// does that.
+///
+/// # Errors
+/// The line and reason of the first problem found.
+pub fn decode_topics_metadata(bytes: &[u8]) -> Result<Vec<TopicMetadata>, (usize, &'static str)> {
+    Ok(decode_metadata(bytes)?
+        .into_iter()
+        .map(|m| (m.name, m.partitions, m.config))
+        .collect())
+}
+
+/// Encode topics as the bytes of a `topics.meta` file, checksum line included, exactly as
+/// the store writes them.
+pub fn encode_topics_metadata(topics: &[TopicMetadata]) -> Vec<u8> {
+    let metas: Vec<TopicMeta> = topics
+        .iter()
+        .map(|(name, partitions, config)| TopicMeta {
+            name: name.clone(),
+            partitions: *partitions,
+            config: config.clone(),
+        })
+        .collect();
+    encode_metadata(&metas)
+}

@@ -41,10 +41,10 @@ pub(super) fn remove_leftover_tmp(fs: &Fs, dir: &Path) -> Result<()> {
 
 /// One topic as persisted in `topics.meta`.
 #[derive(Debug, Clone)]
-pub(super) struct TopicMeta {
-    pub(super) name: String,
-    pub(super) partitions: u32,
-    pub(super) config: PartitionConfig,
+pub(crate) struct TopicMeta {
+    pub(crate) name: String,
+    pub(crate) partitions: u32,
+    pub(crate) config: PartitionConfig,
 }
 
 /// A failed metadata write, and whether the rename had already happened.
@@ -71,7 +71,7 @@ pub(super) fn write_metadata(fs: &Fs, dir: &Path, metas: &[TopicMeta]) -> Result
 
 /// The file's bytes: header line, one line per topic (its name, `partitions=`, then every
 /// persisted [`PartitionConfig`] field as `key=value`), the CRC line.
-fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
+pub(crate) fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
     let mut body = String::new();
     body.push_str(METADATA_HEADER);
     body.push('\n');
@@ -115,7 +115,7 @@ pub(super) fn read_metadata(fs: &Fs, path: &Path) -> Result<Option<Vec<TopicMeta
 }
 
 /// Parse a metadata file; an error names the 1-based line (0 for the whole file).
-fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)> {
+pub(crate) fn decode_metadata(bytes: &[u8]) -> Result<Vec<TopicMeta>, (usize, &'static str)> {
     let text = std::str::from_utf8(bytes).map_err(|_| (0, "not UTF-8"))?;
     if text.starts_with("seglog-topics 1\n") {
         return Err((1, "format version 1 (CRC-32 checksums) is no longer read"));

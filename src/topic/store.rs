@@ -670,9 +670,10 @@ impl StoreInner {
                 result = result.and(p.close());
             }
         }
-        if result.is_ok() {
-            self.dir_lock.lock().take();
-        }
+        // Released even when a partition failed to close: every partition is closed (and
+        // unlocked) either way, and the store refuses further operations, so the directory
+        // can be opened again, which recovers what the failed close left.
+        self.dir_lock.lock().take();
         result
     }
 }

@@ -35,13 +35,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::state::Position;
-use super::Partition;
+use super::{Partition, RECOVERY_POINT_FILE};
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
 use crate::format::record::{now_ms, LogRecord};
 use crate::io::checkpoint;
 use crate::io::fs::Fs;
+use crate::log::config::Durability;
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::segment::{
     segment_path, IndexCursor, SealedMeta, Segment, SegmentFiles, INDEX_EXT, LOG_EXT,
@@ -109,6 +110,12 @@ impl Partition {
     ///
     /// Appends and reads go on meanwhile: each swap of rewritten segments holds the append lock
     /// only to replace a pointer. Retention waits for compaction to finish.
+    ///
+    /// Before rewriting anything it fsyncs everything written, whatever the durability
+    /// policy, and rewrites only segments below the recovery point that fsync sets: a record
+    /// is never dropped for a newer one that a power loss could still take away, and recovery
+    /// knows that offsets above the recovery point were never compacted. On a partition whose
+    /// append or fsync failed it fails with [`Error::PreviousIoFailed`] until reopened.
     pub fn compact_at(&self, now_ms: i64, force: bool) -> Result<CompactionReport> {
         let _structure = self.retention.lock();
         self.check_structure()?;
@@ -127,7 +134,7 @@ impl Partition {
             report.cleaned_up_to = Offset(0);
         }
         let mut first_dirty = report.cleaned_up_to.0.max(view.log_start());
-        let cleanable = self.cleanable(now_ms)?;
+        let cleanable = self.cleanable(now_ms, u64::MAX)?;
         let Some(cleanable_end) = cleanable.last().map(|c| c.end) else {
             return Ok(report);
         };
@@ -148,8 +155,12 @@ impl Partition {
         if !force && ratio < self.config.compaction.min_cleanable_dirty_ratio {
             return Ok(report);
         }
+        let settled = self.settle_for_compaction()?;
+        let Some(cleanable_end) = self.cleanable(now_ms, settled)?.last().map(|c| c.end) else {
+            return Ok(report);
+        };
         while first_dirty < cleanable_end {
-            let cleanable = self.cleanable(now_ms)?;
+            let cleanable = self.cleanable(now_ms, settled)?;
             let (map, map_end, mapped) = self.build_map(&cleanable, first_dirty, cleanable_end)?;
             report.dirty_bytes += mapped;
             self.rewrite(&cleanable, &map, map_end, now_ms, &mut report)?;
@@ -161,15 +172,57 @@ impl Partition {
         Ok(report)
     }
 
-    /// The cleanable prefix: sealed segments below the high watermark, older than the lag.
-    fn cleanable(&self, now_ms: i64) -> Result<Vec<Cleanable>> {
+    /// Make everything written durable and set the recovery point to the base of the first
+    /// segment not yet fsynced since (the active one after the flush, unless a roll came in
+    /// between); returns it. Compaction rewrites only segments that end at or below it, so
+    /// that
+    /// - offsets at or above the recovery point were never compacted: recovery may hold them
+    ///   dense (issue 9: after a power loss under `NoSync`, a sealed segment that had lost its
+    ///   data was taken for one compaction had emptied, and the log end skipped the lost
+    ///   records);
+    /// - a record is never dropped for a newer one of its key that a power loss could still
+    ///   take away (the older one may have been acknowledged as durable).
+    fn settle_for_compaction(&self) -> Result<u64> {
+        // Holding the sync slot: no other fsync runs meanwhile, nor writes an older recovery
+        // point after this one.
+        let _slot = self.claim_sync_slot();
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::PreviousIoFailed);
+        }
+        // An fsync even when every offset is durable already: sealing a segment (cutting its
+        // preallocated tail) is durable only once the segment is fsynced again.
+        let (end, _) = self.sync_now().inspect_err(|_| {
+            self.failed.store(true, Ordering::Release);
+        })?;
+        {
+            let _s = self.sync.lock();
+            self.publish_durable(end, self.config.durability == Durability::SyncEachAppend);
+        }
+        self.notify_waiters();
+        // A segment's base, not the durable end: the segments below a recovery point are
+        // trusted whole, their sealing included, and the active segment is not sealed yet.
+        let point = {
+            let w = self.writer.lock();
+            w.unsynced_sealed
+                .first()
+                .unwrap_or(&w.active)
+                .base_offset()
+                .0
+        };
+        checkpoint::write(&self.config.fs, &self.dir.join(RECOVERY_POINT_FILE), point)?;
+        Ok(point)
+    }
+
+    /// The cleanable prefix: sealed segments below the high watermark and ending at or below
+    /// `up_to`, older than the lag.
+    fn cleanable(&self, now_ms: i64, up_to: u64) -> Result<Vec<Cleanable>> {
         let view = self.view();
         let lag = i64::try_from(self.config.compaction.min_compaction_lag_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(lag);
         let mut out = Vec::new();
         for seg in view.segments().iter() {
             let Some(end) = seg.end_offset() else { break };
-            if end.0 > view.high_watermark().offset {
+            if end.0 > view.high_watermark().offset || end.0 > up_to {
                 break;
             }
             let meta = self.sealed_meta(seg, seg.base_offset())?;

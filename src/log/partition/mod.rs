@@ -231,7 +231,10 @@ impl Partition {
     /// the truncation point are removed. Damage below the recovery point (data that had been
     /// flushed) fails with [`Error::CorruptBelowRecoveryPoint`] unless
     /// [`PartitionConfig::truncate_corrupt`] is set. [`Partition::recovery_report`] tells what
-    /// was done.
+    /// was done. If the log start that [`delete_records_before`](Partition::delete_records_before)
+    /// persisted lies past the recovered log end (a power loss took records it had not made
+    /// durable), the log restarts empty at that start, as Kafka's does: offsets below the log
+    /// start are never handed out again.
     ///
     /// A store's data directory (holding `topics.meta`) is refused with
     /// [`Error::WrongDirectory`] before anything is written.
@@ -849,11 +852,20 @@ impl Partition {
         };
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
-        for s in &doomed {
-            s.release_deleted();
-            s.delete_files()?;
+        let removal = doomed
+            .iter()
+            .try_for_each(|s| {
+                s.release_deleted();
+                s.delete_files()
+            })
+            .and_then(|()| checkpoint::sync_dir_in(&self.config.fs, &self.dir));
+        if let Err(e) = removal {
+            // Segments left out of the list but still on disk, no longer fsynced by `flush`
+            // or `close`: a clean close would vouch for them (the recovery point past them)
+            // and the next open would bring them back unsynced. Refuse appends and a clean
+            // close until reopened; the open recovers them.
+            return self.fail(e);
         }
-        checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         Ok(plan)
     }
 
@@ -934,8 +946,12 @@ impl Partition {
     }
 
     /// Flush everything, write the clean-shutdown marker, refuse further appends and release
-    /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a partition closes it the same way,
-    /// ignoring errors; call `close` to see them.
+    /// the directory lock. Reads keep working. The next `open` skips recovery. Dropping a
+    /// partition closes it the same way, ignoring errors; call `close` to see them.
+    ///
+    /// A `close` that fails (an fsync or a checkpoint write) still closes the handle and
+    /// releases the lock: the directory can be opened again at once, and that open recovers
+    /// (scans from the recovery point) since no clean-shutdown marker was written.
     pub fn close(&self) -> Result<()> {
         // Retention and compaction finish first (they check `closed` before starting), and no
         // fsync is in flight: nothing may touch the files once the lock is released.
@@ -978,11 +994,13 @@ impl Partition {
             let end = w.position();
             let _s = self.sync.lock();
             self.publish_durable(end, true);
-            self.dir_lock.lock().take();
-        }
-        if result.is_err() {
+        } else {
             self.failed.store(true, Ordering::Release);
         }
+        // Closed either way: this handle writes nothing more (appends, fsyncs, retention and
+        // compaction all refuse), so the directory may be opened again at once, and a failed
+        // close is recovered by that open.
+        self.dir_lock.lock().take();
         result
     }
 

@@ -64,10 +64,15 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         checkpoint::sync_dir_in(fs, dir)?;
     }
     // A damaged recovery point only costs a longer scan: start from the beginning.
-    let recovery_point = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
+    let recovery_checkpoint = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
         .ok()
-        .flatten()
-        .unwrap_or(0);
+        .flatten();
+    let recovery_point = recovery_checkpoint.unwrap_or(0);
+    // Compaction never rewrites past the recovery point seglog wrote, so offsets from there
+    // on are dense (see `settle_for_compaction`). Seglog writes one when it creates a
+    // partition; without one (a directory another program wrote, or a damaged checkpoint)
+    // gaps may be anywhere.
+    let dense_from = recovery_checkpoint.unwrap_or(u64::MAX);
     let missing = missing_prefix(dir, &config, &starts, &bases, recovery_point)?;
     let log_start_ckpt = starts.value.unwrap_or(0).max(missing.map_or(0, |m| m.1 .0));
 
@@ -81,7 +86,14 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         };
         match fast {
             Some(o) => o,
-            None => recover(dir, &config, &bases, recovery_point, !starts.witnessed)?,
+            None => recover(
+                dir,
+                &config,
+                &bases,
+                recovery_point,
+                !starts.witnessed,
+                dense_from,
+            )?,
         }
     };
     let mut opened = if opened.next_offset < log_start_ckpt {
@@ -244,6 +256,8 @@ fn list_segments(fs: &Fs, dir: &Path) -> Result<Vec<Offset>> {
     Ok(bases)
 }
 
+/// Start a log, empty, at `base`. Its recovery point is written at once: a partition seglog
+/// made always has one, so one without it came from elsewhere (see `dense_from` in `open`).
 fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opened> {
     let seg = Arc::new(Segment::create_active(
         &config.fs,
@@ -252,6 +266,7 @@ fn create_first(dir: &Path, config: &PartitionConfig, base: u64) -> Result<Opene
         config.index_bytes_max,
     )?);
     checkpoint::sync_dir_in(&config.fs, dir)?;
+    checkpoint::write(&config.fs, &dir.join(RECOVERY_POINT_FILE), base)?;
     let files = seg.loaded_files().expect("new active segment is loaded");
     Ok(Opened {
         segments: vec![seg],
@@ -402,6 +417,7 @@ fn recover(
     bases: &[Offset],
     recovery_point: u64,
     from_start: bool,
+    dense_from: u64,
 ) -> Result<Opened> {
     // The first segment to scan: the last one starting at or below the recovery point.
     let first_scan = if from_start {
@@ -416,8 +432,17 @@ fn recover(
     let mut scanned: Vec<Option<ScannedSegment>> = Vec::new();
     let mut facts: Vec<SegmentFacts> = Vec::new();
     let mut expected = bases[first_scan].0;
+    // Compaction rewrites only below `dense_from`: in a segment starting at or above it,
+    // batches follow each other without gaps.
+    let mut dense_config = config.clone();
+    dense_config.offset_gaps = false;
     for (i, &base) in bases.iter().enumerate().skip(first_scan) {
-        let s = scan_segment(dir, config, base, expected, None)?;
+        let scan_config = if base.0 < dense_from {
+            config
+        } else {
+            &dense_config
+        };
+        let s = scan_segment(dir, scan_config, base, expected, None)?;
         facts.push(s.facts);
         scanned.push(Some(s));
         let f = *facts.last().expect("just pushed");
@@ -425,13 +450,14 @@ fn recover(
             break;
         }
         if let Some(next) = bases.get(i + 1) {
-            expected = sealed_end(&f, next.0, gaps);
+            expected = sealed_end(&f, next.0, gaps && next.0 <= dense_from);
         }
         // Every plan seals a segment two before the last scanned one exactly so: seal it now
         // and close its files, so recovery holds a bounded number of descriptors.
         if let Some(j) = scanned.len().checked_sub(3) {
             let s = scanned[j].take().expect("sealed once");
-            let end_offset = sealed_end(&facts[j], facts[j + 1].base, gaps);
+            let next = facts[j + 1].base;
+            let end_offset = sealed_end(&facts[j], next, gaps && next <= dense_from);
             segments.push(seal_scanned(config, s, end_offset, facts[j].end_position)?);
         }
     }
@@ -449,6 +475,7 @@ fn recover(
         recovery_point,
         truncate_corrupt: config.truncate_corrupt,
         gaps,
+        dense_from,
     })
     .map_err(|e| Error::CorruptBelowRecoveryPoint {
         path: segment_path(dir, Offset(facts[e.index].base), LOG_EXT),

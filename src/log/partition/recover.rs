@@ -75,6 +75,10 @@ pub(super) struct RecoveryInput<'a> {
     /// Offsets may have gaps (the partition gaps, or the directory came from elsewhere):
     /// a segment may end where the next begins, and may be empty.
     pub gaps: bool,
+    /// Offsets from here on were never compacted: a segment ending above it ends after its
+    /// last batch even where `gaps` holds (the recovery point seglog wrote; `u64::MAX`
+    /// without one).
+    pub dense_from: u64,
 }
 
 /// A scanned segment kept as a sealed one.
@@ -144,7 +148,11 @@ pub(super) fn plan_recovery(input: RecoveryInput<'_>) -> Result<RecoveryPlan, Be
     let mut seal: Vec<SealAt> = (0..tail)
         .map(|i| SealAt {
             index: i,
-            end_offset: sealed_end(&facts[i], facts[i + 1].base, input.gaps),
+            end_offset: sealed_end(
+                &facts[i],
+                facts[i + 1].base,
+                input.gaps && facts[i + 1].base <= input.dense_from,
+            ),
             size: facts[i].end_position,
         })
         .collect();
@@ -225,6 +233,7 @@ mod tests {
             recovery_point: 0,
             truncate_corrupt: false,
             gaps: false,
+            dense_from: u64::MAX,
         }
     }
 
@@ -401,6 +410,7 @@ mod tests {
         let facts = [compacted, whole(10, 20, 900)];
         let plan = plan_recovery(RecoveryInput {
             gaps: true,
+            dense_from: u64::MAX,
             ..input(&facts)
         })
         .unwrap();
