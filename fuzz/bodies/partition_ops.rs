@@ -532,7 +532,12 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), Failed> {
                 "segments retention deletes at {now}"
             );
             assert_eq!(plan.log_start_offset, Offset(new_start));
-            assert_eq!(w.p().segment_base_offsets(), before[count..].to_vec());
+            let kept = if count == before.len() {
+                vec![Offset(end)] // the expired active segment was rolled, then deleted
+            } else {
+                before[count..].to_vec()
+            };
+            assert_eq!(w.p().segment_base_offsets(), kept);
             w.m.start = new_start;
         }
         9 => {
@@ -736,6 +741,19 @@ fn expected_retention(w: &World, start: u64, now_ms: Option<i64>) -> seglog::Res
                 })
                 .count()
         });
+    // Every sealed segment expired and so did the active one (holding records, all below the
+    // high watermark): retention rolls it and deletes it too, as Kafka does.
+    let hw = w.p().high_watermark().0;
+    let roll_active = by_age == sealed.len()
+        && match (w.config.retention_ms.filter(|_| deletes), now_ms, segs.last()) {
+            (Some(ms), Some(now), Some(active)) => {
+                active.1 > 0 && active.0 <= hw && active.2.is_some_and(|t| t < now - ms as i64)
+            }
+            _ => false,
+        };
+    if roll_active {
+        return Ok((segs.len(), start.max(end)));
+    }
     let count = by_start.max(by_age).max(by_size);
     let new_start = if count == 0 {
         start
