@@ -69,7 +69,10 @@ pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,
 };
-pub use log::partition::{AppendInfo, CompactionReport, Partition, ReadBatches, RecoveryReport};
+pub use log::epoch::{epoch_from_term, EpochEntry, EPOCH_NONE, LEADER_EPOCH_CHECKPOINT_FILE};
+pub use log::partition::{
+    AppendInfo, CompactionReport, DurableListener, Partition, ReadBatches, RecoveryReport,
+};
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};

@@ -21,6 +21,7 @@ mod compact;
 mod open;
 mod read;
 mod recover;
+mod replica;
 mod state;
 mod truncate;
 
@@ -40,6 +41,7 @@ use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
 use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
+use crate::log::epoch::EpochCache;
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
@@ -48,9 +50,14 @@ use state::{Position, View};
 
 pub use compact::CompactionReport;
 pub use read::ReadBatches;
+pub use replica::DurableListener;
 
 /// File holding the recovery point: every offset below it had been fsynced.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+/// File holding the high watermark a replicator set (`high_watermark_external`).
+pub(crate) const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
+/// Batch end positions kept for `set_high_watermark` lookups (it trails the log end closely).
+const RECENT_ENDS_MAX: usize = 4096;
 /// File holding the log start offset set by `delete_records_before`.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset.checkpoint";
 /// Written after a fully flushed close; deleted at open.
@@ -126,6 +133,9 @@ pub(crate) struct Writer {
     pub unsynced_records: u64,
     pub unsynced_bytes: u64,
     pub unsynced_since: Option<Instant>,
+    /// Where the most recent batches end, oldest first (at most `RECENT_ENDS_MAX`): the high
+    /// watermark a replicator sets is looked up here before any scan.
+    pub recent_ends: VecDeque<Position>,
 }
 
 impl Writer {
@@ -136,6 +146,13 @@ impl Writer {
             bytes: self.size,
         }
     }
+}
+
+/// The leader epoch cache and whether it changed since its checkpoint was written.
+#[derive(Debug, Default)]
+pub(crate) struct EpochState {
+    pub cache: EpochCache,
+    pub dirty: bool,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +200,12 @@ pub struct Partition {
     notify: Mutex<()>,
     notify_cond: Condvar,
     recovery: RecoveryReport,
+    /// The leader epoch cache (taken inside `writer`, never the other way round).
+    epochs: Mutex<EpochState>,
+    /// Serialises writes of the epoch checkpoint (taken without `writer`).
+    epoch_file: Mutex<()>,
+    /// Called with the new durable end after each fsync.
+    durable_listener: RwLock<Option<DurableListener>>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -335,8 +358,17 @@ impl Partition {
         self.check_writable()?;
         let base = w.next_offset;
         batch::set_base_offset(buf, base);
+        // A leader stamps its epoch (outside the CRC, like the base offset).
+        let epoch = self.epochs.lock().cache.latest_epoch();
+        let partition_leader_epoch = if epoch >= 0 {
+            batch::set_partition_leader_epoch(buf, epoch);
+            epoch
+        } else {
+            header.partition_leader_epoch
+        };
         let header = BatchHeader {
             base_offset: base,
+            partition_leader_epoch,
             ..header
         };
         match self.write_locked(&mut w, buf, &header) {
@@ -369,7 +401,22 @@ impl Partition {
         self.pending_appends.fetch_add(1, Ordering::SeqCst);
         let end = w.position();
         let sync_each = self.config.durability == Durability::SyncEachAppend;
-        self.view.write().bounds_mut().advance_end(end, !sync_each);
+        if w.recent_ends.len() == RECENT_ENDS_MAX {
+            w.recent_ends.pop_front();
+        }
+        w.recent_ends.push_back(end);
+        if header.partition_leader_epoch >= 0 {
+            let mut e = self.epochs.lock();
+            if e.cache
+                .assign(header.partition_leader_epoch, header.base_offset)
+            {
+                e.dirty = true;
+            }
+        }
+        self.view
+            .write()
+            .bounds_mut()
+            .advance_end(end, self.visible_on_write());
         Ok(Appended {
             info: AppendInfo {
                 base_offset: Offset(header.base_offset),
@@ -385,6 +432,9 @@ impl Partition {
     fn after_append(&self, appended: &Appended) -> Result<()> {
         if self.config.durability != Durability::SyncEachAppend {
             self.notify_waiters();
+        }
+        if self.epochs.lock().dirty {
+            self.persist_epochs()?;
         }
         if appended.need_sync {
             if self.gathering.load(Ordering::SeqCst) {
@@ -487,8 +537,8 @@ impl Partition {
         w.first_timestamp = None;
         let mut v = self.view.write();
         v.replace_segments(w.segments.clone());
-        let publish = self.config.durability != Durability::SyncEachAppend;
-        v.bounds_mut().advance_end(w.position(), publish);
+        v.bounds_mut()
+            .advance_end(w.position(), self.visible_on_write());
         Ok(())
     }
 
@@ -569,7 +619,7 @@ impl Partition {
                 s.last_covered = covered;
                 let publish = self.config.durability == Durability::SyncEachAppend;
                 self.publish_durable(end, publish);
-                Ok(())
+                Ok(end.offset)
             }
             Err(e) => {
                 self.failed.store(true, Ordering::Release);
@@ -579,7 +629,7 @@ impl Partition {
         self.sync_done.notify_all();
         drop(s);
         self.notify_waiters();
-        out
+        out.map(|end| self.notify_durable(end))
     }
 
     /// Before fsyncing on behalf of concurrent appenders, give those that are on their way
@@ -630,6 +680,9 @@ impl Partition {
             checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         }
         if !sealed.is_empty() {
+            // The epochs of those segments are on disk before the recovery point passes
+            // them: recovery rebuilds the cache only from the recovery point on.
+            self.persist_epochs()?;
             // Everything before the active segment is now on disk.
             checkpoint::write(
                 &self.config.fs,
@@ -646,7 +699,7 @@ impl Partition {
         let mut v = self.view.write();
         let bounds = v.bounds_mut();
         bounds.advance_durable(end.offset);
-        if publish {
+        if publish && !self.config.high_watermark_external {
             bounds.advance_high_watermark(end);
         }
     }
@@ -699,6 +752,10 @@ impl Partition {
         }
         checkpoint::write(&self.config.fs, &self.dir.join(LOG_START_FILE), offset.0)?;
         self.view.write().bounds_mut().advance_log_start(offset.0);
+        if self.epochs.lock().cache.truncate_from_start(offset.0) {
+            self.epochs.lock().dirty = true;
+            self.persist_epochs()?;
+        }
         self.retain_locked(now_ms())?;
         Ok(offset)
     }
@@ -784,8 +841,13 @@ impl Partition {
             let mut view = self.view.write();
             view.replace_segments(w.segments.clone());
             view.bounds_mut().advance_log_start(plan.log_start_offset.0);
+            let mut e = self.epochs.lock();
+            if e.cache.truncate_from_start(view.log_start()) {
+                e.dirty = true;
+            }
             doomed
         };
+        self.persist_epochs()?;
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
         for s in &doomed {
@@ -880,6 +942,11 @@ impl Partition {
             }
             sync(&w.files)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
+            self.persist_epochs()?;
+            if self.config.high_watermark_external {
+                let hw = self.view.read().high_watermark().offset;
+                checkpoint::write(&self.config.fs, &self.dir.join(HIGH_WATERMARK_FILE), hw)?;
+            }
             checkpoint::write(
                 &self.config.fs,
                 &self.dir.join(RECOVERY_POINT_FILE),

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -79,7 +78,18 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
             None => recover(dir, &config, &bases, recovery_point)?,
         }
     };
-    Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+    let clean = opened.report.clean_shutdown;
+    let p = assemble(dir, config, lock, opened, log_start_ckpt);
+    let replica_state = p
+        .init_epochs(recovery_point, clean)
+        .and_then(|()| p.init_high_watermark());
+    if let Err(e) = replica_state {
+        // Not opened: leave the directory as it was (no close, no clean-shutdown marker).
+        p.skip_close
+            .store(true, std::sync::atomic::Ordering::Release);
+        return Err(e);
+    }
+    Ok(p)
 }
 
 /// Whether the partition's offsets are known dense (see [`DENSE_MARKER_FILE`]): creates the
@@ -616,6 +626,7 @@ fn assemble(
         unsynced_records: 0,
         unsynced_bytes: 0,
         unsynced_since: None,
+        recent_ends: VecDeque::new(),
     };
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
@@ -624,11 +635,7 @@ fn assemble(
         dir_lock: Mutex::new(Some(lock)),
         writer: Mutex::new(writer),
         view: RwLock::new(view),
-        sync: Mutex::new(SyncState {
-            syncing: false,
-            last_covered: 0,
-            last_sync: Duration::ZERO,
-        }),
+        sync: Mutex::new(SyncState::default()),
         sync_done: Condvar::new(),
         retention: Mutex::new(()),
         loaded: Mutex::new(VecDeque::new()),
@@ -644,6 +651,9 @@ fn assemble(
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
         recovery: o.report,
+        epochs: Mutex::new(super::EpochState::default()),
+        epoch_file: Mutex::new(()),
+        durable_listener: RwLock::new(None),
     }
 }
 

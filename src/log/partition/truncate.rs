@@ -1,5 +1,5 @@
-//! Truncation: remove every record at or above an offset. Crate-private for now; the
-//! replication issue exposes it (a follower cuts the records its leader does not have).
+//! Truncation: remove every record at or above an offset (a follower cuts the records its
+//! leader does not have).
 //!
 //! It shares recovery's act: the segment holding the cut is cut and rescanned with
 //! `scan_segment` (which rebuilds its indexes), later segments go with `remove_segments`,
@@ -52,9 +52,11 @@ impl Partition {
     /// fsync when the cut happens fails with [`Error::Truncated`] instead of being acknowledged.
     ///
     /// [`ReadBatches`]: super::ReadBatches
-    // Not called outside tests until the replication issue exposes it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+    ///
+    /// The leader epoch cache loses the epochs starting at or after the new end, and its
+    /// checkpoint is rewritten before the log is cut (a crash in between finds the data and
+    /// rebuilds those epochs from the batch headers, from the lowered recovery point on).
+    pub fn truncate_to(&self, offset: Offset) -> Result<Offset> {
         let _structure = self.retention.lock();
         self.check_structure()?;
         let _sync_slot = self.claim_sync_slot();
@@ -174,6 +176,7 @@ impl Partition {
         if rp.is_some_and(|rp| rp > cut.end) {
             checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
         }
+        self.truncate_epochs(cut.end)?;
         // From here on appends waiting for an fsync learn that their batch may be gone.
         self.truncations.fetch_add(1, Ordering::SeqCst);
         let seg = w.segments[cut.segment].clone();
@@ -210,6 +213,7 @@ impl Partition {
         w.unsynced_bytes = 0;
         w.unsynced_since = None;
         w.dir_dirty = false;
+        w.recent_ends.clear();
         self.pending_appends.store(0, Ordering::SeqCst);
         let end = w.position();
         {
