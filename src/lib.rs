@@ -76,6 +76,10 @@ pub use log::partition::{
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
+pub use replication::{
+    Acks, PendingAppend, ReplicaSet, ReplicaSpec, ReplicationConfig, Replicator, SingleCopy,
+    UncleanElection,
+};
 pub use topic::handle::{
     validate_topic_name, Topic, TopicConfig, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
 };

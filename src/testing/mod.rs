@@ -18,6 +18,7 @@
 
 pub mod assignor;
 pub mod offset_store;
+pub mod replicator;
 
 pub use crate::format::batch::check_batch;
 /// The compression codecs (Kafka's framings, bounded decompression), for benches and fuzz
@@ -28,3 +29,4 @@ pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
+pub use replicator::replicator_conformance;

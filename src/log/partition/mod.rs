@@ -326,6 +326,20 @@ impl Partition {
 
     /// [`append`](Partition::append) with leader-epoch and producer metadata for the header.
     pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
+        // Plan: encode and checksum before taking the append lock.
+        let (mut buf, header) = self.encode_for_append(records, meta)?;
+        // Act: one locked write at the next offset, then wake readers and sync as due.
+        let appended = self.append_encoded(&mut buf, header)?;
+        self.after_append(&appended)?;
+        Ok(appended.info)
+    }
+
+    /// The plan of an append: check the records against the policy, encode and checksum.
+    fn encode_for_append(
+        &self,
+        records: &[Record],
+        meta: &BatchMeta,
+    ) -> Result<(Vec<u8>, BatchHeader)> {
         let limits = EncodeLimits {
             record_bytes_max: self.config.record_bytes_max,
             batch_bytes_max: self.config.batch_bytes_max,
@@ -335,19 +349,15 @@ impl Partition {
                 return Err(Error::MissingKey { index });
             }
         }
-        // Plan: encode and checksum before taking the append lock.
         let options = EncodeOptions {
             compression: self.config.compression,
             // Stamped before the CRC is computed: the CRC covers maxTimestamp.
             log_append_time: (self.config.timestamp_type == TimestampType::LogAppendTime)
                 .then(now_ms),
         };
-        let mut buf = batch::encode_batch(records, meta, limits, options)?;
+        let buf = batch::encode_batch(records, meta, limits, options)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
-        // Act: one locked write at the next offset, then wake readers and sync as due.
-        let appended = self.append_encoded(&mut buf, header)?;
-        self.after_append(&appended)?;
-        Ok(appended.info)
+        Ok((buf, header))
     }
 
     /// The locked step of an append: give the encoded batch in `buf` (whose parsed header is
@@ -989,6 +999,37 @@ impl Partition {
     #[cfg(feature = "testing")]
     pub fn simulate_crash(self) {
         self.skip_close.store(true, Ordering::Release);
+    }
+
+    /// [`simulate_crash`](Partition::simulate_crash) of a shared handle (feature `testing`):
+    /// from now on every handle refuses changes (as after `close`), nothing more is written
+    /// (no flush, no marker), and the directory lock is released so that the directory can be
+    /// reopened, as by a restarted process. Appends and fsyncs already past their checks may
+    /// still finish, as in a process that dies a moment later.
+    #[cfg(feature = "testing")]
+    pub fn simulate_crash_shared(&self) {
+        let _w = self.writer.lock();
+        self.skip_close.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
+        self.dir_lock.lock().take();
+        self.notify_waiters();
+    }
+
+    /// [`append_with_meta`](Partition::append_with_meta) without waiting for the policy's
+    /// fsync: the batch is written and its offsets returned; a later `flush` (or another
+    /// append's fsync) makes it durable. For acks=none appends of a replicator.
+    pub(crate) fn append_no_wait(
+        &self,
+        records: &[Record],
+        meta: &BatchMeta,
+    ) -> Result<AppendInfo> {
+        let (mut buf, header) = self.encode_for_append(records, meta)?;
+        let appended = self.append_encoded(&mut buf, header)?;
+        self.notify_waiters();
+        if self.epochs.lock().dirty {
+            self.persist_epochs()?;
+        }
+        Ok(appended.info)
     }
 }
 
