@@ -685,9 +685,11 @@ fn truncate_to_leader(leader: &Partition, follower: &Partition) -> Result<()> {
                 }
             },
         };
-        if target >= end {
+        if target > end {
             return Ok(());
         }
+        // At the log end this still drops an epoch the follower started there as a leader
+        // that wrote nothing: its next batches come in older epochs.
         follower.truncate_to(target)?;
         if follower.log_end_offset() >= end {
             return Ok(());

@@ -39,7 +39,8 @@ impl Partition {
     /// (so a crash part way never finds flushed data missing). Everything is fsynced before
     /// this returns.
     ///
-    /// An `offset` at or above the log end is a no-op. One below the log start, or inside the
+    /// An `offset` above the log end is a no-op; one at the log end removes only the epochs
+    /// starting there (see [`assign_leader_epoch`](Partition::assign_leader_epoch)). One below the log start, or inside the
     /// batch holding the log start, fails with [`Error::InvalidOffset`] and changes nothing:
     /// truncation never removes records below the log start (an error rather than a clamp: a
     /// follower asked to cut there has diverged from its leader and must not carry on quietly).
@@ -64,6 +65,11 @@ impl Partition {
         self.check_writable()?;
         let v = self.view();
         if offset.0 >= v.log_end().offset {
+            if offset.0 == v.log_end().offset {
+                // No record goes, but an epoch started at the log end (a leadership that
+                // wrote nothing) does: the log now continues in an older epoch.
+                self.truncate_epochs(offset.0)?;
+            }
             return Ok(Offset(v.log_end().offset));
         }
         if offset.0 < v.log_start() {
