@@ -470,3 +470,34 @@ fn a_leader_killed_under_concurrent_producers_and_consumers_loses_nothing_acknow
     }
     set.close().unwrap();
 }
+
+/// Found by the schedules (seed 229): a replica with an uncommitted tail from epoch 0 leads
+/// epoch 2 without writing and without ever truncating, then follows again. Its latest epoch
+/// is the empty one; dropping it must lead to a second round that cuts the old tail.
+#[test]
+fn a_follower_whose_last_leadership_wrote_nothing_still_cuts_its_older_tail() {
+    let c = cluster(2, ReplicationConfig::default());
+    let set = &c.set;
+    for v in ["a0", "a1", "a2"] {
+        set.append_pending(&rec(v), &meta(), Acks::Leader).unwrap();
+    }
+    settle(set);
+    set.append_pending(&rec("x3"), &meta(), Acks::Leader)
+        .unwrap();
+    set.append_pending(&rec("x4"), &meta(), Acks::Leader)
+        .unwrap();
+    set.elect(Some(1)).unwrap();
+    for v in ["b3", "b4", "b5"] {
+        set.append_pending(&rec(v), &meta(), Acks::Leader).unwrap();
+    }
+    set.elect(Some(0)).unwrap();
+    set.elect(Some(1)).unwrap();
+    settle(set);
+    let want: Vec<(u64, String)> = ["a0", "a1", "a2", "b3", "b4", "b5"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64, (*v).to_owned()))
+        .collect();
+    assert_eq!(log_of(&set.replica(0).unwrap()), want);
+    assert_eq!(log_of(&set.replica(1).unwrap()), want);
+}

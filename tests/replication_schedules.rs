@@ -105,33 +105,71 @@ impl Run {
     fn step(&mut self) {
         let n = self.sims.len();
         match self.rng.below(100) {
-            0..=34 => self.append(),
+            0..=34 => {
+                debug("append");
+                self.append();
+            }
             35..=69 => {
                 let id = self.rng.below(n as u64) as usize;
                 if !self.stalled.contains_key(&id) {
-                    let _ = self.set.fetch_once(id);
+                    let r = self.set.fetch_once(id);
+                    debug(&format!("fetch {id}: {r:?}"));
                 }
             }
             70..=77 => {
                 self.set.advance_clock(self.rng.below(200));
-                self.set.update_isr();
+                let left = self.set.update_isr();
+                debug(&format!("tick: {left} left the ISR"));
             }
-            78..=82 => self.stall(),
+            78..=82 => {
+                self.stall();
+                debug(&format!("stalled {:?}", self.stalled));
+            }
             83..=88 => self.crash(),
             89..=94 => {
                 let id = self.rng.below(n as u64) as usize;
+                debug(&format!("restart {id}"));
                 self.set.restart(id).unwrap();
             }
             _ => {
                 let id = self.rng.below(n as u64) as usize;
-                let _ = self.set.elect(Some(id));
+                let r = self.set.elect(Some(id));
+                debug(&format!("elect {id}: {r:?}"));
             }
+        }
+        if std::env::var("SEGLOG_SCHEDULE_DEBUG").is_ok() {
+            self.trace();
         }
         self.stalled.retain(|_, left| {
             *left -= 1;
             *left > 0
         });
         self.settle_pending();
+    }
+
+    fn trace(&self) {
+        let ends: Vec<String> = (0..self.sims.len())
+            .map(|id| match self.set.replica(id) {
+                Some(r) => format!(
+                    "{id}:{}/{} {:?}",
+                    r.log_end_offset(),
+                    r.high_watermark(),
+                    r.leader_epochs()
+                        .iter()
+                        .map(|e| (e.epoch, e.start_offset))
+                        .collect::<Vec<_>>()
+                ),
+                None => format!("{id}:down"),
+            })
+            .collect();
+        eprintln!(
+            "  leader {:?} epoch {:?} isr {:?} hw {} | {}",
+            self.set.leader_id(),
+            self.set.leader_epoch(),
+            self.set.isr(),
+            self.set.high_watermark(),
+            ends.join(" ")
+        );
     }
 
     fn append(&mut self) {
@@ -169,8 +207,10 @@ impl Run {
         if self.set.replica(id).is_none() {
             return;
         }
-        let _ = self.set.crash(id);
-        match self.rng.below(3) {
+        let r = self.set.crash(id);
+        let loss = self.rng.below(3);
+        debug(&format!("crash {id} (power loss {loss}): {r:?}"));
+        match loss {
             0 => {}
             1 => self.sims[id].power_loss(),
             _ => self.sims[id].power_loss_torn(self.rng.next()),
@@ -289,6 +329,12 @@ impl Run {
             assert_eq!(bytes_below(&r, hw), want, "seed {seed}: replica {id} bytes");
         }
         self.set.close().unwrap();
+    }
+}
+
+fn debug(what: &str) {
+    if std::env::var("SEGLOG_SCHEDULE_DEBUG").is_ok() {
+        eprintln!("{what}");
     }
 }
 

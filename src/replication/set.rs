@@ -667,12 +667,13 @@ fn fetch_loop(set: &Weak<ReplicaSet>, id: usize) {
 /// Truncate `follower` where its log diverges from `leader`'s, by leader epochs (KIP-101 with
 /// KIP-279's rule for an epoch the leader does not know): ask the leader where the follower's
 /// latest epoch ends; if the leader answers with an older epoch, the follower's own end of
-/// that epoch bounds the cut too. Repeats until the follower's latest epoch agrees (each
-/// round removes at least one epoch). A follower without epochs falls back to its HW.
+/// that epoch bounds the cut too. Repeats until a round changes nothing (each other round
+/// cuts records or drops an epoch). A follower without epochs falls back to its HW.
 fn truncate_to_leader(leader: &Partition, follower: &Partition) -> Result<()> {
     loop {
         let end = follower.log_end_offset();
-        let target = match follower.leader_epoch() {
+        let latest = follower.leader_epoch();
+        let target = match latest {
             None => follower.high_watermark(),
             Some(epoch) => match leader.end_offset_for_epoch(epoch) {
                 None => follower.high_watermark(),
@@ -691,7 +692,10 @@ fn truncate_to_leader(leader: &Partition, follower: &Partition) -> Result<()> {
         // At the log end this still drops an epoch the follower started there as a leader
         // that wrote nothing: its next batches come in older epochs.
         follower.truncate_to(target)?;
-        if follower.log_end_offset() >= end {
+        // Done when nothing changed; a cut record or a dropped epoch needs another round
+        // (the follower's latest epoch is now an older one, whose end the leader may see
+        // elsewhere).
+        if follower.log_end_offset() >= end && follower.leader_epoch() == latest {
             return Ok(());
         }
     }
