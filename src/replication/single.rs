@@ -14,7 +14,8 @@ use crate::offset::Offset;
 /// `SyncEachAppend` every synced one).
 ///
 /// [`Acks::All`] is [`Acks::Leader`] here, and needs `min_insync_replicas <= 1`;
-/// [`Acks::None`] does not wait for the partition's fsync.
+/// [`Acks::None`] does not wait for the partition's fsync (under `SyncEachAppend` such a
+/// batch becomes readable with the next fsync: another append's, or `flush`).
 #[derive(Debug)]
 pub struct SingleCopy {
     partition: Arc<Partition>,
