@@ -325,6 +325,10 @@ impl Partition {
     }
 
     /// [`append`](Partition::append) with leader-epoch and producer metadata for the header.
+    ///
+    /// The batch's leader epoch is `meta.leader_epoch`, raised to the partition's latest epoch
+    /// ([`leader_epoch`](Partition::leader_epoch)) if that is newer; a newer one starts an
+    /// epoch in the cache.
     pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
         // Plan: encode and checksum before taking the append lock.
         let (mut buf, header) = self.encode_for_append(records, meta)?;
@@ -368,14 +372,13 @@ impl Partition {
         self.check_writable()?;
         let base = w.next_offset;
         batch::set_base_offset(buf, base);
-        // A leader stamps its epoch (outside the CRC, like the base offset).
-        let epoch = self.epochs.lock().cache.latest_epoch();
-        let partition_leader_epoch = if epoch >= 0 {
-            batch::set_partition_leader_epoch(buf, epoch);
-            epoch
-        } else {
-            header.partition_leader_epoch
-        };
+        // A leader stamps its epoch (outside the CRC, like the base offset): the caller's, or
+        // the latest epoch if that is newer, so that epochs never go back along the log.
+        let latest = self.epochs.lock().cache.latest_epoch();
+        let partition_leader_epoch = header.partition_leader_epoch.max(latest);
+        if partition_leader_epoch != header.partition_leader_epoch {
+            batch::set_partition_leader_epoch(buf, partition_leader_epoch);
+        }
         let header = BatchHeader {
             base_offset: base,
             partition_leader_epoch,

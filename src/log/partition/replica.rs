@@ -351,10 +351,11 @@ impl Partition {
         self.persist_epochs()
     }
 
-    /// Rebuild the cache from the batch headers of the segments from the one holding `from`:
-    /// drop the entries starting in them, then assign each batch's epoch (as Kafka's segment
-    /// recovery does; assigning without the drop would let a later batch of an epoch
-    /// override the earlier start the cache already knows). Returns whether it changed.
+    /// Add to the cache the epochs of the batches in the segments from the one holding
+    /// `from` that are newer than its latest: epochs only grow along the log, so what a crash
+    /// kept out of the checkpoint is a suffix of epochs, each starting at its first batch. Entries the
+    /// checkpoint has are trusted (as Kafka does outside the segments it recovers): a batch of
+    /// an older epoch never overrides them. Returns whether the cache changed.
     fn scan_epochs(&self, from: u64, cache: &mut EpochCache) -> Result<bool> {
         let v = self.view();
         let first = v
@@ -362,7 +363,6 @@ impl Partition {
             .partition_point(|s| s.base_offset().0 <= from)
             .saturating_sub(1);
         let before = cache.clone();
-        cache.truncate_from_end(v.segments()[first].base_offset().0);
         for seg in &v.segments()[first..] {
             let base = seg.base_offset();
             // Segments loaded only for this scan are closed after it (open stays bounded).
@@ -379,7 +379,9 @@ impl Partition {
                 gaps: self.config.offset_gaps,
             }
             .run(0, base.0, &mut |h, _| {
-                cache.assign(h.partition_leader_epoch, h.base_offset);
+                if h.partition_leader_epoch > cache.latest_epoch() {
+                    cache.assign(h.partition_leader_epoch, h.base_offset);
+                }
             })?;
             drop(files);
             if !was_loaded {
