@@ -306,8 +306,12 @@ fn leader_appends_are_stamped_and_the_checkpoint_is_kafkas_format() {
     drop(p);
     let p = Partition::open(&path, config(Durability::SyncEachAppend)).unwrap();
     assert_eq!(pairs(&p.leader_epochs()), [(0, 2), (3, 5)]);
+    // Leading is not persisted: unstamped until the epoch is assigned again.
     append(&p, 1);
-    assert_eq!(epochs_of_batches(&p).last(), Some(&(6, 3)));
+    p.assign_leader_epoch(3).unwrap();
+    append(&p, 1);
+    assert_eq!(epochs_of_batches(&p)[3..], [(6, -1), (7, 3)]);
+    assert_eq!(pairs(&p.leader_epochs()), [(0, 2), (3, 5)]);
 }
 
 #[test]

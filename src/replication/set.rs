@@ -327,9 +327,11 @@ impl ReplicaSet {
             }
             (p, st.epoch)
         };
+        // The leader's epoch, whatever the caller's meta says: followers refuse older ones.
+        let meta = meta.with_leader_epoch(epoch);
         let info = match acks {
-            Acks::None => p.append_no_wait(records, meta)?,
-            _ => p.append_with_meta(records, meta)?,
+            Acks::None => p.append_no_wait(records, &meta)?,
+            _ => p.append_with_meta(records, &meta)?,
         };
         drop(roles);
         let mut st = self.state.lock();

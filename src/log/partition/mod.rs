@@ -41,7 +41,7 @@ use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
 use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
-use crate::log::epoch::EpochCache;
+use crate::log::epoch::{EpochCache, EPOCH_NONE};
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
@@ -153,6 +153,9 @@ impl Writer {
 pub(crate) struct EpochState {
     pub cache: EpochCache,
     pub dirty: bool,
+    /// The epoch this partition leads in (`assign_leader_epoch`), stamped on appends that
+    /// carry none; `None` until then (not persisted: a replicator assigns it again).
+    pub leading: Option<i32>,
 }
 
 #[derive(Debug, Default)]
@@ -326,9 +329,10 @@ impl Partition {
 
     /// [`append`](Partition::append) with leader-epoch and producer metadata for the header.
     ///
-    /// The batch's leader epoch is `meta.leader_epoch`, raised to the partition's latest epoch
-    /// ([`leader_epoch`](Partition::leader_epoch)) if that is newer; a newer one starts an
-    /// epoch in the cache.
+    /// The batch's leader epoch is `meta.leader_epoch` as given, or, when that is -1 (none)
+    /// and the partition leads an epoch ([`assign_leader_epoch`](Partition::assign_leader_epoch)),
+    /// that epoch. An epoch newer than the cache's latest starts an entry; an older one is
+    /// written as given and leaves the cache alone.
     pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
         // Plan: encode and checksum before taking the append lock.
         let (mut buf, header) = self.encode_for_append(records, meta)?;
@@ -372,13 +376,16 @@ impl Partition {
         self.check_writable()?;
         let base = w.next_offset;
         batch::set_base_offset(buf, base);
-        // A leader stamps its epoch (outside the CRC, like the base offset): the caller's, or
-        // the latest epoch if that is newer, so that epochs never go back along the log.
-        let latest = self.epochs.lock().cache.latest_epoch();
-        let partition_leader_epoch = header.partition_leader_epoch.max(latest);
-        if partition_leader_epoch != header.partition_leader_epoch {
-            batch::set_partition_leader_epoch(buf, partition_leader_epoch);
-        }
+        // A leader stamps a batch without an epoch with its own (outside the CRC, like the
+        // base offset); a caller's explicit epoch is kept as given.
+        let leading = self.epochs.lock().leading;
+        let partition_leader_epoch = match leading {
+            Some(epoch) if header.partition_leader_epoch == EPOCH_NONE => {
+                batch::set_partition_leader_epoch(buf, epoch);
+                epoch
+            }
+            _ => header.partition_leader_epoch,
+        };
         let header = BatchHeader {
             base_offset: base,
             partition_leader_epoch,
@@ -418,11 +425,13 @@ impl Partition {
             w.recent_ends.pop_front();
         }
         w.recent_ends.push_back(end);
-        if header.partition_leader_epoch >= 0 {
+        {
+            // Only a newer epoch starts an entry: an older one (a caller's explicit epoch) must
+            // not rewrite the cache; followers' appends refuse those before getting here.
             let mut e = self.epochs.lock();
-            if e.cache
-                .assign(header.partition_leader_epoch, header.base_offset)
-            {
+            if header.partition_leader_epoch > e.cache.latest_epoch() {
+                e.cache
+                    .assign(header.partition_leader_epoch, header.base_offset);
                 e.dirty = true;
             }
         }

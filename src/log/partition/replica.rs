@@ -153,8 +153,9 @@ impl Partition {
             && !self.config.high_watermark_external
     }
 
-    /// Start leader epoch `epoch` at the log end: later appends are stamped with it (Kafka's
-    /// `maybeAssignEpochStartOffset` when a replica becomes leader). The checkpoint is written
+    /// Start leader epoch `epoch` at the log end: later appends without an epoch of their own
+    /// are stamped with it (Kafka's `maybeAssignEpochStartOffset` when a replica becomes
+    /// leader). Not persisted: after a reopen, assign it again (the latest epoch is a no-op). The checkpoint is written
     /// before this returns. Re-assigning the latest epoch is a no-op; a lower one is
     /// [`Error::LeaderEpochRegression`]; a negative one [`Error::InvalidOffset`].
     pub fn assign_leader_epoch(&self, epoch: i32) -> Result<()> {
@@ -175,11 +176,12 @@ impl Partition {
             if e.cache.assign(epoch, w.next_offset) {
                 e.dirty = true;
             }
+            e.leading = Some(epoch);
         }
         self.persist_epochs()
     }
 
-    /// The latest leader epoch, the one leader appends are stamped with; `None` before any.
+    /// The latest leader epoch in the cache; `None` before any.
     pub fn leader_epoch(&self) -> Option<i32> {
         self.epochs.lock().cache.latest().map(|e| e.epoch)
     }
@@ -347,7 +349,11 @@ impl Partition {
             dirty |= self.scan_epochs(from, &mut cache)?;
         }
         dirty |= cache.truncate_from_start(log_start);
-        *self.epochs.lock() = super::EpochState { cache, dirty };
+        *self.epochs.lock() = super::EpochState {
+            cache,
+            dirty,
+            leading: None,
+        };
         self.persist_epochs()
     }
 
