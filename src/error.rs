@@ -128,6 +128,54 @@ pub enum Error {
         offset: Offset,
     },
 
+    /// Batches appended as a follower do not continue the log: their first base offset is
+    /// not the log end (a gap or an overlap), or one batch does not follow the previous one.
+    #[error("batch at offset {found} does not follow the log end {expected}")]
+    NonContiguousAppend {
+        /// The offset the next batch had to start at.
+        expected: Offset,
+        /// The base offset it had.
+        found: Offset,
+    },
+
+    /// A batch carries a leader epoch below the partition's latest epoch: a stale leader's
+    /// data, refused.
+    #[error("leader epoch {epoch} is below the partition's latest epoch {latest}")]
+    LeaderEpochRegression {
+        /// The batch's (or the requested) epoch.
+        epoch: i32,
+        /// The partition's latest epoch.
+        latest: i32,
+    },
+
+    /// An encoded batch handed to the partition (a follower append) failed validation: its
+    /// header, size, CRC or records.
+    #[error("invalid batch at byte {position} of the input: {reason}")]
+    InvalidBatch {
+        /// Byte position of the batch in the input.
+        position: usize,
+        /// Which check failed.
+        reason: CorruptKind,
+    },
+
+    /// An acks=all append was refused, or failed while waiting, because fewer replicas than
+    /// `min_insync_replicas` are in sync.
+    #[error("not enough in-sync replicas: {in_sync} in sync, {required} required")]
+    NotEnoughReplicas {
+        /// Replicas in sync (the leader included).
+        in_sync: usize,
+        /// `min_insync_replicas`.
+        required: usize,
+    },
+
+    /// The replica asked to lead or to take an append is not the leader (any more), or no
+    /// leader is available.
+    #[error("not the leader (leader epoch {epoch})")]
+    NotLeader {
+        /// The replica set's current leader epoch.
+        epoch: i32,
+    },
+
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {field} = {value}: {reason}")]
     InvalidConfig {

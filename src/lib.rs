@@ -73,13 +73,18 @@ pub use log::config::{
     CleanupPolicy, CompactionConfig, Durability, PartitionConfig, SEGMENT_BYTES_MAX,
     SEGMENT_BYTES_MIN,
 };
+pub use log::epoch::{epoch_from_term, EpochEntry, EPOCH_NONE, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use log::partition::{
-    AppendInfo, CompactionReport, ConfigUpdate, OffsetSpec, Partition, ReadBatches, RecoveryReport,
-    NO_TIMESTAMP,
+    AppendInfo, CompactionReport, ConfigUpdate, DurableListener, OffsetSpec, Partition,
+    ReadBatches, RecoveryReport, NO_TIMESTAMP,
 };
 pub use log::retention;
 pub use log::segment::segment_path;
 pub use offset::{Offset, TopicPartition};
+pub use replication::{
+    Acks, PendingAppend, ReplicaSet, ReplicaSpec, ReplicationConfig, Replicator, SingleCopy,
+    UncleanElection,
+};
 pub use topic::descriptors::{DESCRIPTORS_PER_PARTITION, DESCRIPTORS_RESERVED};
 pub use topic::handle::{
     check_new_topic_name, validate_topic_name, Topic, TopicConfig, RESERVED_TOPIC_NAMES,

@@ -745,7 +745,11 @@ fn expected_retention(w: &World, start: u64, now_ms: Option<i64>) -> seglog::Res
     // high watermark): retention rolls it and deletes it too, as Kafka does.
     let hw = w.p().high_watermark().0;
     let roll_active = by_age == sealed.len()
-        && match (w.config.retention_ms.filter(|_| deletes), now_ms, segs.last()) {
+        && match (
+            w.config.retention_ms.filter(|_| deletes),
+            now_ms,
+            segs.last(),
+        ) {
             (Some(ms), Some(now), Some(active)) => {
                 active.1 > 0 && active.0 <= hw && active.2.is_some_and(|t| t < now - ms as i64)
             }

@@ -637,6 +637,11 @@ pub(crate) fn stamp_log_append_time(buf: &mut [u8], now: i64) {
     buf[LENGTH_PREFIX_LEN + 5..LENGTH_PREFIX_LEN + 9].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Write `epoch` into an encoded batch's `partitionLeaderEpoch` (outside the CRC).
+pub(crate) fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Full check of one batch at the front of `buf`: header, length within `buf`, CRC, and every
 /// record's structure (decompressing a compressed batch, bounded by
 /// [`DECOMPRESSED_BYTES_LIMIT`]). Returns the header; the batch occupies `header.total_len()`

@@ -186,6 +186,16 @@ pub struct PartitionConfig {
     /// the current time and every record reads back with it. Default
     /// [`TimestampType::CreateTime`].
     pub timestamp_type: TimestampType,
+    /// The high watermark is set from outside, by a replicator
+    /// ([`Partition::set_high_watermark`](crate::Partition::set_high_watermark)), instead of
+    /// following appends and fsyncs. Readers (consumers) see only records below it; followers
+    /// fetch up to the log end ([`Partition::read_uncommitted`](crate::Partition::read_uncommitted)).
+    /// It is persisted as `high-watermark.checkpoint` at close and by
+    /// [`Partition::checkpoint_high_watermark`](crate::Partition::checkpoint_high_watermark),
+    /// and restored (never above the log end) at open. Default `false`: a single copy, whose
+    /// high watermark is its own log end (or durable end under `SyncEachAppend`). Not persisted
+    /// in `topics.meta`: the replication layer sets it.
+    pub high_watermark_external: bool,
     /// Whether gaps no batch witness confirms are trusted: only while `Partition::open` runs
     /// the first open of a directory seglog has not witnessed (Kafka's; see `log::witness`);
     /// false once the partition is open. Never persisted.
@@ -216,6 +226,7 @@ impl Default for PartitionConfig {
             truncate_corrupt: false,
             compression: Compression::None,
             timestamp_type: TimestampType::CreateTime,
+            high_watermark_external: false,
             offset_gaps: false,
             fs: Fs::Std,
         }
@@ -495,6 +506,12 @@ impl PartitionConfig {
     /// Sets `timestamp_type`.
     pub fn with_timestamp_type(mut self, v: TimestampType) -> Self {
         self.timestamp_type = v;
+        self
+    }
+
+    /// Sets `high_watermark_external`.
+    pub fn with_high_watermark_external(mut self, v: bool) -> Self {
+        self.high_watermark_external = v;
         self
     }
 

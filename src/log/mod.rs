@@ -3,6 +3,7 @@
 //! retain, compact and truncate live here.
 
 pub(crate) mod config;
+pub(crate) mod epoch;
 pub(crate) mod index;
 pub(crate) mod partition;
 pub mod retention;

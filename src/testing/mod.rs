@@ -20,6 +20,7 @@ pub mod assignor;
 #[cfg(feature = "kafka-server")]
 mod kafka;
 pub mod offset_store;
+pub mod replicator;
 
 use crate::log::config::PartitionConfig;
 use crate::topic::metadata::{decode_metadata, encode_metadata, TopicMeta};
@@ -66,3 +67,4 @@ pub fn encode_topics_metadata(topics: &[TopicMetadata]) -> Vec<u8> {
         .collect();
     encode_metadata(&metas)
 }
+pub use replicator::replicator_conformance;

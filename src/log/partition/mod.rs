@@ -25,6 +25,7 @@ mod read;
 #[cfg(feature = "kafka-server")]
 mod received;
 mod recover;
+mod replica;
 mod state;
 mod timestamps;
 mod truncate;
@@ -45,6 +46,7 @@ use crate::format::record::{now_ms, Record};
 use crate::io::checkpoint;
 use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
+use crate::log::epoch::{EpochCache, EPOCH_NONE};
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
@@ -54,10 +56,15 @@ use state::{Position, View};
 pub use compact::CompactionReport;
 pub use live::ConfigUpdate;
 pub use read::ReadBatches;
+pub use replica::DurableListener;
 pub use timestamps::{OffsetSpec, NO_TIMESTAMP};
 
 /// File holding the recovery point: every offset below it had been fsynced.
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point.checkpoint";
+/// File holding the high watermark a replicator set (`high_watermark_external`).
+pub(crate) const HIGH_WATERMARK_FILE: &str = "high-watermark.checkpoint";
+/// Batch end positions kept for `set_high_watermark` lookups (it trails the log end closely).
+const RECENT_ENDS_MAX: usize = 4096;
 /// File holding the log start offset set by `delete_records_before`.
 pub(crate) const LOG_START_FILE: &str = "log-start-offset.checkpoint";
 /// Written after a fully flushed close; deleted at open.
@@ -148,6 +155,9 @@ pub(crate) struct Writer {
     pub unsynced_records: u64,
     pub unsynced_bytes: u64,
     pub unsynced_since: Option<Instant>,
+    /// Where the most recent batches end, oldest first (at most `RECENT_ENDS_MAX`): the high
+    /// watermark a replicator sets is looked up here before any scan.
+    pub recent_ends: VecDeque<Position>,
 }
 
 impl Writer {
@@ -158,6 +168,16 @@ impl Writer {
             bytes: self.size,
         }
     }
+}
+
+/// The leader epoch cache and whether it changed since its checkpoint was written.
+#[derive(Debug, Default)]
+pub(crate) struct EpochState {
+    pub cache: EpochCache,
+    pub dirty: bool,
+    /// The epoch this partition leads in (`assign_leader_epoch`), stamped on appends that
+    /// carry none; `None` until then (not persisted: a replicator assigns it again).
+    pub leading: Option<i32>,
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +227,12 @@ pub struct Partition {
     notify: Mutex<()>,
     notify_cond: Condvar,
     recovery: RecoveryReport,
+    /// The leader epoch cache (taken inside `writer`, never the other way round).
+    epochs: Mutex<EpochState>,
+    /// Serialises writes of the epoch checkpoint (taken without `writer`).
+    epoch_file: Mutex<()>,
+    /// Called with the new durable end after each fsync.
+    durable_listener: RwLock<Option<DurableListener>>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -334,7 +360,26 @@ impl Partition {
     }
 
     /// [`append`](Partition::append) with leader-epoch and producer metadata for the header.
+    ///
+    /// The batch's leader epoch is `meta.leader_epoch` as given, or, when that is -1 (none)
+    /// and the partition leads an epoch ([`assign_leader_epoch`](Partition::assign_leader_epoch)),
+    /// that epoch. An epoch newer than the cache's latest starts an entry; an older one is
+    /// written as given and leaves the cache alone.
     pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
+        // Plan: encode and checksum before taking the append lock.
+        let (mut buf, header) = self.encode_for_append(records, meta)?;
+        // Act: one locked write at the next offset, then wake readers and sync as due.
+        let appended = self.append_encoded(&mut buf, header)?;
+        self.after_append(&appended)?;
+        Ok(appended.info)
+    }
+
+    /// The plan of an append: check the records against the policy, encode and checksum.
+    fn encode_for_append(
+        &self,
+        records: &[Record],
+        meta: &BatchMeta,
+    ) -> Result<(Vec<u8>, BatchHeader)> {
         let limits = EncodeLimits {
             record_bytes_max: self.config.record_bytes_max,
             batch_bytes_max: self.config.batch_bytes_max,
@@ -345,19 +390,15 @@ impl Partition {
             }
         }
         timestamps::check_timestamps(records)?;
-        // Plan: encode and checksum before taking the append lock.
         let options = EncodeOptions {
             compression: self.config.compression,
             // Stamped before the CRC is computed: the CRC covers maxTimestamp.
             log_append_time: (self.config.timestamp_type == TimestampType::LogAppendTime)
                 .then(now_ms),
         };
-        let mut buf = batch::encode_batch(records, meta, limits, options)?;
+        let buf = batch::encode_batch(records, meta, limits, options)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
-        // Act: one locked write at the next offset, then wake readers and sync as due.
-        let appended = self.append_encoded(&mut buf, header)?;
-        self.after_append(&appended)?;
-        Ok(appended.info)
+        Ok((buf, header))
     }
 
     /// The locked step of an append: give the encoded batch in `buf` (whose parsed header is
@@ -368,8 +409,19 @@ impl Partition {
         self.check_writable()?;
         let base = w.next_offset;
         batch::set_base_offset(buf, base);
+        // A leader stamps a batch without an epoch with its own (outside the CRC, like the
+        // base offset); a caller's explicit epoch is kept as given.
+        let leading = self.epochs.lock().leading;
+        let partition_leader_epoch = match leading {
+            Some(epoch) if header.partition_leader_epoch == EPOCH_NONE => {
+                batch::set_partition_leader_epoch(buf, epoch);
+                epoch
+            }
+            _ => header.partition_leader_epoch,
+        };
         let header = BatchHeader {
             base_offset: base,
+            partition_leader_epoch,
             ..header
         };
         match self.write_locked(&mut w, buf, &header) {
@@ -402,7 +454,24 @@ impl Partition {
         self.pending_appends.fetch_add(1, Ordering::SeqCst);
         let end = w.position();
         let sync_each = self.config.durability == Durability::SyncEachAppend;
-        self.view.write().bounds_mut().advance_end(end, !sync_each);
+        if w.recent_ends.len() == RECENT_ENDS_MAX {
+            w.recent_ends.pop_front();
+        }
+        w.recent_ends.push_back(end);
+        {
+            // Only a newer epoch starts an entry: an older one (a caller's explicit epoch) must
+            // not rewrite the cache; followers' appends refuse those before getting here.
+            let mut e = self.epochs.lock();
+            if header.partition_leader_epoch > e.cache.latest_epoch() {
+                e.cache
+                    .assign(header.partition_leader_epoch, header.base_offset);
+                e.dirty = true;
+            }
+        }
+        self.view
+            .write()
+            .bounds_mut()
+            .advance_end(end, self.visible_on_write());
         Ok(Appended {
             info: AppendInfo {
                 base_offset: Offset(header.base_offset),
@@ -418,6 +487,9 @@ impl Partition {
     fn after_append(&self, appended: &Appended) -> Result<()> {
         if self.config.durability != Durability::SyncEachAppend {
             self.notify_waiters();
+        }
+        if self.epochs.lock().dirty {
+            self.persist_epochs()?;
         }
         if appended.need_sync {
             if self.gathering.load(Ordering::SeqCst) {
@@ -520,8 +592,8 @@ impl Partition {
         w.first_timestamp = None;
         let mut v = self.view.write();
         v.replace_segments(w.segments.clone());
-        let publish = self.config.durability != Durability::SyncEachAppend;
-        v.bounds_mut().advance_end(w.position(), publish);
+        v.bounds_mut()
+            .advance_end(w.position(), self.visible_on_write());
         Ok(())
     }
 
@@ -602,7 +674,7 @@ impl Partition {
                 s.last_covered = covered;
                 let publish = self.config.durability == Durability::SyncEachAppend;
                 self.publish_durable(end, publish);
-                Ok(())
+                Ok(end.offset)
             }
             Err(e) => {
                 self.failed.store(true, Ordering::Release);
@@ -612,7 +684,7 @@ impl Partition {
         self.sync_done.notify_all();
         drop(s);
         self.notify_waiters();
-        out
+        out.map(|end| self.notify_durable(end))
     }
 
     /// Before fsyncing on behalf of concurrent appenders, give those that are on their way
@@ -663,6 +735,9 @@ impl Partition {
             checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         }
         if !sealed.is_empty() {
+            // The epochs of those segments are on disk before the recovery point passes
+            // them: recovery rebuilds the cache only from the recovery point on.
+            self.persist_epochs()?;
             // Everything before the active segment is now on disk.
             checkpoint::write(
                 &self.config.fs,
@@ -679,7 +754,7 @@ impl Partition {
         let mut v = self.view.write();
         let bounds = v.bounds_mut();
         bounds.advance_durable(end.offset);
-        if publish {
+        if publish && !self.config.high_watermark_external {
             bounds.advance_high_watermark(end);
         }
     }
@@ -752,6 +827,10 @@ impl Partition {
         }
         write_log_start(&self.config.fs, &self.dir, offset.0)?;
         self.view.write().bounds_mut().advance_log_start(offset.0);
+        if self.epochs.lock().cache.truncate_from_start(offset.0) {
+            self.epochs.lock().dirty = true;
+            self.persist_epochs()?;
+        }
         self.retain_locked(now_ms())?;
         Ok(offset)
     }
@@ -848,8 +927,13 @@ impl Partition {
             let mut view = self.view.write();
             view.replace_segments(w.segments.clone());
             view.bounds_mut().advance_log_start(plan.log_start_offset.0);
+            let mut e = self.epochs.lock();
+            if e.cache.truncate_from_start(view.log_start()) {
+                e.dirty = true;
+            }
             doomed
         };
+        self.persist_epochs()?;
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
         let removal = doomed
@@ -976,6 +1060,11 @@ impl Partition {
             }
             sync(&w.files)?;
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
+            self.persist_epochs()?;
+            if self.config.high_watermark_external {
+                let hw = self.view.read().high_watermark().offset;
+                checkpoint::write(&self.config.fs, &self.dir.join(HIGH_WATERMARK_FILE), hw)?;
+            }
             checkpoint::write(
                 &self.config.fs,
                 &self.dir.join(RECOVERY_POINT_FILE),
@@ -1020,6 +1109,37 @@ impl Partition {
     #[cfg(feature = "testing")]
     pub fn simulate_crash(self) {
         self.skip_close.store(true, Ordering::Release);
+    }
+
+    /// [`simulate_crash`](Partition::simulate_crash) of a shared handle (feature `testing`):
+    /// from now on every handle refuses changes (as after `close`), nothing more is written
+    /// (no flush, no marker), and the directory lock is released so that the directory can be
+    /// reopened, as by a restarted process. Appends and fsyncs already past their checks may
+    /// still finish, as in a process that dies a moment later.
+    #[cfg(feature = "testing")]
+    pub fn simulate_crash_shared(&self) {
+        let _w = self.writer.lock();
+        self.skip_close.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
+        self.dir_lock.lock().take();
+        self.notify_waiters();
+    }
+
+    /// [`append_with_meta`](Partition::append_with_meta) without waiting for the policy's
+    /// fsync: the batch is written and its offsets returned; a later `flush` (or another
+    /// append's fsync) makes it durable. For acks=none appends of a replicator.
+    pub(crate) fn append_no_wait(
+        &self,
+        records: &[Record],
+        meta: &BatchMeta,
+    ) -> Result<AppendInfo> {
+        let (mut buf, header) = self.encode_for_append(records, meta)?;
+        let appended = self.append_encoded(&mut buf, header)?;
+        self.notify_waiters();
+        if self.epochs.lock().dirty {
+            self.persist_epochs()?;
+        }
+        Ok(appended.info)
     }
 }
 

@@ -111,7 +111,18 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         checkpoint::write(fs, &dir.join(STATE_FILE), log_start)?;
     }
     config.offset_gaps = false;
-    Ok(assemble(dir, config, lock, opened, log_start_ckpt))
+    let clean = opened.report.clean_shutdown;
+    let p = assemble(dir, config, lock, opened, log_start_ckpt);
+    let replica_state = p
+        .init_epochs(recovery_point, clean)
+        .and_then(|()| p.init_high_watermark());
+    if let Err(e) = replica_state {
+        // Not opened: leave the directory as it was (no close, no clean-shutdown marker).
+        p.skip_close
+            .store(true, std::sync::atomic::Ordering::Release);
+        return Err(e);
+    }
+    Ok(p)
 }
 
 /// The log ended below its persisted log start: `delete_records_before` made the start
@@ -810,6 +821,7 @@ fn assemble(
         unsynced_records: 0,
         unsynced_bytes: 0,
         unsynced_since: None,
+        recent_ends: VecDeque::new(),
     };
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
     Partition {
@@ -835,6 +847,9 @@ fn assemble(
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
         recovery: o.report,
+        epochs: Mutex::new(super::EpochState::default()),
+        epoch_file: Mutex::new(()),
+        durable_listener: RwLock::new(None),
     }
 }
 

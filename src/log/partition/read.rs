@@ -1,6 +1,6 @@
 //! The read path: offset lookup through the sparse index, positioned reads of whole batches.
 
-use super::state::View;
+use super::state::{Position, View};
 use super::Partition;
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
@@ -71,7 +71,20 @@ impl Partition {
     /// [`Error::Corrupt`]. Reads never block appends.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<ReadBatches> {
         let view = self.view();
-        let hw = view.high_watermark().offset;
+        let bound = view.high_watermark();
+        self.read_below(&view, bound, offset, max_bytes)
+    }
+
+    /// [`read`](Partition::read) of the records below `bound` (the high watermark for
+    /// consumers, the log end for followers) in `view`.
+    pub(super) fn read_below(
+        &self,
+        view: &View,
+        bound: Position,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<ReadBatches> {
+        let hw = bound.offset;
         if offset.0 < view.log_start() || offset.0 > hw {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -92,11 +105,11 @@ impl Partition {
             .partition_point(|s| s.base_offset() <= offset)
             .saturating_sub(1);
         for seg in &view.segments()[first..] {
-            if seg.base_offset().0 > view.high_watermark().segment_base {
+            if seg.base_offset().0 > bound.segment_base {
                 break;
             }
             let files = self.segment_files(seg, offset)?;
-            let limit = visible_bytes(&view, seg, &files);
+            let limit = visible_bytes(bound, seg, &files);
             // No batch of this segment may end at or past its end (sealed) or the high
             // watermark (active): a base offset moved upwards by damage (it is outside the
             // CRC) would otherwise put records at wrong offsets. A walk that reaches the last
@@ -329,8 +342,7 @@ fn check_follower(
 
 /// How many bytes of `seg` readers may see; `seg` starts at or below the high watermark's
 /// segment, so every segment before that one is sealed.
-fn visible_bytes(view: &View, seg: &Segment, files: &SegmentFiles) -> u64 {
-    let hw = &view.high_watermark();
+fn visible_bytes(hw: Position, seg: &Segment, files: &SegmentFiles) -> u64 {
     if seg.base_offset().0 == hw.segment_base {
         hw.bytes
     } else {

@@ -104,6 +104,17 @@ impl LogBounds {
         self.check();
     }
 
+    /// At open, a replicated partition's high watermark is the one its replicator last
+    /// checkpointed, not the log end: it may only move down here, never later.
+    pub(crate) fn restore_high_watermark(&mut self, to: Position) {
+        assert!(
+            to.offset <= self.high_watermark.offset,
+            "a restored high watermark lies at or below the log end: {to:?} above {self:?}"
+        );
+        self.high_watermark = to;
+        self.check();
+    }
+
     /// The high watermark stays at its offset but lies elsewhere in bytes (compaction replaced
     /// the segment it pointed into).
     pub(crate) fn relocate_high_watermark(&mut self, to: Position) {

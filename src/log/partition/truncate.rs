@@ -1,5 +1,5 @@
-//! Truncation: remove every record at or above an offset. Crate-private for now; the
-//! replication issue exposes it (a follower cuts the records its leader does not have).
+//! Truncation: remove every record at or above an offset (a follower cuts the records its
+//! leader does not have).
 //!
 //! It shares recovery's act: the segment holding the cut is cut and rescanned with
 //! `scan_segment` (which rebuilds its indexes), later segments go with `remove_segments`,
@@ -39,7 +39,8 @@ impl Partition {
     /// (so a crash part way never finds flushed data missing). Everything is fsynced before
     /// this returns.
     ///
-    /// An `offset` at or above the log end is a no-op. One below the log start, or inside the
+    /// An `offset` above the log end is a no-op; one at the log end removes only the epochs
+    /// starting there (see [`assign_leader_epoch`](Partition::assign_leader_epoch)). One below the log start, or inside the
     /// batch holding the log start, fails with [`Error::InvalidOffset`] and changes nothing:
     /// truncation never removes records below the log start (an error rather than a clamp: a
     /// follower asked to cut there has diverged from its leader and must not carry on quietly).
@@ -52,9 +53,11 @@ impl Partition {
     /// fsync when the cut happens fails with [`Error::Truncated`] instead of being acknowledged.
     ///
     /// [`ReadBatches`]: super::ReadBatches
-    // Not called outside tests until the replication issue exposes it.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn truncate_to(&self, offset: Offset) -> Result<Offset> {
+    ///
+    /// The leader epoch cache loses the epochs starting at or after the new end, and its
+    /// checkpoint is rewritten before the log is cut (a crash in between finds the data and
+    /// rebuilds those epochs from the batch headers, from the lowered recovery point on).
+    pub fn truncate_to(&self, offset: Offset) -> Result<Offset> {
         let _structure = self.retention.lock();
         self.check_structure()?;
         let _sync_slot = self.claim_sync_slot();
@@ -62,6 +65,11 @@ impl Partition {
         self.check_writable()?;
         let v = self.view();
         if offset.0 >= v.log_end().offset {
+            if offset.0 == v.log_end().offset {
+                // No record goes, but an epoch started at the log end (a leadership that
+                // wrote nothing) does: the log now continues in an older epoch.
+                self.truncate_epochs(offset.0)?;
+            }
             return Ok(Offset(v.log_end().offset));
         }
         if offset.0 < v.log_start() {
@@ -176,6 +184,7 @@ impl Partition {
         if rp.is_some_and(|rp| rp > cut.end) {
             checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
         }
+        self.truncate_epochs(cut.end)?;
         // From here on appends waiting for an fsync learn that their batch may be gone.
         self.truncations.fetch_add(1, Ordering::SeqCst);
         let seg = w.segments[cut.segment].clone();
@@ -212,6 +221,7 @@ impl Partition {
         w.unsynced_bytes = 0;
         w.unsynced_since = None;
         w.dir_dirty = false;
+        w.recent_ends.clear();
         self.pending_appends.store(0, Ordering::SeqCst);
         let end = w.position();
         {
