@@ -365,3 +365,32 @@ fn a_witnessed_segment_cut_by_recovery_takes_appends() {
         assert_eq!(read_all(&p, max_bytes).unwrap(), want);
     }
 }
+
+/// An older seglog's compacting partition (no `seglog.log-start.checkpoint`) crashed with
+/// records above its recovery point: the first open scans those segments as dense (compaction
+/// never rewrites past the recovery point) and must not give them a witness listing no batch
+/// (every record then read as damage, and the next open refused the directory).
+#[test]
+fn a_first_open_after_a_crash_keeps_dense_segments_unwitnessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || {
+        PartitionConfig::default()
+            .with_durability(Durability::NoSync)
+            .with_segment_ms(None)
+            .with_preallocate_bytes(0)
+            .with_cleanup_policy(CleanupPolicy::Compact)
+    };
+    let p = Partition::open(dir.path(), cfg()).unwrap();
+    for i in 0..5 {
+        p.append(&[Record::new("v").with_key(format!("k{i}"))])
+            .unwrap();
+    }
+    p.simulate_crash();
+    fs::remove_file(dir.path().join("seglog.log-start.checkpoint")).unwrap();
+    let p = Partition::open(dir.path(), cfg()).unwrap();
+    assert_eq!(p.read(Offset(0), 1 << 20).unwrap().records().count(), 5);
+    p.simulate_crash();
+    let p = Partition::open(dir.path(), cfg()).unwrap();
+    assert_eq!(p.read(Offset(0), 1 << 20).unwrap().records().count(), 5);
+    assert_eq!(p.log_end_offset(), Offset(5));
+}

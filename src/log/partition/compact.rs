@@ -419,6 +419,10 @@ impl Partition {
         end: u64,
     ) -> Result<()> {
         let base = new_seg.base_offset();
+        // The cleaned files' names must be durable before the commit point: a manifest that
+        // outlived a power loss without them would pair the new log with old index or witness
+        // files (a rename may reach the disk before the creations made ahead of it).
+        checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         // Commit point: once the manifest exists, `open` completes the swap.
         checkpoint::write(
             &self.config.fs,

@@ -1059,6 +1059,13 @@ impl Partition {
                 w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
             }
             sync(&w.files)?;
+            if w.dir_dirty {
+                // Segment files created since the last sync must be named on disk before the
+                // recovery point passes them (a rename may reach the disk before a creation
+                // made ahead of it).
+                checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
+                w.dir_dirty = false;
+            }
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
             self.persist_epochs()?;
             if self.config.high_watermark_external {

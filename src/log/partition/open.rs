@@ -522,8 +522,9 @@ pub(super) struct ScannedSegment {
     pub cursor: IndexCursor,
     pub facts: SegmentFacts,
     /// Every valid batch, where gaps are trusted (a first open): the witness to write if
-    /// the segment is kept and its offsets are not dense.
-    pub batches: Vec<WitnessEntry>,
+    /// the segment is kept and its offsets are not dense. `None` where the segment was
+    /// scanned as dense (at or above the recovery point): it needs no witness.
+    pub batches: Option<Vec<WitnessEntry>>,
 }
 
 /// On a first open (gaps trusted), give a segment kept with `size` bytes, whose offsets
@@ -536,10 +537,10 @@ fn witness_kept(
     size: u64,
     next_offset: u64,
 ) -> Result<()> {
-    if !config.offset_gaps {
+    let (true, Some(batches)) = (config.offset_gaps, &s.batches) else {
         return Ok(());
-    }
-    let kept = s.batches.iter().copied();
+    };
+    let kept = batches.iter().copied();
     let entries = kept.filter(|e| u64::from(e.position) < size).collect();
     let w = Witness::new(s.seg.base_offset().0, entries, size, next_offset);
     if w.is_dense() {
@@ -616,7 +617,7 @@ pub(super) fn scan_segment(
         files,
         cursor,
         facts,
-        batches,
+        batches: gaps.then_some(batches),
     })
 }
 
