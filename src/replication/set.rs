@@ -76,6 +76,8 @@ pub struct PendingAppend {
 }
 
 struct Replica {
+    /// Where and how to reopen it (`restart`, feature `testing`).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     spec: ReplicaSpec,
     partition: Option<Arc<Partition>>,
     /// The acknowledged end last reported by this replica in the current epoch.

@@ -56,13 +56,7 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
     // every segment with gaps a witness (see `log::witness`).
     config.offset_gaps = !dense && !starts.witnessed;
     let fs = &config.fs;
-    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-    let clean = fs.exists(&marker).at(&marker)?;
-    if clean {
-        // Deleted before anything is written, so a crash from here on is seen as unclean.
-        fs.remove_file(&marker).at(&marker)?;
-        checkpoint::sync_dir_in(fs, dir)?;
-    }
+    let clean = take_clean_marker(fs, dir)?;
     // A damaged recovery point only costs a longer scan: start from the beginning.
     let recovery_checkpoint = checkpoint::read(fs, &dir.join(RECOVERY_POINT_FILE))
         .ok()
@@ -96,20 +90,7 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
             )?,
         }
     };
-    let mut opened = if opened.next_offset < log_start_ckpt {
-        restart_at(dir, &config, opened, log_start_ckpt)?
-    } else {
-        opened
-    };
-    opened.report.missing_offsets = missing;
-    let first_base = opened.segments.first().map_or(0, |s| s.base_offset().0);
-    let log_start = log_start_ckpt.max(first_base).min(opened.next_offset);
-    if missing.is_some() {
-        super::write_log_start(fs, dir, log_start)?;
-    } else if !starts.witnessed {
-        // The end of a first open: every segment with gaps has its witness (durable).
-        checkpoint::write(fs, &dir.join(STATE_FILE), log_start)?;
-    }
+    let opened = settle_log_start(dir, &config, opened, log_start_ckpt, missing, &starts)?;
     config.offset_gaps = false;
     let clean = opened.report.clean_shutdown;
     let p = assemble(dir, config, lock, opened, log_start_ckpt);
@@ -123,6 +104,47 @@ pub(super) fn open(dir: &Path, mut config: PartitionConfig) -> Result<Partition>
         return Err(e);
     }
     Ok(p)
+}
+
+/// Whether the last close was clean; its marker is deleted (durably) before anything is
+/// written, so a crash from here on is seen as unclean.
+fn take_clean_marker(fs: &Fs, dir: &Path) -> Result<bool> {
+    let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+    let clean = fs.exists(&marker).at(&marker)?;
+    if clean {
+        fs.remove_file(&marker).at(&marker)?;
+        checkpoint::sync_dir_in(fs, dir)?;
+    }
+    Ok(clean)
+}
+
+/// After the log was opened or recovered: restart it at the persisted log start if it ended
+/// below it, record the offsets whose segments are missing (persisting the moved start), and
+/// end a first open by writing the second log-start copy (which marks the directory
+/// witnessed: every segment with gaps has its witness, durably).
+fn settle_log_start(
+    dir: &Path,
+    config: &PartitionConfig,
+    opened: Opened,
+    log_start_ckpt: u64,
+    missing: Option<(Offset, Offset)>,
+    starts: &LogStarts,
+) -> Result<Opened> {
+    let fs = &config.fs;
+    let mut opened = if opened.next_offset < log_start_ckpt {
+        restart_at(dir, config, opened, log_start_ckpt)?
+    } else {
+        opened
+    };
+    opened.report.missing_offsets = missing;
+    let first_base = opened.segments.first().map_or(0, |s| s.base_offset().0);
+    let log_start = log_start_ckpt.max(first_base).min(opened.next_offset);
+    if missing.is_some() {
+        super::write_log_start(fs, dir, log_start)?;
+    } else if !starts.witnessed {
+        checkpoint::write(fs, &dir.join(STATE_FILE), log_start)?;
+    }
+    Ok(opened)
 }
 
 /// The log ended below its persisted log start: `delete_records_before` made the start
@@ -472,13 +494,7 @@ fn recover(
             segments.push(seal_scanned(config, s, end_offset, facts[j].end_position)?);
         }
     }
-    let later: Vec<(u64, u64)> = bases[first_scan + scanned.len()..]
-        .iter()
-        .map(|b| {
-            let p = segment_path(dir, *b, LOG_EXT);
-            (b.0, config.fs.file_len(&p).unwrap_or(0))
-        })
-        .collect();
+    let later = unscanned(dir, config, &bases[first_scan + scanned.len()..]);
     let plan = plan_recovery(RecoveryInput {
         scanned: &facts,
         later: &later,
@@ -494,6 +510,17 @@ fn recover(
         recovery_point: Offset(recovery_point),
     })?;
     act(dir, config, segments, scanned, &plan)
+}
+
+/// Base offset and log length of each segment recovery did not scan (past the tail).
+fn unscanned(dir: &Path, config: &PartitionConfig, bases: &[Offset]) -> Vec<(u64, u64)> {
+    bases
+        .iter()
+        .map(|b| {
+            let p = segment_path(dir, *b, LOG_EXT);
+            (b.0, config.fs.file_len(&p).unwrap_or(0))
+        })
+        .collect()
 }
 
 /// Seal a scanned segment that recovery keeps whole up to `size` bytes, make its log durable
@@ -825,6 +852,18 @@ fn assemble(
         recent_ends: VecDeque::new(),
     };
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
+    partition_of(dir, config, lock, writer, view, o.report)
+}
+
+/// The partition handle over an assembled writer and view, every other field at rest.
+fn partition_of(
+    dir: &Path,
+    config: PartitionConfig,
+    lock: FsLock,
+    writer: Writer,
+    view: View,
+    recovery: RecoveryReport,
+) -> Partition {
     Partition {
         dir: dir.to_owned(),
         limits: RwLock::new(super::live::LiveLimits::of(&config)),
@@ -847,7 +886,7 @@ fn assemble(
         waiters: AtomicUsize::new(0),
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
-        recovery: o.report,
+        recovery,
         epochs: Mutex::new(super::EpochState::default()),
         epoch_file: Mutex::new(()),
         durable_listener: RwLock::new(None),
