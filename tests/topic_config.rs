@@ -17,6 +17,9 @@ use seglog::{
 const STORE: &str = "/srv/store";
 const MARKER: &str = "/srv/store/t-0/seglog.partition";
 
+/// Records by offset: (key, value).
+type Log = BTreeMap<u64, (Option<Vec<u8>>, Option<Vec<u8>>)>;
+
 fn no_thread() -> StoreConfig {
     StoreConfig::default().with_maintenance_interval(None)
 }
@@ -36,7 +39,7 @@ fn keyed(key: u64, generation: u64) -> Record {
 }
 
 /// Every record from the log start to the high watermark: offset → (key, value).
-fn read_all(p: &Partition) -> BTreeMap<u64, (Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn read_all(p: &Partition) -> Log {
     let mut out = BTreeMap::new();
     let mut next = p.log_start_offset();
     while next < p.high_watermark() {
@@ -57,9 +60,7 @@ fn read_all(p: &Partition) -> BTreeMap<u64, (Option<Vec<u8>>, Option<Vec<u8>>)> 
 }
 
 /// The newest value of every key.
-fn newest(
-    records: &BTreeMap<u64, (Option<Vec<u8>>, Option<Vec<u8>>)>,
-) -> BTreeMap<Vec<u8>, Vec<u8>> {
+fn newest(records: &Log) -> BTreeMap<Vec<u8>, Vec<u8>> {
     records
         .values()
         .filter_map(|(k, v)| Some((k.clone()?, v.clone()?)))
@@ -349,9 +350,15 @@ fn record_limits_codec_and_timestamp_type_apply_to_the_next_append() {
         Compression::None,
         "written before"
     );
-    assert_eq!(batches[0].header().timestamp_type(), TimestampType::CreateTime);
+    assert_eq!(
+        batches[0].header().timestamp_type(),
+        TimestampType::CreateTime
+    );
     assert_eq!(batches[1].header().compression(), Compression::Lz4);
-    assert_eq!(batches[1].header().timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(
+        batches[1].header().timestamp_type(),
+        TimestampType::LogAppendTime
+    );
     let stamped = batches[1].records().next().unwrap().unwrap();
     assert!(stamped.timestamp_ms > 1_000, "stamped with the append time");
 }
