@@ -9,6 +9,7 @@ use crate::format::compression::Compression;
 use crate::io::checkpoint;
 use crate::log::config::{CleanupPolicy, PartitionConfig};
 use crate::log::partition::{Partition, DENSE_MARKER_FILE};
+use crate::log::retention::RetentionPolicy;
 
 /// Why a persisted field cannot change on a live partition (a typed
 /// [`Error::ConfigNotDynamic`] from [`ConfigUpdate::set`]).
@@ -140,6 +141,18 @@ dynamic_fields! {
     "truncate_corrupt" truncate_corrupt with_truncate_corrupt: bool => truncate_corrupt;
     "compression" compression with_compression: Compression => compression;
     "timestamp_type" timestamp_type with_timestamp_type: TimestampType => timestamp_type;
+}
+
+impl LiveLimits {
+    /// What retention deletes by: nothing under a compact-only policy, which keeps its keys
+    /// forever (only the log start deletes there).
+    pub(super) fn retention_policy(&self) -> RetentionPolicy {
+        let deletes = self.cleanup_policy.deletes();
+        RetentionPolicy {
+            retention_ms: self.retention_ms.filter(|_| deletes),
+            retention_bytes: self.retention_bytes.filter(|_| deletes),
+        }
+    }
 }
 
 impl Partition {

@@ -48,7 +48,7 @@ use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
 use crate::log::epoch::{EpochCache, EPOCH_NONE};
 use crate::log::index::RELATIVE_OFFSET_MAX;
-use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
+use crate::log::retention::{self, RetentionPlan, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
 use state::{Position, View};
@@ -883,13 +883,7 @@ impl Partition {
     fn retain_locked(&self, now_ms: i64) -> Result<RetentionPlan> {
         let v = self.view();
         let infos = self.segment_infos()?;
-        // A compact-only partition keeps its keys forever; only the log start deletes.
-        let live = self.live_limits();
-        let deletes = live.cleanup_policy.deletes();
-        let policy = RetentionPolicy {
-            retention_ms: live.retention_ms.filter(|_| deletes),
-            retention_bytes: live.retention_bytes.filter(|_| deletes),
-        };
+        let policy = self.live_limits().retention_policy();
         let plan = retention::plan(
             &infos,
             Offset(v.log_start()),
