@@ -497,3 +497,52 @@ fn a_power_cut_at_any_operation_of_the_switch_and_the_first_compaction_loses_not
         drop(store);
     }
 }
+
+#[test]
+fn smaller_indexes_apply_from_the_next_segment_and_a_reopen_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let config = small_segments().with_index_interval_bytes(1);
+    let t = store
+        .create_topic("t", TopicConfig::new(1).with_partition_config(config))
+        .unwrap();
+    let p = t.partition(0).unwrap();
+    // One index entry per batch: 100 entries in the active segment's 10 MiB index.
+    for i in 0..100 {
+        p.append(&[keyed(i, 0)]).unwrap();
+    }
+    let update = ConfigUpdate::default()
+        .with_index_bytes_max(64)
+        .with_index_interval_bytes(4096);
+    store.update_topic_config("t", &update).unwrap();
+    p.append(&[keyed(100, 0)]).unwrap();
+    assert_eq!(p.segment_count(), 1, "the active segment keeps its index");
+    // Reopened with an index size its active segment's entries do not fit in.
+    drop((p, t));
+    store.close().unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    let p = store.topic("t").unwrap().partition(0).unwrap();
+    assert_eq!(p.config().index_bytes_max, 64);
+    for i in 101..300 {
+        p.append(&[keyed(i, 0)]).unwrap();
+    }
+    let records = read_all(&p);
+    assert_eq!(records.len(), 300);
+    assert_eq!(
+        records.keys().copied().collect::<Vec<_>>(),
+        (0..300).collect::<Vec<_>>()
+    );
+    // Every segment after the change has the small index.
+    let index_sizes: Vec<u64> = std::fs::read_dir(dir.path().join("t-0"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".index"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert!(index_sizes.len() > 1, "{index_sizes:?}");
+    assert!(
+        index_sizes.iter().filter(|&&s| s <= 64).count() >= index_sizes.len() - 1,
+        "{index_sizes:?}"
+    );
+}
