@@ -546,3 +546,28 @@ fn smaller_indexes_apply_from_the_next_segment_and_a_reopen_keeps_every_record()
         "{index_sizes:?}"
     );
 }
+
+#[test]
+fn a_forced_compaction_under_delete_removes_the_dense_marker_durably_first() {
+    let sim = Arc::new(SimFs::new());
+    let config = PartitionConfig::default()
+        .with_segment_bytes(1024)
+        .with_preallocate_bytes(0)
+        .with_retention_ms(None)
+        .with_file_system(sim.clone());
+    let p = Partition::open("/p", config.clone()).unwrap();
+    assert!(sim.exists("/p/seglog.partition"));
+    for generation in 0..5 {
+        for key in 0..8 {
+            p.append(&[keyed(key, generation)]).unwrap();
+        }
+    }
+    let written = read_all(&p);
+    let report = p.compact_at(seglog::now_ms(), true).unwrap();
+    assert!(report.records_superseded > 0, "{report:?}");
+    p.simulate_crash();
+    sim.power_loss();
+    assert!(!sim.exists("/p/seglog.partition"));
+    let p = Partition::open("/p", config).unwrap();
+    assert_eq!(newest(&read_all(&p)), newest(&written));
+}

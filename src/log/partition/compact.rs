@@ -157,8 +157,11 @@ impl Partition {
             return Ok(report);
         }
         let settled = self.settle_for_compaction()?;
-        // Compaction may leave offset gaps from here on: the dense-offsets marker goes first.
-        self.drop_dense_marker()?;
+        if !live.cleanup_policy.compacts() {
+            // A forced compaction under `delete` may leave offset gaps: the dense-offsets
+            // marker goes first (a compacting policy removed it when it took effect).
+            self.drop_dense_marker()?;
+        }
         let Some(cleanable_end) = self.cleanable(now_ms, settled)?.last().map(|c| c.end) else {
             return Ok(report);
         };
