@@ -571,3 +571,71 @@ fn a_forced_compaction_under_delete_removes_the_dense_marker_durably_first() {
     let p = Partition::open("/p", config).unwrap();
     assert_eq!(newest(&read_all(&p)), newest(&written));
 }
+
+#[test]
+fn kafka_config_names_and_values_are_accepted() {
+    let kafka = [
+        ("segment.bytes", "2048"),
+        ("segment.ms", "3600000"),
+        ("segment.index.bytes", "8192"),
+        ("index.interval.bytes", "128"),
+        ("max.message.bytes", "4096"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "1000000"),
+        ("cleanup.policy", "delete,compact"),
+        ("delete.retention.ms", "1000"),
+        ("min.compaction.lag.ms", "5"),
+        ("min.cleanable.dirty.ratio", "0.25"),
+        ("compression.type", "zstd"),
+        ("message.timestamp.type", "LogAppendTime"),
+    ];
+    let mut update = ConfigUpdate::default();
+    for (name, value) in kafka {
+        update = update.set(name, value).unwrap();
+    }
+    let expected = ConfigUpdate::default()
+        .with_segment_bytes(2048)
+        .with_segment_ms(Some(3_600_000))
+        .with_index_bytes_max(8192)
+        .with_index_interval_bytes(128)
+        .with_batch_bytes_max(4096)
+        .with_retention_ms(None)
+        .with_retention_bytes(Some(1_000_000))
+        .with_cleanup_policy(CleanupPolicy::CompactAndDelete)
+        .with_delete_retention_ms(1000)
+        .with_min_compaction_lag_ms(5)
+        .with_min_cleanable_dirty_ratio(0.25)
+        .with_compression(Compression::Zstd)
+        .with_timestamp_type(TimestampType::LogAppendTime);
+    assert_eq!(update, expected);
+    assert_eq!(
+        ConfigUpdate::default()
+            .set("compression.type", "uncompressed")
+            .unwrap()
+            .compression,
+        Some(Compression::None)
+    );
+    for (name, value) in [("flush.messages", "1"), ("flush.ms", "1000")] {
+        assert!(matches!(
+            ConfigUpdate::default().set(name, value),
+            Err(Error::ConfigNotDynamic {
+                field: "durability",
+                ..
+            })
+        ));
+    }
+    for (name, value) in [
+        ("compression.type", "producer"),
+        ("cleanup.policy", "shred"),
+        ("message.timestamp.type", "Now"),
+        ("retention.ms", "-2"),
+    ] {
+        assert!(
+            matches!(
+                ConfigUpdate::default().set(name, value),
+                Err(Error::InvalidConfig { .. })
+            ),
+            "{name} = {value}"
+        );
+    }
+}

@@ -64,10 +64,22 @@ macro_rules! dynamic_fields {
 
             /// Sets the field called `field` (its name in `topics.meta`, as listed in
             /// docs/format.md "Topic metadata") from its text there, as
-            /// `kafka-configs --alter --add-config` does. Errors:
+            /// `kafka-configs --alter --add-config` does. Kafka's topic config names and
+            /// values are accepted too: `segment.bytes`, `segment.ms`, `segment.index.bytes`,
+            /// `index.interval.bytes`, `max.message.bytes` (`batch_bytes_max`),
+            /// `retention.ms` and `retention.bytes` (`-1`: none), `cleanup.policy`
+            /// (`delete`, `compact`, `compact,delete`), `delete.retention.ms`,
+            /// `min.compaction.lag.ms`, `min.cleanable.dirty.ratio`, `compression.type`
+            /// (`uncompressed` is `none`; `producer` has no equivalent: seglog compresses
+            /// with the topic's codec) and `message.timestamp.type` (`CreateTime`,
+            /// `LogAppendTime`); `flush.messages` and `flush.ms` are the durability policy
+            /// and refused as it is. Errors:
             /// [`Error::ConfigNotDynamic`] for `durability`, [`Error::InvalidConfig`] for an
             /// unknown field or a value that does not parse.
             pub fn set(mut self, field: &str, value: &str) -> Result<Self> {
+                if let Some((name, text)) = from_kafka(field, value)? {
+                    return self.set(name, &text);
+                }
                 let mut parsed = PartitionConfig::default();
                 match field {
                     $($key => {
@@ -141,6 +153,62 @@ dynamic_fields! {
     "truncate_corrupt" truncate_corrupt with_truncate_corrupt: bool => truncate_corrupt;
     "compression" compression with_compression: Compression => compression;
     "timestamp_type" timestamp_type with_timestamp_type: TimestampType => timestamp_type;
+}
+
+/// A Kafka topic config `name = value` as the seglog field and text it sets; `None` for a
+/// name that is not Kafka's.
+fn from_kafka(name: &str, value: &str) -> Result<Option<(&'static str, String)>> {
+    let same = |field: &'static str| Ok(Some((field, value.to_owned())));
+    let none_if_negative = |field: &'static str| {
+        let text = if value == "-1" { "none" } else { value };
+        Ok(Some((field, text.to_owned())))
+    };
+    match name {
+        "segment.bytes" => same("segment_bytes"),
+        "segment.ms" => same("segment_ms"),
+        "segment.index.bytes" => same("index_bytes_max"),
+        "index.interval.bytes" => same("index_interval_bytes"),
+        "max.message.bytes" => same("batch_bytes_max"),
+        "retention.ms" => none_if_negative("retention_ms"),
+        "retention.bytes" => none_if_negative("retention_bytes"),
+        "delete.retention.ms" => same("delete_retention_ms"),
+        "min.compaction.lag.ms" => same("min_compaction_lag_ms"),
+        "min.cleanable.dirty.ratio" => same("min_cleanable_dirty_ratio"),
+        "cleanup.policy" => {
+            let mut parts: Vec<&str> = value.split(',').map(str::trim).collect();
+            parts.sort_unstable();
+            let policy = match parts.as_slice() {
+                ["delete"] => "delete",
+                ["compact"] => "compact",
+                ["compact", "delete"] => "compact_delete",
+                _ => return Err(Error::config("cleanup.policy", value, "unknown cleanup policy")),
+            };
+            Ok(Some(("cleanup_policy", policy.to_owned())))
+        }
+        "compression.type" => match value {
+            "uncompressed" => Ok(Some(("compression", "none".to_owned()))),
+            "producer" => Err(Error::config(
+                "compression.type",
+                value,
+                "seglog compresses with the topic's codec: name one (none, gzip, snappy, lz4, zstd)",
+            )),
+            _ => same("compression"),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" => Ok(Some(("timestamp_type", "create_time".to_owned()))),
+            "LogAppendTime" => Ok(Some(("timestamp_type", "log_append_time".to_owned()))),
+            _ => Err(Error::config(
+                "message.timestamp.type",
+                value,
+                "must be CreateTime or LogAppendTime",
+            )),
+        },
+        "flush.messages" | "flush.ms" => Err(Error::ConfigNotDynamic {
+            field: "durability",
+            reason: DURABILITY_FIXED,
+        }),
+        _ => Ok(None),
+    }
 }
 
 impl LiveLimits {
