@@ -599,6 +599,7 @@ fn kafka_config_names_and_values_are_accepted() {
         .with_index_bytes_max(8192)
         .with_index_interval_bytes(128)
         .with_batch_bytes_max(4096)
+        .with_record_bytes_max(4096)
         .with_retention_ms(None)
         .with_retention_bytes(Some(1_000_000))
         .with_cleanup_policy(CleanupPolicy::CompactAndDelete)
@@ -608,6 +609,19 @@ fn kafka_config_names_and_values_are_accepted() {
         .with_compression(Compression::Zstd)
         .with_timestamp_type(TimestampType::LogAppendTime);
     assert_eq!(update, expected);
+    // Applied to a topic with the defaults, it validates and persists.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), no_thread()).unwrap();
+    store
+        .create_topic(
+            "t",
+            TopicConfig::new(1).with_partition_config(small_segments()),
+        )
+        .unwrap();
+    store.update_topic_config("t", &update).unwrap();
+    let config = store.topic("t").unwrap().partition_config();
+    assert_eq!(config.batch_bytes_max, 4096);
+    assert_eq!(config.cleanup_policy, CleanupPolicy::CompactAndDelete);
     assert_eq!(
         ConfigUpdate::default()
             .set("compression.type", "uncompressed")

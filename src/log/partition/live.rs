@@ -66,7 +66,8 @@ macro_rules! dynamic_fields {
             /// docs/format.md "Topic metadata") from its text there, as
             /// `kafka-configs --alter --add-config` does. Kafka's topic config names and
             /// values are accepted too: `segment.bytes`, `segment.ms`, `segment.index.bytes`,
-            /// `index.interval.bytes`, `max.message.bytes` (`batch_bytes_max`),
+            /// `index.interval.bytes`, `max.message.bytes` (`batch_bytes_max` and
+            /// `record_bytes_max`),
             /// `retention.ms` and `retention.bytes` (`-1`: none), `cleanup.policy`
             /// (`delete`, `compact`, `compact,delete`), `delete.retention.ms`,
             /// `min.compaction.lag.ms`, `min.cleanable.dirty.ratio`, `compression.type`
@@ -77,6 +78,12 @@ macro_rules! dynamic_fields {
             /// [`Error::ConfigNotDynamic`] for `durability`, [`Error::InvalidConfig`] for an
             /// unknown field or a value that does not parse.
             pub fn set(mut self, field: &str, value: &str) -> Result<Self> {
+                if field == "max.message.bytes" {
+                    // Kafka's one limit bounds the batch, and so every record in it.
+                    return self
+                        .set("batch_bytes_max", value)?
+                        .set("record_bytes_max", value);
+                }
                 if let Some((name, text)) = from_kafka(field, value)? {
                     return self.set(name, &text);
                 }
@@ -168,7 +175,6 @@ fn from_kafka(name: &str, value: &str) -> Result<Option<(&'static str, String)>>
         "segment.ms" => same("segment_ms"),
         "segment.index.bytes" => same("index_bytes_max"),
         "index.interval.bytes" => same("index_interval_bytes"),
-        "max.message.bytes" => same("batch_bytes_max"),
         "retention.ms" => none_if_negative("retention_ms"),
         "retention.bytes" => none_if_negative("retention_bytes"),
         "delete.retention.ms" => same("delete_retention_ms"),
