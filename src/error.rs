@@ -187,6 +187,16 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A configuration field that cannot change while the partition is open (see
+    /// `ConfigUpdate::set`): set it when creating the topic or opening the partition.
+    #[error("configuration field {field} cannot change after creation: {reason}")]
+    ConfigNotDynamic {
+        /// The field's name.
+        field: &'static str,
+        /// Why it cannot change live, and what to do instead.
+        reason: &'static str,
+    },
+
     /// An argument is outside what the current log state allows.
     #[error("invalid argument: offset {offset}: {reason}")]
     InvalidOffset {

@@ -485,7 +485,11 @@ impl Shared {
         let batch_bytes = self
             .config
             .batch_bytes
-            .min(p.config().batch_bytes_max.saturating_sub(BATCH_HEADER_LEN))
+            .min(
+                p.effective_config()
+                    .batch_bytes_max
+                    .saturating_sub(BATCH_HEADER_LEN),
+            )
             .max(1);
         let b = buffers[i].get_or_insert_with(|| {
             Arc::new(PartitionBuffer {
@@ -542,7 +546,7 @@ impl Shared {
     fn enqueue(&self, entry: &TopicEntry, partition: u32, record: Record) -> Result<SendHandle> {
         let buf = self.buffer(entry, partition)?;
         let (payload, size) = record_size(&record);
-        let limit = buf.partition.config().record_bytes_max;
+        let limit = buf.partition.effective_config().record_bytes_max;
         if payload > limit {
             return Err(Error::RecordTooLarge {
                 size: payload,

@@ -313,12 +313,14 @@ impl LogStore {
         self.inner.add_partitions(name, new_count)
     }
 
-    /// Change topic `name`'s `retention_ms`, `retention_bytes` or `segment_ms` (Kafka's
-    /// dynamic topic configuration): validated, persisted in the metadata before this
-    /// returns (later opens use it), then applied to every open partition
-    /// ([`Partition::update_config`]): the next retention pass and roll decision use it.
-    /// Errors: [`Error::UnknownTopic`], [`Error::InvalidConfig`] (nothing changes), I/O.
-    /// Other settings (segment size, cleanup policy, durability, ...) are fixed at creation.
+    /// Change topic `name`'s configuration (Kafka's dynamic topic configuration,
+    /// `kafka-configs --alter`): validated as at creation, persisted in the metadata before
+    /// this returns (later opens use it), then applied to every open partition
+    /// ([`Partition::update_config`]; [`ConfigUpdate`] says when each field takes effect,
+    /// e.g. a new `segment_bytes` at the next roll, a new `cleanup_policy` at the next
+    /// maintenance pass). Errors: [`Error::UnknownTopic`], [`Error::InvalidConfig`] (nothing
+    /// changes), I/O. `durability` is fixed at creation ([`ConfigUpdate::set`] refuses it
+    /// with [`Error::ConfigNotDynamic`]).
     pub fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
         self.inner.update_topic_config(name, update)
     }

@@ -124,7 +124,8 @@ impl Partition {
             cleaned_up_to: Offset(checkpoint::read(&self.config.fs, &cleaner_path)?.unwrap_or(0)),
             ..Default::default()
         };
-        if !force && !self.config.cleanup_policy.compacts() {
+        let live = self.live_limits();
+        if !force && !live.cleanup_policy.compacts() {
             return Ok(report);
         }
         let view = self.view();
@@ -152,10 +153,15 @@ impl Partition {
             reason = "a ratio: 52 bits of mantissa are plenty"
         )]
         let ratio = dirty as f64 / total.max(1) as f64;
-        if !force && ratio < self.config.compaction.min_cleanable_dirty_ratio {
+        if !force && ratio < live.min_cleanable_dirty_ratio {
             return Ok(report);
         }
         let settled = self.settle_for_compaction()?;
+        if !live.cleanup_policy.compacts() {
+            // A forced compaction under `delete` may leave offset gaps: the dense-offsets
+            // marker goes first (a compacting policy removed it when it took effect).
+            self.drop_dense_marker()?;
+        }
         let Some(cleanable_end) = self.cleanable(now_ms, settled)?.last().map(|c| c.end) else {
             return Ok(report);
         };
@@ -217,7 +223,7 @@ impl Partition {
     /// `up_to`, older than the lag.
     fn cleanable(&self, now_ms: i64, up_to: u64) -> Result<Vec<Cleanable>> {
         let view = self.view();
-        let lag = i64::try_from(self.config.compaction.min_compaction_lag_ms).unwrap_or(i64::MAX);
+        let lag = i64::try_from(self.live_limits().min_compaction_lag_ms).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(lag);
         let mut out = Vec::new();
         for seg in view.segments().iter() {
@@ -246,7 +252,7 @@ impl Partition {
         first_dirty: u64,
         cleanable_end: u64,
     ) -> Result<(HashMap<Bytes, u64>, u64, u64)> {
-        let budget = self.config.compaction.map_bytes_max;
+        let budget = self.live_limits().map_bytes_max;
         let mut map: HashMap<Bytes, u64> = HashMap::new();
         let mut used = 0usize;
         let mut map_end = first_dirty;
@@ -301,7 +307,7 @@ impl Partition {
             map,
             map_end,
             tombstone_horizon: now_ms.saturating_sub(
-                i64::try_from(self.config.compaction.delete_retention_ms).unwrap_or(i64::MAX),
+                i64::try_from(self.live_limits().delete_retention_ms).unwrap_or(i64::MAX),
             ),
         };
         for group in self.groups(&targets) {
@@ -321,7 +327,7 @@ impl Partition {
             let mut end = start;
             while end < targets.len() {
                 let c = targets[end];
-                let fits = size + c.meta.size <= self.config.segment_bytes
+                let fits = size + c.meta.size <= self.live_limits().segment_bytes
                     && c.end - base < RELATIVE_OFFSET_MAX - 1;
                 if end > start && !fits {
                     break;
@@ -349,9 +355,9 @@ impl Partition {
             &self.dir,
             base,
             CLEANED,
-            self.config.index_bytes_max,
+            self.live_limits().index_bytes_max,
         )?;
-        let mut cursor = IndexCursor::new(self.config.index_interval_bytes);
+        let mut cursor = IndexCursor::new(self.live_limits().index_interval_bytes);
         let mut size = 0u64;
         let mut witnessed = Vec::new();
         for c in group {

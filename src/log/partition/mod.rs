@@ -48,7 +48,7 @@ use crate::io::fs::{FsLock, OpenFlags};
 use crate::log::config::{Durability, PartitionConfig};
 use crate::log::epoch::{EpochCache, EPOCH_NONE};
 use crate::log::index::RELATIVE_OFFSET_MAX;
-use crate::log::retention::{self, RetentionPlan, RetentionPolicy, SegmentInfo};
+use crate::log::retention::{self, RetentionPlan, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
 use state::{Position, View};
@@ -380,21 +380,21 @@ impl Partition {
         records: &[Record],
         meta: &BatchMeta,
     ) -> Result<(Vec<u8>, BatchHeader)> {
+        let live = self.live_limits();
         let limits = EncodeLimits {
-            record_bytes_max: self.config.record_bytes_max,
-            batch_bytes_max: self.config.batch_bytes_max,
+            record_bytes_max: live.record_bytes_max,
+            batch_bytes_max: live.batch_bytes_max,
         };
-        if self.config.cleanup_policy.compacts() {
+        if live.cleanup_policy.compacts() {
             if let Some(index) = records.iter().position(|r| r.key.is_none()) {
                 return Err(Error::MissingKey { index });
             }
         }
         timestamps::check_timestamps(records)?;
         let options = EncodeOptions {
-            compression: self.config.compression,
+            compression: live.compression,
             // Stamped before the CRC is computed: the CRC covers maxTimestamp.
-            log_append_time: (self.config.timestamp_type == TimestampType::LogAppendTime)
-                .then(now_ms),
+            log_append_time: (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms),
         };
         let buf = batch::encode_batch(records, meta, limits, options)?;
         let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
@@ -517,11 +517,12 @@ impl Partition {
     /// Zero-fill ahead of the write position (see [`PartitionConfig::preallocate_bytes`]).
     fn preallocate(&self, w: &mut Writer, end: u64) -> Result<()> {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        let chunk = self.config.preallocate_bytes;
+        let live = self.live_limits();
+        let chunk = live.preallocate_bytes;
         if end <= w.preallocated || chunk == 0 || self.config.durability == Durability::NoSync {
             return Ok(());
         }
-        let target = end.max((w.preallocated + chunk).min(self.config.segment_bytes));
+        let target = end.max((w.preallocated + chunk).min(live.segment_bytes));
         let mut at = w.preallocated.max(w.size);
         while at < target {
             let n = (target - at).min(ZEROS.len() as u64) as usize;
@@ -539,8 +540,9 @@ impl Partition {
             return Ok(false);
         }
         let len = h.total_len() as u64;
-        let too_big = w.size + len > self.config.segment_bytes;
-        let too_old = match (self.live_limits().segment_ms, w.first_timestamp) {
+        let live = self.live_limits();
+        let too_big = w.size + len > live.segment_bytes;
+        let too_old = match (live.segment_ms, w.first_timestamp) {
             (Some(ms), Some(first)) => {
                 h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
             }
@@ -566,6 +568,7 @@ impl Partition {
     /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
     fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let end = w.next_offset;
+        let live = self.live_limits();
         if w.preallocated > w.size {
             w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
         }
@@ -574,7 +577,7 @@ impl Partition {
             &self.config.fs,
             &self.dir,
             Offset(end),
-            self.config.index_bytes_max,
+            live.index_bytes_max,
         )?);
         w.files = new.loaded_files().expect("a new active segment is loaded");
         // The sealed segment counts against `open_segments_max` from now on, under every
@@ -586,7 +589,7 @@ impl Partition {
         segments.push(new.clone());
         w.segments = Arc::new(segments);
         w.active = new;
-        w.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        w.cursor = IndexCursor::new(live.index_interval_bytes);
         w.size = 0;
         w.preallocated = 0;
         w.first_timestamp = None;
@@ -880,12 +883,7 @@ impl Partition {
     fn retain_locked(&self, now_ms: i64) -> Result<RetentionPlan> {
         let v = self.view();
         let infos = self.segment_infos()?;
-        // A compact-only partition keeps its keys forever; only the log start deletes.
-        let deletes = self.config.cleanup_policy.deletes();
-        let policy = RetentionPolicy {
-            retention_ms: self.live_limits().retention_ms.filter(|_| deletes),
-            retention_bytes: self.live_limits().retention_bytes.filter(|_| deletes),
-        };
+        let policy = self.live_limits().retention_policy();
         let plan = retention::plan(
             &infos,
             Offset(v.log_start()),
@@ -1008,7 +1006,8 @@ impl Partition {
     fn track_loaded(&self, seg: &Arc<Segment>) {
         let mut loaded = self.loaded.lock();
         loaded.push_back(seg.clone());
-        while loaded.len() > self.config.open_segments_max {
+        let max = self.live_limits().open_segments_max;
+        while loaded.len() > max {
             if let Some(old) = loaded.pop_front() {
                 old.unload();
             }

@@ -21,10 +21,11 @@ impl Partition {
             position: 0,
             reason,
         };
-        if received.len() > self.config.batch_bytes_max {
+        let live = self.live_limits();
+        if received.len() > live.batch_bytes_max {
             return Err(Error::BatchTooLarge {
                 size: received.len(),
-                limit: self.config.batch_bytes_max,
+                limit: live.batch_bytes_max,
             });
         }
         let batch = Batch::decode(received.clone())?;
@@ -44,7 +45,7 @@ impl Partition {
         self.check_received_records(&batch)?;
         // The one copy: the base offset is written into the batch before it goes to disk.
         let mut buf = received.to_vec();
-        let header = if self.config.timestamp_type == TimestampType::LogAppendTime {
+        let header = if live.timestamp_type == TimestampType::LogAppendTime {
             batch::stamp_log_append_time(&mut buf, now_ms());
             batch::check_crc(&buf).map_err(corrupt)?
         } else {
@@ -59,7 +60,7 @@ impl Partition {
     /// `LogValidator` requires it of a client's batch) and, on a compacted partition, a key
     /// on every record.
     fn check_received_records(&self, batch: &Batch) -> Result<()> {
-        let keys = self.config.cleanup_policy.compacts();
+        let keys = self.live_limits().cleanup_policy.compacts();
         for (index, record) in batch.records().enumerate() {
             let record = record?;
             // Bounded by the header's count, which the cursor enforces.

@@ -90,10 +90,11 @@ impl Partition {
                 reason,
             };
             let h = batch::check_batch(&bytes[at..]).map_err(invalid)?;
-            if h.total_len() > self.config.batch_bytes_max {
+            let limit = self.live_limits().batch_bytes_max;
+            if h.total_len() > limit {
                 return Err(Error::BatchTooLarge {
                     size: h.total_len(),
-                    limit: self.config.batch_bytes_max,
+                    limit,
                 });
             }
             if let Some(prev) = headers.last() {
