@@ -139,8 +139,8 @@ fn settle_log_start(
     opened.report.missing_offsets = missing;
     let first_base = opened.segments.first().map_or(0, |s| s.base_offset().0);
     let log_start = log_start_ckpt.max(first_base).min(opened.next_offset);
-    if missing.is_some() {
-        super::write_log_start(fs, dir, log_start)?;
+    if missing.is_some() || starts.disagree {
+        super::write_log_start(fs, dir, log_start.max(starts.value.unwrap_or(0)))?;
     } else if !starts.witnessed {
         checkpoint::write(fs, &dir.join(STATE_FILE), log_start)?;
     }
@@ -176,6 +176,10 @@ fn restart_at(dir: &Path, config: &PartitionConfig, old: Opened, start: u64) -> 
 struct LogStarts {
     witnessed: bool,
     value: Option<u64>,
+    /// The copies differ (one write of the pair failed or was lost): the value chosen is
+    /// written to both again, since the newer copy may be visible without being durable (a
+    /// failed directory fsync drops the rename it covered).
+    disagree: bool,
 }
 
 /// Read both copies of the log start: the larger wins (a copy deleted or damaged cannot bring
@@ -186,11 +190,18 @@ fn read_log_starts(fs: &Fs, dir: &Path) -> Result<LogStarts> {
     let witnessed = fs.exists(&state).at(&state)?;
     let a = checkpoint::read(fs, &dir.join(LOG_START_FILE));
     let b = checkpoint::read(fs, &state);
-    let value = match (a, b) {
+    let (value, disagree) = match (a, b) {
         (Err(e), Err(_) | Ok(None)) | (Ok(None), Err(e)) => return Err(e),
-        (a, b) => a.ok().flatten().max(b.ok().flatten()),
+        (a, b) => {
+            let (a, b) = (a.ok().flatten(), b.ok().flatten());
+            (a.max(b), witnessed && a != b)
+        }
     };
-    Ok(LogStarts { witnessed, value })
+    Ok(LogStarts {
+        witnessed,
+        value,
+        disagree,
+    })
 }
 
 /// Offsets `[log start, first segment's base)` whose segments are gone: in a witnessed
