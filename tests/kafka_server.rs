@@ -165,7 +165,8 @@ fn kafka_batch(values: &[&str]) -> Bytes {
             // kafka-protocol starts a new batch where offset - sequence changes; base
             // sequence -1 is a producer without idempotence.
             sequence: i32::try_from(i).unwrap() - 1,
-            timestamp: 1_700_000_000_000 + i64::try_from(i).unwrap(),
+            // In 2100: never older than the default retention, which would delete them.
+            timestamp: 4_102_444_800_000 + i64::try_from(i).unwrap(),
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(v.to_string())),
             headers: Default::default(),
@@ -520,8 +521,8 @@ fn list_offsets_earliest_latest_and_by_timestamp() {
     };
     assert_eq!(query(&mut c, -2).1, 0);
     assert_eq!(query(&mut c, -1).1, 3);
-    assert_eq!(query(&mut c, 1_700_000_000_001), (0, 1, 1_700_000_000_001));
-    assert_eq!(query(&mut c, 1_800_000_000_000), (0, -1, -1));
+    assert_eq!(query(&mut c, 4_102_444_800_001), (0, 1, 4_102_444_800_001));
+    assert_eq!(query(&mut c, 4_102_444_900_000), (0, -1, -1));
 }
 
 #[test]
@@ -899,7 +900,7 @@ fn embedded_and_remote_clients_see_one_store() {
     let values: Vec<&[u8]> = got.iter().map(|r| r.value.as_deref().unwrap()).collect();
     assert_eq!(values, [&b"remote 0"[..], &b"remote 1"[..]]);
     assert_eq!(got[0].key.as_deref(), Some(&b"k0"[..]));
-    assert_eq!(got[0].timestamp_ms, 1_700_000_000_000);
+    assert_eq!(got[0].timestamp_ms, 4_102_444_800_000);
 }
 
 mod decoder {
