@@ -672,10 +672,13 @@ impl StoreInner {
             Ok(())
         });
         if let Err(e) = result {
+            // Only the directories of partitions opened here: the one that failed may be
+            // someone else's.
+            let done = from + u32::try_from(opened.len()).unwrap_or(0);
             discard(
                 fs,
                 &opened,
-                &self.copy_dirs(name, from..to, replication.factor),
+                &self.copy_dirs(name, from..done, replication.factor),
             );
             return Err(e);
         }
