@@ -115,7 +115,9 @@ impl Partition {
             // CRC) would otherwise put records at wrong offsets. A walk that reaches the last
             // visible byte must end exactly there.
             let end_offset = seg.end_offset().map_or(hw, |e| e.0);
-            let exact_end = if seg.base_offset().0 == view.high_watermark().segment_base {
+            // The bound's segment, not the high watermark's: a follower fetch reads to the
+            // log end, which may be segments past the high watermark's.
+            let exact_end = if seg.base_offset().0 == bound.segment_base {
                 hw
             } else {
                 end_offset
