@@ -419,6 +419,10 @@ impl Partition {
         end: u64,
     ) -> Result<()> {
         let base = new_seg.base_offset();
+        // The new files' directory entries (log, indexes, witness) are durable before the
+        // commit point: a power loss keeping the manifest's rename but not the witness's
+        // creation would complete the swap with a segment whose gaps read as damage.
+        checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
         // Commit point: once the manifest exists, `open` completes the swap.
         checkpoint::write(
             &self.config.fs,
