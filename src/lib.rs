@@ -87,8 +87,8 @@ pub use replication::{
 };
 pub use topic::descriptors::{DESCRIPTORS_PER_PARTITION, DESCRIPTORS_RESERVED};
 pub use topic::handle::{
-    check_new_topic_name, validate_topic_name, Topic, TopicConfig, RESERVED_TOPIC_NAMES,
-    TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
+    check_new_topic_name, validate_topic_name, Topic, TopicConfig, REPLICATION_FACTOR_MAX,
+    RESERVED_TOPIC_NAMES, TOPIC_NAME_LEN_MAX, TOPIC_PARTITIONS_MAX,
 };
 pub use topic::maintenance::MaintenanceReport;
 pub use topic::metadata::TOPICS_METADATA_FILE;

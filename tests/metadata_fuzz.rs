@@ -34,6 +34,11 @@ const WORDS: &[&str] = &[
     "compression=zstd",
     "timestamp_type=log_append_time",
     "truncate_corrupt=true",
+    "replication_factor=3",
+    "replication_factor=0",
+    "replication_factor=17",
+    "min_insync_replicas=2",
+    "min_insync_replicas=4",
     "unknown=1",
     "=",
     "==",
@@ -59,8 +64,9 @@ fn sample_file() -> Vec<u8> {
         .with_compression(Compression::Lz4)
         .with_retention_ms(None);
     encode_topics_metadata(&[
-        ("orders".to_owned(), 3, PartitionConfig::default()),
-        ("a.b_c-1".to_owned(), 1, odd),
+        ("orders".to_owned(), 3, PartitionConfig::default(), 1, 1),
+        ("a.b_c-1".to_owned(), 1, odd, 1, 1),
+        ("replicated".to_owned(), 2, PartitionConfig::default(), 3, 2),
     ])
 }
 

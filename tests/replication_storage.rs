@@ -561,3 +561,24 @@ fn the_epoch_cache_matches_the_log_after_power_loss() {
         assert!(p.high_watermark() <= p.log_end_offset());
     }
 }
+
+/// Regression (found by the 10,000-schedule run, seeds 2 and 1000002): a follower fetch
+/// (`read_uncommitted`, bounded by the log end) of the segment holding the high watermark,
+/// when the log end had rolled into a later segment, required that segment's walk to end at
+/// the log end offset instead of the segment's end, and failed with `Corrupt { BadOffset }`.
+#[test]
+fn a_follower_fetch_reads_the_high_watermarks_segment_when_the_log_end_is_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), replica_config().with_preallocate_bytes(0)).unwrap();
+    while p.segment_count() < 2 {
+        append(&p, 1);
+    }
+    // The batch that rolled starts the second segment.
+    let second_base = p.log_end_offset().0 - 1;
+    // The high watermark stays in the first segment, below its end.
+    assert_eq!(p.set_high_watermark(Offset(1)).unwrap(), Offset(1));
+    let read = p.read_uncommitted(Offset(0), 1 << 20).unwrap();
+    let last = read.batches().last().unwrap().header().last_offset();
+    assert_eq!(last + 1, second_base, "the whole first segment is read");
+    assert!(!batches_from(&p, 0).is_empty());
+}

@@ -34,10 +34,18 @@ fn sealed(body: &[u8]) -> Vec<u8> {
 
 /// What a comparison sees of a topic (`PartitionConfig` has no `PartialEq`: its `Debug`
 /// lists every persisted field).
-fn shape(topics: &[TopicMetadata]) -> Vec<(String, u32, String)> {
+fn shape(topics: &[TopicMetadata]) -> Vec<(String, u32, String, u32, u32)> {
     topics
         .iter()
-        .map(|(name, partitions, config)| (name.clone(), *partitions, format!("{config:?}")))
+        .map(|(name, partitions, config, rf, min_isr)| {
+            (
+                name.clone(),
+                *partitions,
+                format!("{config:?}"),
+                *rf,
+                *min_isr,
+            )
+        })
         .collect()
 }
 
@@ -52,6 +60,10 @@ fn check(bytes: &[u8]) {
     assert!(
         topics.iter().all(|t| t.1 >= 1),
         "a topic without partitions"
+    );
+    assert!(
+        topics.iter().all(|t| t.3 >= 1 && (1..=t.3).contains(&t.4)),
+        "replication settings out of range"
     );
     let encoded = encode_topics_metadata(&topics);
     let again = decode_topics_metadata(&encoded)

@@ -21,6 +21,8 @@ use crate::format::batch::{BATCH_BYTES_LIMIT, BATCH_HEADER_LEN};
 use crate::format::record::Record;
 use crate::log::partition::Partition;
 use crate::offset::Offset;
+use crate::replication::Acks;
+use crate::topic::copies::Copies;
 use crate::topic::handle::Topic;
 use crate::topic::partitioner::NameMap;
 use crate::topic::store::{LogStore, StoreHandle};
@@ -47,6 +49,15 @@ pub struct ProducerConfig {
     /// anyway (Kafka's `linger.ms`). Zero appends every `send_batched` at once and starts no
     /// timer thread. Default 5 ms; at most [`LINGER_MAX`].
     pub linger: Duration,
+    /// What each append waits for (Kafka's `acks`), on replicated topics
+    /// ([`TopicConfig::replication_factor`](crate::TopicConfig::replication_factor) above 1):
+    /// [`Acks::None`] the leader's write, [`Acks::Leader`] the leader's append under its
+    /// durability, [`Acks::All`] every in-sync replica, refused with
+    /// [`Error::NotEnoughReplicas`] when fewer than the topic's `min_insync_replicas` are in
+    /// sync. On an unreplicated topic `Leader` and `All` are the partition's `append` and
+    /// `None` does not wait for its fsync. Default [`Acks::Leader`] (what a producer did
+    /// before replication; unlike Kafka's producer, whose default is `all`).
+    pub acks: Acks,
 }
 
 impl Default for ProducerConfig {
@@ -54,6 +65,7 @@ impl Default for ProducerConfig {
         ProducerConfig {
             batch_bytes: 16 << 10,
             linger: Duration::from_millis(5),
+            acks: Acks::Leader,
         }
     }
 }
@@ -67,6 +79,11 @@ impl ProducerConfig {
     /// Sets `linger`.
     pub fn with_linger(mut self, v: Duration) -> Self {
         self.linger = v;
+        self
+    }
+    /// Sets `acks`.
+    pub fn with_acks(mut self, v: Acks) -> Self {
+        self.acks = v;
         self
     }
 
@@ -168,7 +185,12 @@ struct TopicEntry {
 struct PartitionBuffer {
     topic: Arc<str>,
     partition_index: u32,
+    /// The partition (of a replicated topic, the leader when the buffer was made): its
+    /// configuration's limits.
     partition: Arc<Partition>,
+    /// Where batches are appended, with `acks`.
+    copies: Arc<Copies>,
+    acks: Acks,
     /// `batch_bytes`, capped by the partition's `batch_bytes_max`.
     batch_bytes: usize,
     state: Mutex<BufState>,
@@ -308,7 +330,7 @@ impl Producer {
         self.shared.check_open()?;
         let entry = self.shared.entry(topic)?;
         let partition = entry.topic.partition_for(&record)?;
-        let offset = Shared::send_sync(&entry, partition, &record)?;
+        let offset = Shared::send_sync(&entry, partition, &record, self.shared.config.acks)?;
         Ok((partition, offset))
     }
 
@@ -318,7 +340,7 @@ impl Producer {
         self.shared.check_open()?;
         let entry = self.shared.entry(topic)?;
         entry.topic.partition(partition)?;
-        Shared::send_sync(&entry, partition, &record)
+        Shared::send_sync(&entry, partition, &record, self.shared.config.acks)
     }
 
     /// Route `record` with the topic's partitioner and add it to that partition's open
@@ -477,7 +499,8 @@ impl Shared {
         if let Some(Some(b)) = entry.buffers.read().get(i) {
             return Ok(b.clone());
         }
-        let p = entry.topic.partition(partition)?;
+        let copies = entry.topic.copies(partition)?;
+        let p = copies.leader()?;
         let mut buffers = entry.buffers.write();
         if buffers.len() <= i {
             buffers.resize(i + 1, None);
@@ -496,6 +519,8 @@ impl Shared {
                 topic: entry.name.clone(),
                 partition_index: partition,
                 partition: p,
+                copies,
+                acks: self.config.acks,
                 batch_bytes,
                 state: Mutex::new(BufState::default()),
                 order: Mutex::new(()),
@@ -514,7 +539,12 @@ impl Shared {
             .and_then(Option::clone)
     }
 
-    fn send_sync(entry: &TopicEntry, partition: u32, record: &Record) -> Result<Offset> {
+    fn send_sync(
+        entry: &TopicEntry,
+        partition: u32,
+        record: &Record,
+        acks: Acks,
+    ) -> Result<Offset> {
         if entry.topic.is_deleted() {
             return Err(Error::UnknownTopic {
                 topic: entry.name.to_string(),
@@ -531,15 +561,15 @@ impl Shared {
                     // Its outcome reaches its handles.
                     let _ = buf.append_cut(cut);
                 }
-                let info = buf.partition.append(slice::from_ref(record));
+                let info = buf.copies.append(slice::from_ref(record), buf.acks);
                 drop(order);
                 return Ok(info?.base_offset);
             }
         }
         let info = entry
             .topic
-            .partition(partition)?
-            .append(slice::from_ref(record))?;
+            .copies(partition)?
+            .append(slice::from_ref(record), acks)?;
         Ok(info.base_offset)
     }
 
@@ -712,7 +742,7 @@ impl PartitionBuffer {
 
     /// Append a cut batch and publish the outcome to its handles. Caller holds `order`.
     fn append_cut(&self, cut: Cut) -> Result<(), Arc<Error>> {
-        let result = match self.partition.append(&cut.records) {
+        let result = match self.copies.append(&cut.records, self.acks) {
             Ok(info) => Ok(info.base_offset),
             Err(e) => Err(Arc::new(e)),
         };

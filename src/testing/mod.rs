@@ -37,8 +37,9 @@ pub use assignor::assignor_conformance;
 pub use kafka::kafka_request_decodes;
 pub use offset_store::{durable_offset_store_conformance, offset_store_conformance};
 
-/// One topic of a `topics.meta` file: name, partition count, partition configuration.
-pub type TopicMetadata = (String, u32, PartitionConfig);
+/// One topic of a `topics.meta` file: name, partition count, partition configuration,
+/// replication factor, `min_insync_replicas`.
+pub type TopicMetadata = (String, u32, PartitionConfig, u32, u32);
 
 /// Decode the bytes of a `topics.meta` file as [`LogStore::open`](crate::LogStore::open)
 /// does (for fuzz targets): every topic, or the 1-based line (0: the whole file) and the
@@ -50,7 +51,15 @@ pub type TopicMetadata = (String, u32, PartitionConfig);
 pub fn decode_topics_metadata(bytes: &[u8]) -> Result<Vec<TopicMetadata>, (usize, &'static str)> {
     Ok(decode_metadata(bytes)?
         .into_iter()
-        .map(|m| (m.name, m.partitions, m.config))
+        .map(|m| {
+            (
+                m.name,
+                m.partitions,
+                m.config,
+                m.replication_factor,
+                m.min_insync_replicas,
+            )
+        })
         .collect())
 }
 
@@ -59,10 +68,12 @@ pub fn decode_topics_metadata(bytes: &[u8]) -> Result<Vec<TopicMetadata>, (usize
 pub fn encode_topics_metadata(topics: &[TopicMetadata]) -> Vec<u8> {
     let metas: Vec<TopicMeta> = topics
         .iter()
-        .map(|(name, partitions, config)| TopicMeta {
+        .map(|(name, partitions, config, rf, min_isr)| TopicMeta {
             name: name.clone(),
             partitions: *partitions,
             config: config.clone(),
+            replication_factor: *rf,
+            min_insync_replicas: *min_isr,
         })
         .collect();
     encode_metadata(&metas)

@@ -17,6 +17,8 @@ use crate::format::record::Record;
 use crate::log::config::PartitionConfig;
 use crate::log::partition::{AppendInfo, Partition};
 use crate::offset::Offset;
+use crate::replication::Acks;
+use crate::topic::copies::Copies;
 use crate::topic::partitioner::{DefaultPartitioner, Partitioner};
 
 /// Most partitions one topic may have. Every partition is a directory with open files and
@@ -57,7 +59,20 @@ pub struct TopicConfig {
     pub partition_config: PartitionConfig,
     /// Routes records among the partitions. Default a new [`DefaultPartitioner`].
     pub partitioner: Arc<dyn Partitioner>,
+    /// Copies of each partition kept in this process, between 1 and
+    /// [`REPLICATION_FACTOR_MAX`] (Kafka's `replication.factor`). Default 1: one partition
+    /// directory, exactly as an unreplicated store. Above 1, each partition is a
+    /// [`ReplicaSet`](crate::ReplicaSet) of that many directories (see
+    /// [`LogStore`](crate::LogStore), "On disk") with follower threads; producers choose
+    /// their [`Acks`](crate::Acks). Fixed at creation.
+    pub replication_factor: u32,
+    /// An [`Acks::All`](crate::Acks::All) send needs at least this many in-sync replicas
+    /// (Kafka's `min.insync.replicas`), between 1 and `replication_factor`. Default 1.
+    pub min_insync_replicas: u32,
 }
+
+/// Most copies of a partition a replicated topic may keep ([`TopicConfig::replication_factor`]).
+pub const REPLICATION_FACTOR_MAX: u32 = 16;
 
 impl Default for TopicConfig {
     fn default() -> Self {
@@ -65,6 +80,8 @@ impl Default for TopicConfig {
             partitions: 1,
             partition_config: PartitionConfig::default(),
             partitioner: Arc::new(DefaultPartitioner::new()),
+            replication_factor: 1,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -74,6 +91,8 @@ impl std::fmt::Debug for TopicConfig {
         f.debug_struct("TopicConfig")
             .field("partitions", &self.partitions)
             .field("partition_config", &self.partition_config)
+            .field("replication_factor", &self.replication_factor)
+            .field("min_insync_replicas", &self.min_insync_replicas)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +124,19 @@ impl TopicConfig {
         self
     }
 
-    /// Check the partition count and the partition configuration.
+    /// Sets `replication_factor`.
+    pub fn with_replication_factor(mut self, v: u32) -> Self {
+        self.replication_factor = v;
+        self
+    }
+
+    /// Sets `min_insync_replicas`.
+    pub fn with_min_insync_replicas(mut self, v: u32) -> Self {
+        self.min_insync_replicas = v;
+        self
+    }
+
+    /// Check the partition count, the replication settings and the partition configuration.
     pub fn validate(&self) -> Result<()> {
         if !(1..=TOPIC_PARTITIONS_MAX).contains(&self.partitions) {
             return Err(Error::config(
@@ -114,9 +145,36 @@ impl TopicConfig {
                 "must be between 1 and 10000 (TOPIC_PARTITIONS_MAX)",
             ));
         }
+        check_replication(self.replication_factor, self.min_insync_replicas)
+            .map_err(|(field, value, reason)| Error::config(field, value, reason))?;
         self.partition_config.validate()
     }
 }
+
+/// The replication settings' rule, shared with the metadata decoder: the field, its value and
+/// the reason when one is out of range.
+pub(crate) fn check_replication(
+    replication_factor: u32,
+    min_insync_replicas: u32,
+) -> Result<(), (&'static str, u32, &'static str)> {
+    if !(1..=REPLICATION_FACTOR_MAX).contains(&replication_factor) {
+        return Err((
+            "replication_factor",
+            replication_factor,
+            "must be between 1 and 16 (REPLICATION_FACTOR_MAX)",
+        ));
+    }
+    if !(1..=replication_factor).contains(&min_insync_replicas) {
+        return Err((
+            "min_insync_replicas",
+            min_insync_replicas,
+            "must be between 1 and the replication factor",
+        ));
+    }
+    Ok(())
+}
+
+const _: () = assert!(REPLICATION_FACTOR_MAX == 16); // also stated in validation messages
 
 /// Check `name` against Kafka's topic-name rules: 1 to [`TOPIC_NAME_LEN_MAX`] characters from
 /// `[a-zA-Z0-9._-]`, and neither `.` nor `..`. Returns [`Error::InvalidTopicName`] otherwise.
@@ -183,14 +241,20 @@ pub fn check_new_topic_name<'a>(
 /// A named, ordered set of partitions with a partitioner.
 ///
 /// `Topic` is `Send + Sync`; the store hands it out as `Arc<Topic>`. Partition `n` lives in
-/// `<data dir>/<topic>-<n>/`. Appending through the topic routes records with its
-/// partitioner; appending to a [`Partition`] directly is always allowed too.
+/// `<data dir>/<topic>-<n>/` (a replicated topic's other replicas in
+/// `<data dir>/__replica<r>/<topic>-<n>/`). Appending through the topic routes records with
+/// its partitioner (with [`Acks::Leader`]); appending to a [`Partition`] of an unreplicated
+/// topic directly is always allowed too. Of a replicated topic, [`partition`](Topic::partition)
+/// is the current leader's copy, which consumers read below the high watermark; append
+/// through the topic or a [`Producer`](crate::Producer), not to it.
 pub struct Topic {
     name: String,
     /// Replaced by `LogStore::update_topic_config`.
     partition_config: RwLock<PartitionConfig>,
+    replication_factor: u32,
+    min_insync_replicas: u32,
     /// Replaced (never shrunk) by `add_partitions`; readers clone the `Arc`.
-    partitions: RwLock<Arc<Vec<Arc<Partition>>>>,
+    partitions: RwLock<Arc<Vec<Arc<Copies>>>>,
     /// `partitions.len()`, readable without the lock on the send path.
     partition_count: AtomicU32,
     partitioner: RwLock<Arc<dyn Partitioner>>,
@@ -210,15 +274,17 @@ impl std::fmt::Debug for Topic {
 impl Topic {
     pub(crate) fn new(
         name: String,
-        partition_config: PartitionConfig,
-        partitions: Vec<Arc<Partition>>,
+        config: &TopicConfig,
+        partitions: Vec<Arc<Copies>>,
         partitioner: Arc<dyn Partitioner>,
     ) -> Topic {
         assert!(!partitions.is_empty(), "a topic has at least one partition");
         let count = u32::try_from(partitions.len()).expect("bounded by TOPIC_PARTITIONS_MAX");
         Topic {
             name,
-            partition_config: RwLock::new(partition_config),
+            partition_config: RwLock::new(config.partition_config.clone()),
+            replication_factor: config.replication_factor,
+            min_insync_replicas: config.min_insync_replicas,
             partitions: RwLock::new(Arc::new(partitions)),
             partition_count: AtomicU32::new(count),
             partitioner: RwLock::new(partitioner),
@@ -242,13 +308,36 @@ impl Topic {
         *self.partition_config.write() = config;
     }
 
-    /// The topic's current configuration: partition count, partition config, partitioner.
+    /// The topic's current configuration: partition count, partition config, partitioner,
+    /// replication settings.
     pub fn config(&self) -> TopicConfig {
         TopicConfig {
             partitions: self.partition_count(),
             partition_config: self.partition_config(),
             partitioner: self.partitioner(),
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
         }
+    }
+
+    /// Copies kept of each partition (1: not replicated).
+    pub fn replication_factor(&self) -> u32 {
+        self.replication_factor
+    }
+
+    /// The in-sync replicas an [`Acks::All`] append needs.
+    pub fn min_insync_replicas(&self) -> u32 {
+        self.min_insync_replicas
+    }
+
+    /// The in-process replica set of partition `partition` of a replicated topic (`None`
+    /// when the replication factor is 1), for its state (leader, ISR, high watermark) and,
+    /// with feature `testing`, its failure hooks. [`Error::PartitionOutOfRange`].
+    pub fn replica_set(
+        &self,
+        partition: u32,
+    ) -> Result<Option<Arc<crate::replication::ReplicaSet>>> {
+        Ok(self.copies(partition)?.replica_set().cloned())
     }
 
     /// Number of partitions (at least 1; it only grows).
@@ -256,8 +345,15 @@ impl Topic {
         self.partition_count.load(Ordering::Acquire)
     }
 
-    /// Partition `partition`, or [`Error::PartitionOutOfRange`].
+    /// Partition `partition` (of a replicated topic: its leader's copy), or
+    /// [`Error::PartitionOutOfRange`]; [`Error::NotLeader`] while a replicated partition
+    /// has no leader.
     pub fn partition(&self, partition: u32) -> Result<Arc<Partition>> {
+        self.copies(partition)?.leader()
+    }
+
+    /// The copies of partition `partition`, or [`Error::PartitionOutOfRange`].
+    pub(crate) fn copies(&self, partition: u32) -> Result<Arc<Copies>> {
         let partitions = self.partitions.read();
         partitions
             .get(partition as usize)
@@ -265,9 +361,33 @@ impl Topic {
             .ok_or_else(|| self.out_of_range(partition, partitions.len()))
     }
 
-    /// Every partition, in partition-number order (a snapshot).
+    /// Every partition, in partition-number order (a snapshot; of a replicated topic, each
+    /// leader's copy, skipping a partition that has no leader now).
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .iter()
+            .filter_map(|c| c.leader().ok())
+            .collect()
+    }
+
+    /// The copies of every partition, in partition-number order (a snapshot).
+    pub(crate) fn all_copies(&self) -> Vec<Arc<Copies>> {
         Vec::clone(&self.partitions.read())
+    }
+
+    /// Append `records` as one batch to partition `partition`, waiting as `acks` says (see
+    /// [`Acks`]; on an unreplicated topic `All` is `Leader`). Errors as
+    /// [`append_to`](Topic::append_to), and of a replicated partition
+    /// [`Error::NotEnoughReplicas`] and [`Error::NotLeader`].
+    pub fn append_with_acks(
+        &self,
+        partition: u32,
+        records: &[Record],
+        acks: Acks,
+    ) -> Result<AppendInfo> {
+        self.check_live()?;
+        self.copies(partition)?.append(records, acks)
     }
 
     /// The partitioner used for records without an explicit partition.
@@ -300,8 +420,7 @@ impl Topic {
     /// partitioner is not asked). A partition number out of range is
     /// [`Error::PartitionOutOfRange`]; a deleted topic is [`Error::UnknownTopic`].
     pub fn append_to(&self, partition: u32, records: &[Record]) -> Result<AppendInfo> {
-        self.check_live()?;
-        self.partition(partition)?.append(records)
+        self.append_with_acks(partition, records, Acks::Leader)
     }
 
     /// Route one record with the partitioner and append it as a batch of its own; returns
@@ -310,8 +429,8 @@ impl Topic {
         self.check_live()?;
         let partition = self.partition_for(record)?;
         let info = self
-            .partition(partition)?
-            .append(std::slice::from_ref(record))?;
+            .copies(partition)?
+            .append(std::slice::from_ref(record), Acks::Leader)?;
         Ok((partition, info.base_offset))
     }
 
@@ -332,7 +451,7 @@ impl Topic {
         }
         let mut out = vec![(0, Offset::ZERO); records.len()];
         for (partition, (indexes, batch)) in groups {
-            let info = self.partition(partition)?.append(&batch)?;
+            let info = self.copies(partition)?.append(&batch, Acks::Leader)?;
             for (k, i) in indexes.into_iter().enumerate() {
                 out[i] = (partition, info.base_offset.plus(k as u64));
             }
@@ -358,7 +477,7 @@ impl Topic {
     }
 
     /// Publish partitions added by `add_partitions` (appended after the existing ones).
-    pub(crate) fn extend_partitions(&self, added: Vec<Arc<Partition>>) {
+    pub(crate) fn extend_partitions(&self, added: Vec<Arc<Copies>>) {
         let mut slot = self.partitions.write();
         let mut all = Vec::clone(&slot);
         all.extend(added);

@@ -49,7 +49,13 @@ pub(super) fn maintain(
 ) -> MaintenanceReport {
     let mut report = MaintenanceReport::default();
     for topic in topics {
-        for (n, p) in topic.partitions().iter().enumerate() {
+        // Every live copy of a replicated partition is maintained, as Kafka does.
+        let copies = topic.all_copies();
+        let partitions = copies
+            .iter()
+            .enumerate()
+            .flat_map(|(n, c)| c.live_partitions().into_iter().map(move |p| (n, p)));
+        for (n, p) in partitions {
             if topic.is_deleted() || closed.load(Ordering::Acquire) {
                 break;
             }

@@ -18,7 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::{self, sync_dir_in};
 use crate::io::fs::Fs;
 use crate::log::config::{FieldCodec, PartitionConfig};
-use crate::topic::handle::{validate_topic_name, TOPIC_PARTITIONS_MAX};
+use crate::topic::handle::{check_replication, validate_topic_name, TOPIC_PARTITIONS_MAX};
 use crate::topic::store::STORE_TOPICS_MAX;
 
 /// Name of the topic metadata file in the data directory.
@@ -45,6 +45,11 @@ pub(crate) struct TopicMeta {
     pub(crate) name: String,
     pub(crate) partitions: u32,
     pub(crate) config: PartitionConfig,
+    /// Written only when above 1 (`replication_factor=`), so an unreplicated topic's line is
+    /// what it was before replication existed; absent means 1.
+    pub(crate) replication_factor: u32,
+    /// Written only when above 1 (`min_insync_replicas=`); absent means 1.
+    pub(crate) min_insync_replicas: u32,
 }
 
 /// A failed metadata write, and whether the rename had already happened.
@@ -80,6 +85,17 @@ pub(crate) fn encode_metadata(metas: &[TopicMeta]) -> Vec<u8> {
         body.push_str(&m.name);
         body.push_str(" partitions=");
         m.partitions.encode(&mut body);
+        for (key, value) in [
+            ("replication_factor", m.replication_factor),
+            ("min_insync_replicas", m.min_insync_replicas),
+        ] {
+            if value != 1 {
+                body.push(' ');
+                body.push_str(key);
+                body.push('=');
+                value.encode(&mut body);
+            }
+        }
         m.config.for_each_field(|key, value| {
             body.push(' ');
             body.push_str(key);
@@ -162,11 +178,14 @@ fn decode_topic(line: &str) -> Result<TopicMeta, &'static str> {
     let name = words.next().ok_or("missing topic name")?;
     validate_topic_name(name).map_err(|_| "invalid topic name")?;
     let mut partitions = None;
+    let (mut replication_factor, mut min_insync_replicas) = (1, 1);
     let mut config = PartitionConfig::default();
     for word in words {
         let (key, value) = word.split_once('=').ok_or("expected key=value")?;
         match key {
             "partitions" => partitions = Some(u32::decode(value)?),
+            "replication_factor" => replication_factor = u32::decode(value)?,
+            "min_insync_replicas" => min_insync_replicas = u32::decode(value)?,
             _ => config.set_field(key, value)?,
         }
     }
@@ -174,10 +193,19 @@ fn decode_topic(line: &str) -> Result<TopicMeta, &'static str> {
     if !(1..=TOPIC_PARTITIONS_MAX).contains(&partitions) {
         return Err("partition count out of range");
     }
+    check_replication(replication_factor, min_insync_replicas).map_err(|(field, _, _)| {
+        if field == "replication_factor" {
+            "replication factor out of range"
+        } else {
+            "min_insync_replicas out of range"
+        }
+    })?;
     Ok(TopicMeta {
         name: name.to_owned(),
         partitions,
         config,
+        replication_factor,
+        min_insync_replicas,
     })
 }
 
@@ -224,6 +252,8 @@ mod tests {
             name: name.into(),
             partitions,
             config,
+            replication_factor: 1,
+            min_insync_replicas: 1,
         };
         vec![
             meta("a.b_c-d", 3, unusual_config()),
@@ -328,6 +358,37 @@ crc32c c70fecb0\n\
                 "bad sync_threshold",
             ),
             ("topic t segment_bytes=4096", "missing partitions"),
+        ] {
+            assert_eq!(decode_topic(line).err(), Some(reason), "{line}");
+        }
+    }
+
+    #[test]
+    fn replication_settings_roundtrip_and_default_to_one() {
+        let old = decode_topic("topic old partitions=2").unwrap();
+        assert_eq!((old.replication_factor, old.min_insync_replicas), (1, 1));
+        let line = "topic r partitions=2 replication_factor=3 min_insync_replicas=2";
+        let r = decode_topic(line).unwrap();
+        assert_eq!((r.replication_factor, r.min_insync_replicas), (3, 2));
+        let text = String::from_utf8(encode_metadata(&[r])).unwrap();
+        assert!(text.contains(" partitions=2 replication_factor=3 min_insync_replicas=2 "));
+        for (line, reason) in [
+            (
+                "topic t partitions=1 replication_factor=0",
+                "replication factor out of range",
+            ),
+            (
+                "topic t partitions=1 replication_factor=17",
+                "replication factor out of range",
+            ),
+            (
+                "topic t partitions=1 replication_factor=2 min_insync_replicas=3",
+                "min_insync_replicas out of range",
+            ),
+            (
+                "topic t partitions=1 min_insync_replicas=0",
+                "min_insync_replicas out of range",
+            ),
         ] {
             assert_eq!(decode_topic(line).err(), Some(reason), "{line}");
         }

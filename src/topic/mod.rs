@@ -2,6 +2,7 @@
 //! set of partitions, with their metadata file, the partitioner that routes records, and the
 //! maintenance thread that flushes and applies retention.
 
+pub(crate) mod copies;
 pub(crate) mod descriptors;
 pub(crate) mod dir_kind;
 pub(crate) mod handle;

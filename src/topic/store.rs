@@ -6,7 +6,7 @@
 //! [`maintenance`](crate::topic::maintenance).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,6 +19,8 @@ use crate::io::fs::{Fs, FsLock};
 use crate::log::config::PartitionConfig;
 use crate::log::partition::{ConfigUpdate, Partition};
 use crate::offset::TopicPartition;
+use crate::replication::{ReplicaSet, ReplicaSpec, ReplicationConfig};
+use crate::topic::copies::{replica_root, Copies};
 use crate::topic::descriptors;
 use crate::topic::dir_kind::refuse_partition_dir;
 use crate::topic::handle::{
@@ -203,11 +205,22 @@ impl WeakStoreHandle {
 /// ```text
 /// <dir>/
 ///   .lock            held locked (flock) while a LogStore has the directory open
-///   topics.meta      every topic: name, partition count, partition config
+///   topics.meta      every topic: name, partition count, partition config, replication
 ///   orders-0/        partition 0 of topic "orders": a Partition directory
 ///   orders-1/ ...
+///   __replica1/      replica 1 of every replicated topic's partitions (replication factor 2+)
+///     events-0/      partition 0 of "events": replica 1's Partition directory
+///   __replica2/ ...  replica 2 (replication factor 3+)
 ///   __offsets/       consumer offsets of GroupCoordinator::open (another layer's state)
 /// ```
+///
+/// A topic with [`replication_factor`](TopicConfig::replication_factor) `r > 1` keeps each
+/// partition as an in-process [`ReplicaSet`]: replica 0 in `<dir>/<topic>-<p>/` (where an
+/// unreplicated topic keeps its only copy), replica `n` in `<dir>/__replica<n>/<topic>-<p>/`,
+/// each with a follower thread. At open the leader is the most advanced replica; followers
+/// rejoin the in-sync set once they caught up. A missing replica directory (a lost disk)
+/// is recreated empty and refilled from the leader; all of them missing is
+/// [`Error::CorruptMetadata`].
 ///
 /// `topics.meta` is a UTF-8 text file, one line per topic and a closing CRC-32 line; its
 /// layout is specified in `docs/format.md` (section "Topic metadata"). The file is replaced
@@ -449,7 +462,7 @@ impl StoreInner {
             .topics
             .read()
             .values()
-            .map(|t| t.partition_count() as usize)
+            .map(|t| t.partition_count() as usize * t.replication_factor() as usize)
             .sum();
         descriptors::check(
             open + more as usize,
@@ -467,6 +480,8 @@ impl StoreInner {
                 name: t.name().to_owned(),
                 partitions: t.partition_count(),
                 config: t.partition_config(),
+                replication_factor: t.replication_factor(),
+                min_insync_replicas: t.min_insync_replicas(),
             })
             .collect();
         change(&mut metas);
@@ -485,7 +500,7 @@ impl StoreInner {
             });
         }
         check_new_topic_name(name, self.topics.read().keys().map(String::as_str))?;
-        self.check_descriptors(config.partitions)?;
+        self.check_descriptors(config.partitions.saturating_mul(config.replication_factor))?;
         if count >= STORE_TOPICS_MAX {
             return Err(Error::config(
                 "topics",
@@ -493,21 +508,30 @@ impl StoreInner {
                 "a store holds at most 100000 topics (STORE_TOPICS_MAX); delete topics or use another store",
             ));
         }
-        let partitions =
-            self.open_new_partitions(name, 0, config.partitions, &config.partition_config)?;
+        let replication = Replication::of(&config);
+        let partitions = self.open_new_partitions(
+            name,
+            0,
+            config.partitions,
+            &config.partition_config,
+            replication,
+        )?;
         let metas = self.metas_with(|m| {
             m.push(TopicMeta {
                 name: name.to_owned(),
                 partitions: config.partitions,
                 config: config.partition_config.clone(),
+                replication_factor: config.replication_factor,
+                min_insync_replicas: config.min_insync_replicas,
             });
         });
-        let committed = self.commit(&metas, &partitions);
+        let dirs = self.copy_dirs(name, 0..config.partitions, replication.factor);
+        let committed = self.commit(&metas, &partitions, &dirs);
         let topic = Arc::new(Topic::new(
             name.to_owned(),
-            config.partition_config,
+            &config,
             partitions,
-            config.partitioner,
+            config.partitioner.clone(),
         ));
         match committed {
             Ok(()) => {
@@ -534,10 +558,24 @@ impl StoreInner {
         }
         self.topics.write().remove(name);
         topic.mark_deleted();
-        // The topic is gone whatever happens next. Its directories are renamed out of the
-        // way at once (so the name can be reused, and a crash leaves unambiguous leftovers
-        // for the sweep at open), then removed.
-        remove_deleted(&self.config.fs, &self.dir, &topic.partitions())
+        // The topic is gone whatever happens next. Its partitions close (a replica set stops
+        // its follower threads first); its directories, every replica's, are renamed out of
+        // the way at once (so the name can be reused, and a crash leaves unambiguous
+        // leftovers for the sweep at open), then removed.
+        for copies in topic.all_copies() {
+            let _ = copies.close();
+        }
+        let dirs = self.copy_dirs(name, 0..topic.partition_count(), topic.replication_factor());
+        remove_deleted(&self.config.fs, &dirs)
+    }
+
+    /// The directories of partitions `range` of topic `name`, every replica's.
+    fn copy_dirs(&self, name: &str, range: std::ops::Range<u32>, factor: u32) -> Vec<PathBuf> {
+        range
+            .flat_map(|n| {
+                (0..factor).map(move |r| partition_dir(&replica_root(&self.dir, r), name, n))
+            })
+            .collect()
     }
 
     fn update_topic_config(&self, name: &str, update: &ConfigUpdate) -> Result<()> {
@@ -556,8 +594,10 @@ impl StoreInner {
             Err(f) => return Err(f.error),
         };
         topic.set_partition_config(config);
-        for p in &topic.partitions() {
-            p.update_config(update)?;
+        for copies in &topic.all_copies() {
+            for p in copies.live_partitions() {
+                p.update_config(update)?;
+            }
         }
         committed
     }
@@ -581,15 +621,22 @@ impl StoreInner {
         if new_count > TOPIC_PARTITIONS_MAX {
             return invalid("more than TOPIC_PARTITIONS_MAX = 10000 partitions");
         }
-        self.check_descriptors(new_count - current)?;
-        let added =
-            self.open_new_partitions(name, current, new_count, &topic.partition_config())?;
+        let replication = Replication::of(&topic.config());
+        self.check_descriptors((new_count - current).saturating_mul(replication.factor))?;
+        let added = self.open_new_partitions(
+            name,
+            current,
+            new_count,
+            &topic.partition_config(),
+            replication,
+        )?;
         let metas = self.metas_with(|m| {
             if let Some(t) = m.iter_mut().find(|t| t.name == name) {
                 t.partitions = new_count;
             }
         });
-        match self.commit(&metas, &added) {
+        let dirs = self.copy_dirs(name, current..new_count, replication.factor);
+        match self.commit(&metas, &added, &dirs) {
             Ok(()) => {
                 topic.extend_partitions(added);
                 Ok(())
@@ -602,45 +649,58 @@ impl StoreInner {
         }
     }
 
-    /// Open empty partitions `from..to` of `name` on the store's file system, removing
-    /// leftovers in their directories first (the metadata does not list them, so nothing in
-    /// them was ever acknowledged). On failure, the ones opened are closed and removed again.
+    /// Open empty partitions `from..to` of `name` on the store's file system (every replica
+    /// of each), removing leftovers in their directories first (the metadata does not list
+    /// them, so nothing in them was ever acknowledged). On failure, the ones opened are
+    /// closed and removed again.
     fn open_new_partitions(
         &self,
         name: &str,
         from: u32,
         to: u32,
         config: &PartitionConfig,
-    ) -> Result<Vec<Arc<Partition>>> {
+        replication: Replication,
+    ) -> Result<Vec<Arc<Copies>>> {
         let fs = &self.config.fs;
         let mut config = config.clone();
         config.fs = fs.clone();
         let mut opened = Vec::with_capacity((to - from) as usize);
         let result = (from..to).try_for_each(|n| {
-            let dir = partition_dir(&self.dir, name, n);
-            if fs.exists(&dir).at(&dir)? {
-                if !fs.is_dir(&dir).at(&dir)? || !is_partition_dir(fs, &dir)? {
-                    return Err(not_ours(&dir));
-                }
-                // Not made durable here: the partition's creation syncs the data directory.
-                fs.remove_dir_all(&dir).at(&dir)?;
+            let dirs = self.copy_dirs(name, n..n + 1, replication.factor);
+            for dir in &dirs {
+                clear_new_partition_dir(fs, dir)?;
             }
-            opened.push(Arc::new(Partition::open(&dir, config.clone())?));
+            opened.push(Arc::new(open_copies(&dirs, &config, replication)?));
             Ok(())
         });
         if let Err(e) = result {
-            discard(fs, &opened);
+            // Only the directories of partitions opened here: the one that failed may be
+            // someone else's.
+            let done = from + u32::try_from(opened.len()).unwrap_or(0);
+            discard(
+                fs,
+                &opened,
+                &self.copy_dirs(name, from..done, replication.factor),
+            );
             return Err(e);
         }
         Ok(opened)
     }
 
-    /// Make new partition directories durable, then write the metadata listing them. If the
-    /// metadata was not replaced, the new partitions are discarded.
-    fn commit(&self, metas: &[TopicMeta], new_partitions: &[Arc<Partition>]) -> Result<(), Commit> {
+    /// Make new partition directories durable (`dirs`, every replica's), then write the
+    /// metadata listing them. If the metadata was not replaced, the new partitions are
+    /// discarded.
+    fn commit(
+        &self,
+        metas: &[TopicMeta],
+        new_partitions: &[Arc<Copies>],
+        dirs: &[PathBuf],
+    ) -> Result<(), Commit> {
         let fs = &self.config.fs;
-        if let Err(e) = sync_dir_in(fs, &self.dir) {
-            discard(fs, new_partitions);
+        let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
+        parents.dedup();
+        if let Err(e) = parents.iter().try_for_each(|p| sync_dir_in(fs, p)) {
+            discard(fs, new_partitions, dirs);
             return Err(Commit::NotApplied(e));
         }
         match write_metadata(fs, &self.dir, metas) {
@@ -649,7 +709,7 @@ impl StoreInner {
             // likely survive; keep it, and report the error.
             Err(f) if f.renamed => Err(Commit::Applied(f.error)),
             Err(f) => {
-                discard(fs, new_partitions);
+                discard(fs, new_partitions, dirs);
                 Err(Commit::NotApplied(f.error))
             }
         }
@@ -668,8 +728,8 @@ impl StoreInner {
         }
         let mut result = Ok(());
         for topic in self.topics.read().values() {
-            for p in topic.partitions() {
-                result = result.and(p.close());
+            for copies in topic.all_copies() {
+                result = result.and(copies.close());
             }
         }
         // Released even when a partition failed to close: every partition is closed (and
@@ -687,29 +747,109 @@ enum Commit {
     /// Nothing changed.
     NotApplied(Error),
 }
-/// Open the partitions of a topic listed in the metadata, each of whose directories must
-/// exist. `truncate_corrupt` overrides the topic's setting when set (not persisted).
+/// How a topic's partitions are copied.
+#[derive(Clone, Copy)]
+struct Replication {
+    factor: u32,
+    min_insync_replicas: u32,
+}
+
+impl Replication {
+    fn of(config: &TopicConfig) -> Replication {
+        Replication {
+            factor: config.replication_factor,
+            min_insync_replicas: config.min_insync_replicas,
+        }
+    }
+}
+
+/// Remove a leftover in the directory of a partition about to be created (not listed in the
+/// metadata: nothing in it was acknowledged), and create its replica root if needed.
+fn clear_new_partition_dir(fs: &Fs, dir: &Path) -> Result<()> {
+    if fs.exists(dir).at(dir)? {
+        if !fs.is_dir(dir).at(dir)? || !is_partition_dir(fs, dir)? {
+            return Err(not_ours(dir));
+        }
+        // Not made durable here: the partition's creation syncs its parent directory.
+        fs.remove_dir_all(dir).at(dir)?;
+    }
+    if let Some(root) = dir.parent() {
+        checkpoint::create_dir_all_durable(fs, root)?;
+    }
+    Ok(())
+}
+
+/// Open one partition's copies in `dirs` (replica 0 first): a partition, or a replica set
+/// with its follower threads started.
+fn open_copies(dirs: &[PathBuf], config: &PartitionConfig, r: Replication) -> Result<Copies> {
+    if r.factor == 1 {
+        return Ok(Copies::Single(Arc::new(Partition::open(
+            &dirs[0],
+            config.clone(),
+        )?)));
+    }
+    let specs = dirs
+        .iter()
+        .map(|d| ReplicaSpec::new(d, config.clone()))
+        .collect();
+    let replication =
+        ReplicationConfig::default().with_min_insync_replicas(r.min_insync_replicas as usize);
+    let set = ReplicaSet::open(specs, replication)?;
+    set.start_fetchers();
+    Ok(Copies::Replicated(set))
+}
+
+/// Open the partitions of a topic listed in the metadata. An unreplicated partition's
+/// directory must exist; of a replicated one at least one replica's (a missing one is
+/// recreated empty and refilled from the leader). `truncate_corrupt` overrides the topic's
+/// setting when set (not persisted).
 fn open_topic(fs: &Fs, dir: &Path, meta: &TopicMeta, truncate_corrupt: bool) -> Result<Topic> {
     let mut open_config = meta.config.clone();
     open_config.truncate_corrupt |= truncate_corrupt;
     open_config.fs = fs.clone();
+    let replication = Replication {
+        factor: meta.replication_factor,
+        min_insync_replicas: meta.min_insync_replicas,
+    };
     let mut partitions = Vec::with_capacity(meta.partitions as usize);
-    for n in 0..meta.partitions {
-        let pdir = partition_dir(dir, &meta.name, n);
-        if !fs.is_dir(&pdir).at(&pdir)? {
+    let result = (0..meta.partitions).try_for_each(|n| {
+        let dirs: Vec<PathBuf> = (0..replication.factor)
+            .map(|r| partition_dir(&replica_root(dir, r), &meta.name, n))
+            .collect();
+        if !dirs.iter().any(|d| fs.is_dir(d).unwrap_or(false)) {
             return Err(Error::CorruptMetadata {
-                path: pdir,
+                path: dirs[0].clone(),
                 line: 0,
                 reason: "topics.meta lists a partition whose directory is missing",
             });
         }
-        partitions.push(Arc::new(Partition::open(&pdir, open_config.clone())?));
+        for d in &dirs[1..] {
+            if let Some(root) = d.parent() {
+                checkpoint::create_dir_all_durable(fs, root)?;
+            }
+        }
+        partitions.push(Arc::new(open_copies(&dirs, &open_config, replication)?));
+        Ok(())
+    });
+    if let Err(e) = result {
+        // Stop the follower threads of the partitions already opened.
+        for p in &partitions {
+            let _ = p.close();
+        }
+        return Err(e);
     }
+    let config = TopicConfig {
+        partitions: meta.partitions,
+        partition_config: meta.config.clone(),
+        partitioner: Arc::new(DefaultPartitioner::new()),
+        replication_factor: meta.replication_factor,
+        min_insync_replicas: meta.min_insync_replicas,
+    };
     Ok(Topic::new(
         meta.name.clone(),
-        meta.config.clone(),
+        &config,
         partitions,
-        Arc::new(DefaultPartitioner::new()),
+        config.partitioner.clone(),
     ))
 }
 

@@ -10,20 +10,43 @@ use std::sync::Arc;
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint::sync_dir_in;
 use crate::io::fs::Fs;
-use crate::log::partition::{Partition, LOCK_FILE as PARTITION_LOCK_FILE};
+use crate::log::partition::LOCK_FILE as PARTITION_LOCK_FILE;
+use crate::topic::copies::{Copies, REPLICA_ROOT_PREFIX};
 use crate::topic::handle::validate_topic_name;
 use crate::topic::metadata::TopicMeta;
 
 /// Suffix a partition directory gets when its topic is deleted, before it is removed.
 const DELETED_SUFFIX: &str = ".deleted";
 
-/// Close partitions that will not be published and remove their directories. Best effort:
-/// whatever is left is an orphan, removed by the next open (nothing lists them).
-pub(super) fn discard(fs: &Fs, partitions: &[Arc<Partition>]) {
+/// Close partitions that will not be published and remove their directories (`dirs`, every
+/// replica's). Best effort: whatever is left is an orphan, removed by the next open (nothing
+/// lists them).
+pub(super) fn discard(fs: &Fs, partitions: &[Arc<Copies>], dirs: &[PathBuf]) {
     for p in partitions {
         let _ = p.close();
-        let _ = fs.remove_dir_all(p.dir());
     }
+    for dir in dirs {
+        let _ = fs.remove_dir_all(dir);
+    }
+}
+
+/// The replica roots present in the data directory (`__replica<n>`, `n >= 1`), by number.
+pub(super) fn replica_roots(fs: &Fs, dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let mut roots = Vec::new();
+    for name in fs.list_dir(dir).at(dir)? {
+        let Some(n) = name.strip_prefix(REPLICA_ROOT_PREFIX) else {
+            continue;
+        };
+        let Ok(replica) = n.parse::<u32>() else {
+            continue;
+        };
+        let path = dir.join(&name);
+        if replica >= 1 && replica.to_string() == n && fs.is_dir(&path).at(&path)? {
+            roots.push((replica, path));
+        }
+    }
+    roots.sort();
+    Ok(roots)
 }
 
 /// `<dir>/<topic>-<n>`.
@@ -79,14 +102,27 @@ pub(super) fn partition_dirs(fs: &Fs, dir: &Path) -> Result<PartitionDirs> {
     Ok(found)
 }
 
-/// Remove partition directories the metadata does not list: leftovers of a topic creation
-/// or partition addition interrupted before its commit, and of deletions. Durable (the data
-/// directory is synced) before it returns.
+/// Remove partition directories the metadata does not list, in the data directory and in
+/// every replica root: leftovers of a topic creation or partition addition interrupted
+/// before its commit, and of deletions. Durable (each directory swept is synced) before it
+/// returns.
 pub(super) fn remove_orphans(fs: &Fs, dir: &Path, metas: &[TopicMeta]) -> Result<()> {
+    remove_orphans_in(fs, dir, 0, metas)?;
+    for (replica, root) in replica_roots(fs, dir)? {
+        remove_orphans_in(fs, &root, replica, metas)?;
+    }
+    Ok(())
+}
+
+/// [`remove_orphans`] in the root of replica `replica`: a directory is listed if its topic
+/// has the partition and keeps that replica.
+fn remove_orphans_in(fs: &Fs, dir: &Path, replica: u32, metas: &[TopicMeta]) -> Result<()> {
     let PartitionDirs { live, deleted } = partition_dirs(fs, dir)?;
     let mut removed = false;
     for (topic, n, path) in live {
-        let listed = metas.iter().any(|m| m.name == topic && n < m.partitions);
+        let listed = metas
+            .iter()
+            .any(|m| m.name == topic && n < m.partitions && replica < m.replication_factor);
         if !listed {
             fs.remove_dir_all(&path).at(&path)?;
             removed = true;
@@ -110,36 +146,45 @@ pub(super) fn deleted_path(partition_dir: &Path) -> PathBuf {
     PathBuf::from(renamed)
 }
 
-/// Rename each directory of a deleted topic's partitions out of the way, sync the data
-/// directory, then remove them and sync it again. Returns the first error; continues past
-/// failures.
-pub(super) fn remove_deleted(
-    fs: &Fs,
-    data_dir: &Path,
-    partitions: &[Arc<Partition>],
-) -> Result<()> {
+/// Rename each directory of a deleted topic's partitions (`dirs`, every replica's, already
+/// closed) out of the way, sync their parent directories, then remove them and sync again.
+/// A replica directory that does not exist is skipped. Returns the first error; continues
+/// past failures.
+pub(super) fn remove_deleted(fs: &Fs, dirs: &[PathBuf]) -> Result<()> {
     let mut result = Ok(());
     let mut doomed = Vec::new();
-    for p in partitions {
-        let _ = p.close();
-        let dir = p.dir().to_owned();
-        let renamed = deleted_path(&dir);
+    let mut parents: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        if !fs.exists(dir).unwrap_or(true) {
+            continue;
+        }
+        if let Some(parent) = dir.parent() {
+            if !parents.iter().any(|p| p == parent) {
+                parents.push(parent.to_owned());
+            }
+        }
+        let renamed = deleted_path(dir);
         // A leftover of an earlier deletion of the same name whose removal failed.
         if fs.exists(&renamed).unwrap_or(false) {
             let _ = fs.remove_dir_all(&renamed);
         }
-        match fs.rename(&dir, &renamed).at(&dir) {
+        match fs.rename(dir, &renamed).at(dir) {
             Ok(()) => doomed.push(renamed),
             Err(e) => result = result.and(Err(e)),
         }
     }
-    result = result.and(sync_dir_in(fs, data_dir));
+    for parent in &parents {
+        result = result.and(sync_dir_in(fs, parent));
+    }
     for path in doomed {
         if let Err(e) = fs.remove_dir_all(&path).at(&path) {
             result = result.and(Err(e));
         }
     }
-    result.and(sync_dir_in(fs, data_dir))
+    for parent in &parents {
+        result = result.and(sync_dir_in(fs, parent));
+    }
+    result
 }
 
 /// An error for a directory named like a partition that seglog did not make.
