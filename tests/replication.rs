@@ -501,3 +501,53 @@ fn a_follower_whose_last_leadership_wrote_nothing_still_cuts_its_older_tail() {
     assert_eq!(log_of(&set.replica(0).unwrap()), want);
     assert_eq!(log_of(&set.replica(1).unwrap()), want);
 }
+
+/// Regression: a follower whose log ended below its leader's log start (the leader deleted
+/// records while it was down) never caught up: the leader's `OffsetOutOfRange` was taken for
+/// a transient truncation forever. Like Kafka's follower it now restarts its log empty at the
+/// leader's log start, durably (a crash afterwards keeps the new start).
+#[test]
+fn a_follower_below_the_leaders_log_start_restarts_there_and_catches_up() {
+    let c = cluster(3, ReplicationConfig::default().with_replica_lag_ms(1000));
+    let set = &c.set;
+    settle(set);
+    let leader = set.leader_id().unwrap();
+    let lagging = (leader + 1) % 3;
+    set.crash(lagging);
+    set.advance_clock(2000);
+    set.update_isr();
+    assert!(!set.isr().contains(&lagging));
+    for i in 0..60 {
+        let p = set
+            .append_pending(&rec(&format!("value-{i:01000}")), &meta(), Acks::All)
+            .unwrap();
+        settle(set);
+        set.poll(&p).unwrap().unwrap();
+    }
+    let lp = set.replica(leader).unwrap();
+    assert!(lp.segment_count() > 2, "{}", lp.segment_count());
+    let start = lp.delete_records_before(Offset(50)).unwrap();
+    assert_eq!(start, Offset(50));
+    set.restart(lagging).unwrap();
+    settle(set);
+    let f = set.replica(lagging).unwrap();
+    assert_eq!(f.log_start_offset(), Offset(50));
+    assert_eq!(log_of(&f), log_of(&lp));
+    assert_eq!(f.log_end_offset(), Offset(60));
+    // It follows from there and rejoins the ISR.
+    let p = set
+        .append_pending(&rec("after"), &meta(), Acks::All)
+        .unwrap();
+    settle(set);
+    set.poll(&p).unwrap().unwrap();
+    assert_eq!(set.isr(), [0, 1, 2]);
+    assert_eq!(log_of(&f), log_of(&lp));
+    // The restart is durable: a power loss keeps the new log start and every synced record.
+    set.crash(lagging);
+    c.sims[lagging].power_loss();
+    set.restart(lagging).unwrap();
+    settle(set);
+    let f = set.replica(lagging).unwrap();
+    assert_eq!(f.log_start_offset(), Offset(50));
+    assert_eq!(log_of(&f), log_of(&lp));
+}

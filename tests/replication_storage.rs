@@ -561,3 +561,80 @@ fn the_epoch_cache_matches_the_log_after_power_loss() {
         assert!(p.high_watermark() <= p.log_end_offset());
     }
 }
+
+/// A follower below its leader's log start restarts its log empty there
+/// (`truncate_fully_and_start_at`): every bound and checkpoint moves to the new start, the
+/// epoch cache empties, and a power loss at every file operation of the restart leaves either
+/// the old log or the new empty one, never a mix.
+#[test]
+fn a_full_truncation_restarts_the_log_empty_at_any_power_loss() {
+    let build = |sim: &Arc<SimFs>| {
+        let cfg = replica_config().with_file_system(sim.clone());
+        let p = Partition::open("/p", cfg.clone()).unwrap();
+        for epoch in [1, 2] {
+            p.assign_leader_epoch(epoch).unwrap();
+            for _ in 0..20 {
+                append(&p, 3);
+            }
+        }
+        p.set_high_watermark(Offset(120)).unwrap();
+        p.checkpoint_high_watermark().unwrap();
+        (p, cfg)
+    };
+    let old_values = {
+        let sim = Arc::new(SimFs::new());
+        let (p, _) = build(&sim);
+        assert!(p.segment_count() > 2);
+        assert!(matches!(
+            p.truncate_fully_and_start_at(Offset(119)),
+            Err(Error::InvalidOffset { .. })
+        ));
+        values(&p, true)
+    };
+    let mut k = 1;
+    loop {
+        let sim = Arc::new(SimFs::new());
+        let (p, cfg) = build(&sim);
+        sim.cut_power_at(k);
+        let done = p.truncate_fully_and_start_at(Offset(500));
+        let cut = sim.power_is_cut();
+        if done.is_ok() && !cut {
+            // The restart needed fewer operations than `k`: move the cut out of the way.
+            sim.cut_power_at(1 << 40);
+            assert_eq!(p.log_start_offset(), Offset(500));
+            assert_eq!(p.log_end_offset(), Offset(500));
+            assert_eq!(p.high_watermark(), Offset(500));
+            assert!(p.leader_epochs().is_empty());
+            assert!(p.read_uncommitted(Offset(500), 1 << 20).unwrap().is_empty());
+            p.assign_leader_epoch(3).unwrap();
+            append(&p, 2);
+            p.set_high_watermark(Offset(502)).unwrap();
+            assert_eq!(pairs(&p.leader_epochs()), [(3, 500)]);
+            assert_eq!(values(&p, false).len(), 2);
+        }
+        p.simulate_crash();
+        sim.power_loss();
+        let p = Partition::open("/p", cfg).unwrap();
+        if p.log_start_offset() == Offset(0) {
+            assert!(!done.is_ok() || cut, "k {k}: the restart was lost");
+            assert_eq!(values(&p, true), old_values, "k {k}");
+        } else {
+            assert_eq!(p.log_start_offset(), Offset(500), "k {k}");
+            assert!(values(&p, true).iter().all(|(o, _)| *o >= 500), "k {k}");
+            assert!(p.high_watermark() >= Offset(500), "k {k}");
+            assert!(
+                p.leader_epochs().iter().all(|e| e.start_offset >= 500),
+                "k {k}: {:?}",
+                p.leader_epochs()
+            );
+            if done.is_ok() && !cut {
+                assert_eq!(p.log_end_offset(), Offset(502), "k {k}");
+                // The restart checkpointed the high watermark at the new start; no later
+                // checkpoint was taken.
+                assert_eq!(p.high_watermark(), Offset(500), "k {k}");
+                break;
+            }
+        }
+        k += 1;
+    }
+}
