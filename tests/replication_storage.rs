@@ -638,3 +638,54 @@ fn a_full_truncation_restarts_the_log_empty_at_any_power_loss() {
         k += 1;
     }
 }
+
+/// The value of a seglog checkpoint file (4-byte header, then the offset little-endian).
+fn checkpoint_value(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    u64::from_le_bytes(bytes[4..12].try_into().unwrap())
+}
+
+/// Regression: `truncate_to` clamped the high watermark in memory but left its checkpoint
+/// above the cut, so after a crash the records written after the truncation (never
+/// acknowledged) came back as committed.
+#[test]
+fn truncation_lowers_the_high_watermark_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), replica_config()).unwrap();
+    for _ in 0..10 {
+        append(&p, 1);
+    }
+    p.set_high_watermark(Offset(10)).unwrap();
+    p.checkpoint_high_watermark().unwrap();
+    assert_eq!(p.truncate_to(Offset(5)).unwrap(), Offset(5));
+    assert_eq!(p.high_watermark(), Offset(5));
+    for _ in 0..5 {
+        append(&p, 1);
+    }
+    p.simulate_crash();
+    let p = Partition::open(dir.path(), replica_config()).unwrap();
+    assert_eq!(p.log_end_offset(), Offset(10));
+    assert_eq!(p.high_watermark(), Offset(5));
+}
+
+/// Regression: `truncate_to` left the cleaner checkpoint above the cut, so records written
+/// after the truncation were taken for already compacted.
+#[test]
+fn truncation_lowers_the_cleaner_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        config(Durability::SyncEachAppend).with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    // Distinct keys: compaction keeps every record (no gaps) but still moves its checkpoint.
+    for i in 0..40u64 {
+        p.append(&[Record::new(format!("value-{i:060}")).with_key(format!("k{i}"))])
+            .unwrap();
+    }
+    p.roll().unwrap();
+    let cleaned = p.compact_at(i64::MAX / 2, true).unwrap().cleaned_up_to;
+    let file = dir.path().join("cleaner-offset.checkpoint");
+    assert_eq!(checkpoint_value(&file), cleaned.0);
+    assert!(cleaned > Offset(20), "{cleaned:?}");
+    assert_eq!(p.truncate_to(Offset(20)).unwrap(), Offset(20));
+    assert_eq!(checkpoint_value(&file), 20);
+}

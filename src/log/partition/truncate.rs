@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::compact::CLEANER_FILE;
 use super::open::{first_timestamp, remove_segments, scan_segment, settle};
 use super::state::LogBounds;
 use super::{Partition, Writer, HIGH_WATERMARK_FILE, RECOVERY_POINT_FILE};
@@ -36,8 +37,9 @@ impl Partition {
     /// the batch before it). Segments after the one holding the cut are deleted; that one is
     /// cut at the batch boundary, its indexes are rebuilt by rescanning it (the scan recovery
     /// uses), and it becomes the active segment. The high watermark and the durable end are
-    /// clamped to the new end; the recovery point checkpoint is lowered first if it lies above
-    /// (so a crash part way never finds flushed data missing). Everything is fsynced before
+    /// clamped to the new end; the recovery point, high-watermark and cleaner checkpoints are
+    /// lowered first to the new end if they lie above (so a crash part way never finds flushed
+    /// data missing, records written after the cut committed, or them taken for compacted). Everything is fsynced before
     /// this returns.
     ///
     /// An `offset` above the log end is a no-op; one at the log end removes only the epochs
@@ -275,6 +277,15 @@ impl Partition {
         let rp = checkpoint::read(&self.config.fs, &rp_path).ok().flatten();
         if rp.is_some_and(|rp| rp > cut.end) {
             checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
+        }
+        // Neither may claim the records about to go: a reopen would show new records nobody
+        // acknowledged as committed, and compaction would take new records for cleaned.
+        for name in [HIGH_WATERMARK_FILE, CLEANER_FILE] {
+            let path = self.dir.join(name);
+            let saved = checkpoint::read(&self.config.fs, &path).ok().flatten();
+            if saved.is_some_and(|saved| saved > cut.end) {
+                checkpoint::write(&self.config.fs, &path, cut.end)?;
+            }
         }
         self.truncate_epochs(cut.end)?;
         // From here on appends waiting for an fsync learn that their batch may be gone.
