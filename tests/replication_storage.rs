@@ -689,3 +689,47 @@ fn truncation_lowers_the_cleaner_checkpoint() {
     assert_eq!(p.truncate_to(Offset(20)).unwrap(), Offset(20));
     assert_eq!(checkpoint_value(&file), 20);
 }
+
+/// Regression: retention wrote the epoch checkpoint between taking segments out of the list
+/// and deleting their files, and returned its error without failing the partition: the
+/// segments stayed on disk, unlisted, and a clean close would vouch for them. A fault at any
+/// operation of retention now leaves either every unlisted segment deleted or the partition
+/// refusing appends until reopened.
+#[test]
+fn retention_failing_at_any_operation_never_leaves_unlisted_segments_behind() {
+    use seglog::testing::SimError;
+    let mut k = 1;
+    loop {
+        let sim = Arc::new(SimFs::new());
+        let cfg = config(Durability::SyncEachAppend)
+            .with_retention_ms(Some(1))
+            .with_file_system(sim.clone());
+        let p = Partition::open("/p", cfg).unwrap();
+        p.assign_leader_epoch(1).unwrap();
+        for _ in 0..30 {
+            append(&p, 3);
+        }
+        assert!(p.segment_count() > 2);
+        let before = p.segment_base_offsets();
+        sim.fail_nth(k, None, SimError::Eio);
+        let result = p.apply_retention_at(i64::MAX / 2);
+        sim.clear_faults();
+        if result.is_ok() {
+            assert!(p.segment_count() < before.len());
+            break;
+        }
+        let first = p.segment_base_offsets()[0];
+        let unlisted_on_disk: Vec<Offset> = before
+            .iter()
+            .copied()
+            .filter(|b| *b < first && sim.exists(format!("/p/{:020}.log", b.0)))
+            .collect();
+        if !unlisted_on_disk.is_empty() {
+            assert!(
+                matches!(p.append(&records(0, 1)), Err(Error::PreviousIoFailed)),
+                "k {k}: {unlisted_on_disk:?} left on disk by a partition still appending"
+            );
+        }
+        k += 1;
+    }
+}

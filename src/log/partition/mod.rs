@@ -933,7 +933,6 @@ impl Partition {
             }
             doomed
         };
-        self.persist_epochs()?;
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
         let removal = doomed
@@ -950,6 +949,10 @@ impl Partition {
             // close until reopened; the open recovers them.
             return self.fail(e);
         }
+        // After the removal: a failure here must not leave unlisted segments on disk. The
+        // cache stays dirty (the next append writes it again); a checkpoint left with epochs
+        // below the log start is fitted to it at open.
+        self.persist_epochs()?;
         Ok(plan)
     }
 
