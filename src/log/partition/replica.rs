@@ -216,6 +216,9 @@ impl Partition {
                 reason: "the high watermark follows appends unless high_watermark_external",
             });
         }
+        // Held from the lookup to the advance: a truncation in between would leave the
+        // watermark above the log end.
+        let w = self.writer.lock();
         let v = self.view();
         if offset.0 <= v.high_watermark().offset {
             return Ok(Offset(v.high_watermark().offset));
@@ -226,7 +229,7 @@ impl Partition {
                 reason: "beyond the log end",
             });
         }
-        let at = self.boundary_at_or_below(offset.0)?;
+        let at = self.boundary_at_or_below_locked(&w, offset.0)?;
         if at.offset != offset.0 {
             return Err(Error::InvalidOffset {
                 offset,
@@ -234,6 +237,7 @@ impl Partition {
             });
         }
         self.view.write().bounds_mut().advance_high_watermark(at);
+        drop(w);
         self.notify_waiters();
         Ok(Offset(self.view.read().high_watermark().offset))
     }
@@ -248,14 +252,18 @@ impl Partition {
     /// The last batch boundary at or below `offset` (at most the log end) and where it lies:
     /// from the recent batch ends, or by a scan of the segment holding `offset`.
     fn boundary_at_or_below(&self, offset: u64) -> Result<Position> {
-        {
-            let w = self.writer.lock();
-            if offset >= w.next_offset {
-                return Ok(w.position());
-            }
-            if let Ok(i) = w.recent_ends.binary_search_by_key(&offset, |p| p.offset) {
-                return Ok(w.recent_ends[i]);
-            }
+        let w = self.writer.lock();
+        self.boundary_at_or_below_locked(&w, offset)
+    }
+
+    /// [`boundary_at_or_below`](Self::boundary_at_or_below) with `writer` held by the caller
+    /// (so no truncation moves the log meanwhile).
+    fn boundary_at_or_below_locked(&self, w: &super::Writer, offset: u64) -> Result<Position> {
+        if offset >= w.next_offset {
+            return Ok(w.position());
+        }
+        if let Ok(i) = w.recent_ends.binary_search_by_key(&offset, |p| p.offset) {
+            return Ok(w.recent_ends[i]);
         }
         let v = self.view();
         let i = v
