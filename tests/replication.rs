@@ -551,3 +551,51 @@ fn a_follower_below_the_leaders_log_start_restarts_there_and_catches_up() {
     assert_eq!(f.log_start_offset(), Offset(50));
     assert_eq!(log_of(&f), log_of(&lp));
 }
+
+/// A follower of a compacted leader gets a typed error from its fetch, saying compacted
+/// leaders cannot be followed yet, instead of truncating and fetching again forever.
+#[test]
+fn a_follower_of_a_compacted_leader_fails_its_fetch_clearly() {
+    let sims: Vec<Arc<SimFs>> = (0..2).map(|_| Arc::new(SimFs::new())).collect();
+    let specs = sims
+        .iter()
+        .enumerate()
+        .map(|(i, sim)| {
+            ReplicaSpec::new(
+                format!("/replica-{i}"),
+                partition_config(Durability::SyncEachAppend)
+                    .with_cleanup_policy(seglog::CleanupPolicy::Compact)
+                    .with_preallocate_bytes(0)
+                    .with_file_system(sim.clone()),
+            )
+        })
+        .collect();
+    let set = ReplicaSet::open_with_manual_clock(
+        specs,
+        ReplicationConfig::default().with_replica_lag_ms(1000),
+    )
+    .unwrap();
+    settle(&set);
+    let leader = set.leader_id().unwrap();
+    let follower = 1 - leader;
+    set.crash(follower);
+    set.advance_clock(2000);
+    set.update_isr();
+    for i in 0..60 {
+        let r = Record::new(format!("value-{i:0200}")).with_key(format!("k{}", i % 3));
+        set.append_pending(&[r], &meta(), Acks::All).unwrap();
+    }
+    let lp = set.replica(leader).unwrap();
+    lp.roll().unwrap();
+    lp.compact_at(i64::MAX / 2, true).unwrap();
+    let first = lp.read_uncommitted(Offset(0), 1 << 20).unwrap().batches()[0].base_offset();
+    assert!(first > Offset(0), "compaction left no gap");
+    set.restart(follower).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            set.fetch_once(follower),
+            Err(Error::OffsetGapUnsupported { .. })
+        ));
+    }
+    assert_eq!(set.replica(follower).unwrap().log_end_offset(), Offset(0));
+}

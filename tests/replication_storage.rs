@@ -733,3 +733,40 @@ fn retention_failing_at_any_operation_never_leaves_unlisted_segments_behind() {
         k += 1;
     }
 }
+
+/// A compacted leader's batches leave gaps: a follower append refuses them with a typed
+/// error that names the limitation, and writes nothing (a gap is only accepted where a batch
+/// witness lists it, and a follower append writes none yet). Before, the refusal was a
+/// `NonContiguousAppend`, which a replica set answers by truncating and fetching again,
+/// forever.
+#[test]
+fn a_compacted_leaders_gaps_are_refused_with_a_typed_error() {
+    let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let c = config(Durability::NoSync).with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    let leader = Partition::open(ld.path(), c.clone()).unwrap();
+    for i in 0..60u64 {
+        leader
+            .append(&[Record::new(format!("value-{i:040}")).with_key(format!("k{}", i % 3))])
+            .unwrap();
+    }
+    leader.roll().unwrap();
+    leader.compact_at(i64::MAX / 2, true).unwrap();
+    let bytes = batches_from(&leader, 0);
+    let follower = Partition::open(fd.path(), c).unwrap();
+    let first = leader.read_uncommitted(Offset(0), 1 << 20).unwrap();
+    let first = first.batches()[0].base_offset();
+    assert!(first > Offset(0), "compaction left no gap: {first:?}");
+    match follower.append_batches(&bytes) {
+        Err(Error::OffsetGapUnsupported { expected, found }) => {
+            assert_eq!((expected, found), (Offset(0), first));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(follower.log_end_offset(), Offset(0));
+    // An overlap is still a `NonContiguousAppend`.
+    follower.append(&[Record::new("v").with_key("k")]).unwrap();
+    assert!(matches!(
+        follower.append_batches(&batches_from(&follower, 0)),
+        Err(Error::NonContiguousAppend { .. })
+    ));
+}

@@ -21,6 +21,23 @@ use crate::log::epoch::{EpochCache, EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 use crate::log::segment::{Scan, LOG_EXT};
 use crate::offset::Offset;
 
+/// Why batch `h` cannot be appended where offset `expected` comes next: a gap (a
+/// compacted leader's batches, refused until a follower append writes a batch witness) or an
+/// overlap.
+fn not_following(expected: u64, h: &BatchHeader) -> Error {
+    if h.base_offset > expected {
+        Error::OffsetGapUnsupported {
+            expected: Offset(expected),
+            found: Offset(h.base_offset),
+        }
+    } else {
+        Error::NonContiguousAppend {
+            expected: Offset(expected),
+            found: Offset(h.base_offset),
+        }
+    }
+}
+
 /// A callback told the new durable end (every offset below it is on disk) after each fsync,
 /// on the thread that ran it, with no partition lock held. It must not block for long: the
 /// appenders that shared the fsync wait for it.
@@ -33,11 +50,15 @@ impl Partition {
     /// covered, or `None` for empty input.
     ///
     /// Each batch is checked like input before anything is written: header, size (at most
-    /// `batch_bytes_max`), CRC and every record. The first must start at the log end (offsets
-    /// known dense) or above it (a partition with gaps); each next one right after the
-    /// previous one; epochs may not decrease, nor fall below the partition's latest epoch.
-    /// Any failure is a typed error ([`Error::InvalidBatch`], [`Error::NonContiguousAppend`],
-    /// [`Error::LeaderEpochRegression`]) and writes nothing. The bytes are stored as given
+    /// `batch_bytes_max`), CRC and every record. The first must start exactly at the log end,
+    /// each next one right after the previous one; epochs may not decrease, nor fall below
+    /// the partition's latest epoch. Any failure is a typed error ([`Error::InvalidBatch`],
+    /// [`Error::NonContiguousAppend`], [`Error::LeaderEpochRegression`]) and writes nothing.
+    ///
+    /// Offset gaps (a compacted leader's batches) are refused with
+    /// [`Error::OffsetGapUnsupported`]: a gap is accepted only where the segment's batch
+    /// witness lists it (see `docs/format.md`, "Batch witness"), and a follower append does
+    /// not write one yet, so a compacted leader cannot be followed. The bytes are stored as given
     /// (no re-stamping of offsets, epochs or timestamps), under the partition's durability.
     pub fn append_batches(&self, bytes: &[u8]) -> Result<Option<AppendInfo>> {
         let headers = self.check_follower_batches(bytes)?;
@@ -51,10 +72,7 @@ impl Partition {
         let mut w = self.writer.lock();
         self.check_writable()?;
         if !first.follows(w.next_offset, self.config.offset_gaps) {
-            return Err(Error::NonContiguousAppend {
-                expected: Offset(w.next_offset),
-                found: Offset(first.base_offset),
-            });
+            return Err(not_following(w.next_offset, first));
         }
         let latest = self.epochs.lock().cache.latest_epoch();
         if first.partition_leader_epoch < latest {
@@ -67,7 +85,7 @@ impl Partition {
         let mut appended = None;
         for h in &headers {
             let len = h.total_len();
-            // A gap compaction left on the leader is kept.
+            // Batches follow each other exactly (gaps were refused above).
             w.next_offset = h.base_offset;
             match self.write_locked(&mut w, &bytes[at..at + len], h) {
                 Ok(a) => appended = Some(a),
@@ -98,10 +116,7 @@ impl Partition {
             }
             if let Some(prev) = headers.last() {
                 if !h.follows(prev.last_offset() + 1, self.config.offset_gaps) {
-                    return Err(Error::NonContiguousAppend {
-                        expected: Offset(prev.last_offset() + 1),
-                        found: Offset(h.base_offset),
-                    });
+                    return Err(not_following(prev.last_offset() + 1, &h));
                 }
                 if h.partition_leader_epoch < prev.partition_leader_epoch {
                     return Err(Error::LeaderEpochRegression {
