@@ -144,8 +144,8 @@ pub enum Error {
     /// lists it (see `docs/format.md`, "Batch witness"), and a follower append does not
     /// write one. A compacted leader cannot be followed; nothing was written.
     #[error(
-        "batch at offset {found} leaves a gap after {expected}: following a compacted leader \
-         is not supported yet"
+        "batch at offset {found} leaves a gap after {expected}: a follower append does not \
+         accept offset gaps yet (a compacted leader cannot be followed)"
     )]
     OffsetGapUnsupported {
         /// The offset the next batch would start at without a gap.

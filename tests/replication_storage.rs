@@ -172,9 +172,9 @@ fn a_gap_or_an_overlap_is_refused_and_writes_nothing() {
     assert!(
         matches!(
             err,
-            Error::NonContiguousAppend {
+            Error::OffsetGapUnsupported {
+                expected: Offset(9),
                 found: Offset(10),
-                ..
             }
         ),
         "{err:?}"
