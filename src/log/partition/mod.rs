@@ -949,10 +949,7 @@ impl Partition {
             // close until reopened; the open recovers them.
             return self.fail(e);
         }
-        // After the removal: a failure here must not leave unlisted segments on disk. The
-        // cache stays dirty (the next append writes it again); a checkpoint left with epochs
-        // below the log start is fitted to it at open.
-        self.persist_epochs()?;
+        self.persist_epochs()?; // after the removal: a failure must not skip its fence
         Ok(plan)
     }
 

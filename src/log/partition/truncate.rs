@@ -271,22 +271,24 @@ impl Partition {
         fs.rename(&tmp, &path).at(&path)
     }
 
-    /// Carry out a cut. Caller holds the structure lock, the sync slot and `writer`.
-    fn cut_at(&self, w: &mut Writer, cut: Cut) -> Result<()> {
-        let rp_path = self.dir.join(RECOVERY_POINT_FILE);
-        let rp = checkpoint::read(&self.config.fs, &rp_path).ok().flatten();
-        if rp.is_some_and(|rp| rp > cut.end) {
-            checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
-        }
-        // Neither may claim the records about to go: a reopen would show new records nobody
-        // acknowledged as committed, and compaction would take new records for cleaned.
-        for name in [HIGH_WATERMARK_FILE, CLEANER_FILE] {
+    /// Lower the recovery point, high-watermark and cleaner checkpoints to `end` where they
+    /// lie above, before records from `end` on go: none may claim them (flushed data found
+    /// missing after a crash, records written after the cut shown as committed after a
+    /// reopen, or taken for already compacted).
+    fn lower_checkpoints(&self, end: u64) -> Result<()> {
+        for name in [RECOVERY_POINT_FILE, HIGH_WATERMARK_FILE, CLEANER_FILE] {
             let path = self.dir.join(name);
             let saved = checkpoint::read(&self.config.fs, &path).ok().flatten();
-            if saved.is_some_and(|saved| saved > cut.end) {
-                checkpoint::write(&self.config.fs, &path, cut.end)?;
+            if saved.is_some_and(|saved| saved > end) {
+                checkpoint::write(&self.config.fs, &path, end)?;
             }
         }
+        Ok(())
+    }
+
+    /// Carry out a cut. Caller holds the structure lock, the sync slot and `writer`.
+    fn cut_at(&self, w: &mut Writer, cut: Cut) -> Result<()> {
+        self.lower_checkpoints(cut.end)?;
         self.truncate_epochs(cut.end)?;
         // From here on appends waiting for an fsync learn that their batch may be gone.
         self.truncations.fetch_add(1, Ordering::SeqCst);
