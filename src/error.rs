@@ -128,11 +128,27 @@ pub enum Error {
         offset: Offset,
     },
 
-    /// Batches appended as a follower do not continue the log: their first base offset is
-    /// not the log end (a gap or an overlap), or one batch does not follow the previous one.
+    /// Batches appended as a follower do not continue the log: their first base offset lies
+    /// below the log end (an overlap), or one batch does not follow the previous one. A gap
+    /// is [`Error::OffsetGapUnsupported`].
     #[error("batch at offset {found} does not follow the log end {expected}")]
     NonContiguousAppend {
         /// The offset the next batch had to start at.
+        expected: Offset,
+        /// The base offset it had.
+        found: Offset,
+    },
+
+    /// Batches appended as a follower leave a gap in the offsets (a compacted leader's log):
+    /// not supported yet, because a gap is only accepted where the segment's batch witness
+    /// lists it (see `docs/format.md`, "Batch witness"), and a follower append does not
+    /// write one. A compacted leader cannot be followed; nothing was written.
+    #[error(
+        "batch at offset {found} leaves a gap after {expected}: a follower append does not \
+         accept offset gaps yet (a compacted leader cannot be followed)"
+    )]
+    OffsetGapUnsupported {
+        /// The offset the next batch would start at without a gap.
         expected: Offset,
         /// The base offset it had.
         found: Offset,

@@ -303,11 +303,15 @@ fn produced_batches_are_fetched_back_byte_for_byte() {
         (0, 4, 0)
     );
     let got = p.records.clone().unwrap();
-    // The bytes are the producer's, except the base offset the log assigned (outside the CRC).
+    // The bytes are the producer's, except the base offset the log assigned and the
+    // partition leader epoch (none: the partition leads no epoch), both outside the CRC.
     let mut expected = BytesMut::new();
-    expected.extend_from_slice(&first);
+    let mut first_stored = first.to_vec();
+    first_stored[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+    expected.extend_from_slice(&first_stored);
     let mut second_at_3 = second.to_vec();
     second_at_3[..8].copy_from_slice(&3u64.to_be_bytes());
+    second_at_3[12..16].copy_from_slice(&(-1i32).to_be_bytes());
     expected.extend_from_slice(&second_at_3);
     assert_eq!(got, expected.freeze());
     // And seglog reads them as records.
@@ -922,4 +926,31 @@ mod decoder {
             let _ = seglog::testing::kafka_request_decodes(&body);
         }
     }
+}
+
+/// Regression: a client's `partitionLeaderEpoch` was kept as given and entered the epoch
+/// cache, so any producer could poison it (epoch 1,000,000 made every later
+/// `assign_leader_epoch` fail). The broker overwrites it, as Kafka's `LogValidator` does.
+#[test]
+fn a_clients_partition_leader_epoch_is_not_trusted() {
+    let f = Fixture::new();
+    f.store.create_topic("t", TopicConfig::new(1)).unwrap();
+    let mut c = f.client();
+    let mut b = kafka_batch(&["a"]).to_vec();
+    // partitionLeaderEpoch, outside the CRC: the batch stays valid.
+    b[12..16].copy_from_slice(&1_000_000i32.to_be_bytes());
+    assert_eq!(produce(&mut c, "t", 0, Bytes::from(b)), (0, 0));
+    let p = f
+        .store
+        .partition(&seglog::TopicPartition::new("t", 0))
+        .unwrap();
+    assert_eq!(p.leader_epoch(), None);
+    assert!(p.leader_epochs().is_empty(), "{:?}", p.leader_epochs());
+    // The stored batch carries no epoch (the partition leads none).
+    let resp: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("t", 0, 0, 0));
+    let got = resp.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(got[12..16], (-1i32).to_be_bytes());
+    // The partition can still be given its epochs.
+    p.assign_leader_epoch(5).unwrap();
+    assert_eq!(p.leader_epoch(), Some(5));
 }

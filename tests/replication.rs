@@ -501,3 +501,101 @@ fn a_follower_whose_last_leadership_wrote_nothing_still_cuts_its_older_tail() {
     assert_eq!(log_of(&set.replica(0).unwrap()), want);
     assert_eq!(log_of(&set.replica(1).unwrap()), want);
 }
+
+/// Regression: a follower whose log ended below its leader's log start (the leader deleted
+/// records while it was down) never caught up: the leader's `OffsetOutOfRange` was taken for
+/// a transient truncation forever. Like Kafka's follower it now restarts its log empty at the
+/// leader's log start, durably (a crash afterwards keeps the new start).
+#[test]
+fn a_follower_below_the_leaders_log_start_restarts_there_and_catches_up() {
+    let c = cluster(3, ReplicationConfig::default().with_replica_lag_ms(1000));
+    let set = &c.set;
+    settle(set);
+    let leader = set.leader_id().unwrap();
+    let lagging = (leader + 1) % 3;
+    set.crash(lagging);
+    set.advance_clock(2000);
+    set.update_isr();
+    assert!(!set.isr().contains(&lagging));
+    for i in 0..60 {
+        let p = set
+            .append_pending(&rec(&format!("value-{i:01000}")), &meta(), Acks::All)
+            .unwrap();
+        settle(set);
+        set.poll(&p).unwrap().unwrap();
+    }
+    let lp = set.replica(leader).unwrap();
+    assert!(lp.segment_count() > 2, "{}", lp.segment_count());
+    let start = lp.delete_records_before(Offset(50)).unwrap();
+    assert_eq!(start, Offset(50));
+    set.restart(lagging).unwrap();
+    settle(set);
+    let f = set.replica(lagging).unwrap();
+    assert_eq!(f.log_start_offset(), Offset(50));
+    assert_eq!(log_of(&f), log_of(&lp));
+    assert_eq!(f.log_end_offset(), Offset(60));
+    // It follows from there and rejoins the ISR.
+    let p = set
+        .append_pending(&rec("after"), &meta(), Acks::All)
+        .unwrap();
+    settle(set);
+    set.poll(&p).unwrap().unwrap();
+    assert_eq!(set.isr(), [0, 1, 2]);
+    assert_eq!(log_of(&f), log_of(&lp));
+    // The restart is durable: a power loss keeps the new log start and every synced record.
+    set.crash(lagging);
+    c.sims[lagging].power_loss();
+    set.restart(lagging).unwrap();
+    settle(set);
+    let f = set.replica(lagging).unwrap();
+    assert_eq!(f.log_start_offset(), Offset(50));
+    assert_eq!(log_of(&f), log_of(&lp));
+}
+
+/// A follower of a compacted leader gets a typed error from its fetch, saying compacted
+/// leaders cannot be followed yet, instead of truncating and fetching again forever.
+#[test]
+fn a_follower_of_a_compacted_leader_fails_its_fetch_clearly() {
+    let sims: Vec<Arc<SimFs>> = (0..2).map(|_| Arc::new(SimFs::new())).collect();
+    let specs = sims
+        .iter()
+        .enumerate()
+        .map(|(i, sim)| {
+            ReplicaSpec::new(
+                format!("/replica-{i}"),
+                partition_config(Durability::SyncEachAppend)
+                    .with_cleanup_policy(seglog::CleanupPolicy::Compact)
+                    .with_preallocate_bytes(0)
+                    .with_file_system(sim.clone()),
+            )
+        })
+        .collect();
+    let set = ReplicaSet::open_with_manual_clock(
+        specs,
+        ReplicationConfig::default().with_replica_lag_ms(1000),
+    )
+    .unwrap();
+    settle(&set);
+    let leader = set.leader_id().unwrap();
+    let follower = 1 - leader;
+    set.crash(follower);
+    set.advance_clock(2000);
+    set.update_isr();
+    for i in 0..60 {
+        let r = Record::new(format!("value-{i:0200}")).with_key(format!("k{}", i % 3));
+        set.append_pending(&[r], &meta(), Acks::All).unwrap();
+    }
+    let lp = set.replica(leader).unwrap();
+    lp.roll().unwrap();
+    lp.compact_at(i64::MAX / 2, true).unwrap();
+    let first = lp.read_uncommitted(Offset(0), 1 << 20).unwrap().batches()[0].base_offset();
+    assert!(first > Offset(0), "compaction left no gap");
+    set.restart(follower).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(
+            set.fetch_once(follower),
+            Err(Error::OffsetGapUnsupported { .. })
+        ));
+    }
+    assert_eq!(set.replica(follower).unwrap().log_end_offset(), Offset(0));
+}

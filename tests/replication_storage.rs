@@ -172,9 +172,9 @@ fn a_gap_or_an_overlap_is_refused_and_writes_nothing() {
     assert!(
         matches!(
             err,
-            Error::NonContiguousAppend {
+            Error::OffsetGapUnsupported {
+                expected: Offset(9),
                 found: Offset(10),
-                ..
             }
         ),
         "{err:?}"
@@ -581,4 +581,213 @@ fn a_follower_fetch_reads_the_high_watermarks_segment_when_the_log_end_is_past_i
     let last = read.batches().last().unwrap().header().last_offset();
     assert_eq!(last + 1, second_base, "the whole first segment is read");
     assert!(!batches_from(&p, 0).is_empty());
+}
+
+/// A follower below its leader's log start restarts its log empty there
+/// (`truncate_fully_and_start_at`): every bound and checkpoint moves to the new start, the
+/// epoch cache empties, and a power loss at every file operation of the restart leaves either
+/// the old log or the new empty one, never a mix.
+#[test]
+fn a_full_truncation_restarts_the_log_empty_at_any_power_loss() {
+    let build = |sim: &Arc<SimFs>| {
+        let cfg = replica_config().with_file_system(sim.clone());
+        let p = Partition::open("/p", cfg.clone()).unwrap();
+        for epoch in [1, 2] {
+            p.assign_leader_epoch(epoch).unwrap();
+            for _ in 0..20 {
+                append(&p, 3);
+            }
+        }
+        p.set_high_watermark(Offset(120)).unwrap();
+        p.checkpoint_high_watermark().unwrap();
+        (p, cfg)
+    };
+    let old_values = {
+        let sim = Arc::new(SimFs::new());
+        let (p, _) = build(&sim);
+        assert!(p.segment_count() > 2);
+        assert!(matches!(
+            p.truncate_fully_and_start_at(Offset(119)),
+            Err(Error::InvalidOffset { .. })
+        ));
+        values(&p, true)
+    };
+    let mut k = 1;
+    loop {
+        let sim = Arc::new(SimFs::new());
+        let (p, cfg) = build(&sim);
+        sim.cut_power_at(k);
+        let done = p.truncate_fully_and_start_at(Offset(500));
+        let cut = sim.power_is_cut();
+        if done.is_ok() && !cut {
+            // The restart needed fewer operations than `k`: move the cut out of the way.
+            sim.cut_power_at(1 << 40);
+            assert_eq!(p.log_start_offset(), Offset(500));
+            assert_eq!(p.log_end_offset(), Offset(500));
+            assert_eq!(p.high_watermark(), Offset(500));
+            assert!(p.leader_epochs().is_empty());
+            assert!(p.read_uncommitted(Offset(500), 1 << 20).unwrap().is_empty());
+            p.assign_leader_epoch(3).unwrap();
+            append(&p, 2);
+            p.set_high_watermark(Offset(502)).unwrap();
+            assert_eq!(pairs(&p.leader_epochs()), [(3, 500)]);
+            assert_eq!(values(&p, false).len(), 2);
+        }
+        p.simulate_crash();
+        sim.power_loss();
+        let p = Partition::open("/p", cfg).unwrap();
+        if p.log_start_offset() == Offset(0) {
+            assert!(done.is_err() || cut, "k {k}: the restart was lost");
+            assert_eq!(values(&p, true), old_values, "k {k}");
+        } else {
+            assert_eq!(p.log_start_offset(), Offset(500), "k {k}");
+            assert!(values(&p, true).iter().all(|(o, _)| *o >= 500), "k {k}");
+            assert!(p.high_watermark() >= Offset(500), "k {k}");
+            assert!(
+                p.leader_epochs().iter().all(|e| e.start_offset >= 500),
+                "k {k}: {:?}",
+                p.leader_epochs()
+            );
+            if done.is_ok() && !cut {
+                assert_eq!(p.log_end_offset(), Offset(502), "k {k}");
+                // The restart checkpointed the high watermark at the new start; no later
+                // checkpoint was taken.
+                assert_eq!(p.high_watermark(), Offset(500), "k {k}");
+                break;
+            }
+        }
+        k += 1;
+    }
+}
+
+/// The value of a seglog checkpoint file (4-byte header, then the offset little-endian).
+fn checkpoint_value(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    u64::from_le_bytes(bytes[4..12].try_into().unwrap())
+}
+
+/// Regression: `truncate_to` clamped the high watermark in memory but left its checkpoint
+/// above the cut, so after a crash the records written after the truncation (never
+/// acknowledged) came back as committed.
+#[test]
+fn truncation_lowers_the_high_watermark_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), replica_config()).unwrap();
+    for _ in 0..10 {
+        append(&p, 1);
+    }
+    p.set_high_watermark(Offset(10)).unwrap();
+    p.checkpoint_high_watermark().unwrap();
+    assert_eq!(p.truncate_to(Offset(5)).unwrap(), Offset(5));
+    assert_eq!(p.high_watermark(), Offset(5));
+    for _ in 0..5 {
+        append(&p, 1);
+    }
+    p.simulate_crash();
+    let p = Partition::open(dir.path(), replica_config()).unwrap();
+    assert_eq!(p.log_end_offset(), Offset(10));
+    assert_eq!(p.high_watermark(), Offset(5));
+}
+
+/// Regression: `truncate_to` left the cleaner checkpoint above the cut, so records written
+/// after the truncation were taken for already compacted.
+#[test]
+fn truncation_lowers_the_cleaner_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        config(Durability::SyncEachAppend).with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    let p = Partition::open(dir.path(), cfg).unwrap();
+    // Distinct keys: compaction keeps every record (no gaps) but still moves its checkpoint.
+    for i in 0..40u64 {
+        p.append(&[Record::new(format!("value-{i:060}")).with_key(format!("k{i}"))])
+            .unwrap();
+    }
+    p.roll().unwrap();
+    let cleaned = p.compact_at(i64::MAX / 2, true).unwrap().cleaned_up_to;
+    let file = dir.path().join("cleaner-offset.checkpoint");
+    assert_eq!(checkpoint_value(&file), cleaned.0);
+    assert!(cleaned > Offset(20), "{cleaned:?}");
+    assert_eq!(p.truncate_to(Offset(20)).unwrap(), Offset(20));
+    assert_eq!(checkpoint_value(&file), 20);
+}
+
+/// Regression: retention wrote the epoch checkpoint between taking segments out of the list
+/// and deleting their files, and returned its error without failing the partition: the
+/// segments stayed on disk, unlisted, and a clean close would vouch for them. A fault at any
+/// operation of retention now leaves either every unlisted segment deleted or the partition
+/// refusing appends until reopened.
+#[test]
+fn retention_failing_at_any_operation_never_leaves_unlisted_segments_behind() {
+    use seglog::testing::SimError;
+    let mut k = 1;
+    loop {
+        let sim = Arc::new(SimFs::new());
+        let cfg = config(Durability::SyncEachAppend)
+            .with_retention_ms(Some(1))
+            .with_file_system(sim.clone());
+        let p = Partition::open("/p", cfg).unwrap();
+        p.assign_leader_epoch(1).unwrap();
+        for _ in 0..30 {
+            append(&p, 3);
+        }
+        assert!(p.segment_count() > 2);
+        let before = p.segment_base_offsets();
+        sim.fail_nth(k, None, SimError::Eio);
+        let result = p.apply_retention_at(i64::MAX / 2);
+        sim.clear_faults();
+        if result.is_ok() {
+            assert!(p.segment_count() < before.len());
+            break;
+        }
+        let first = p.segment_base_offsets()[0];
+        let unlisted_on_disk: Vec<Offset> = before
+            .iter()
+            .copied()
+            .filter(|b| *b < first && sim.exists(format!("/p/{:020}.log", b.0)))
+            .collect();
+        if !unlisted_on_disk.is_empty() {
+            assert!(
+                matches!(p.append(&records(0, 1)), Err(Error::PreviousIoFailed)),
+                "k {k}: {unlisted_on_disk:?} left on disk by a partition still appending"
+            );
+        }
+        k += 1;
+    }
+}
+
+/// A compacted leader's batches leave gaps: a follower append refuses them with a typed
+/// error that names the limitation, and writes nothing (a gap is only accepted where a batch
+/// witness lists it, and a follower append writes none yet). Before, the refusal was a
+/// `NonContiguousAppend`, which a replica set answers by truncating and fetching again,
+/// forever.
+#[test]
+fn a_compacted_leaders_gaps_are_refused_with_a_typed_error() {
+    let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let c = config(Durability::NoSync).with_cleanup_policy(seglog::CleanupPolicy::Compact);
+    let leader = Partition::open(ld.path(), c.clone()).unwrap();
+    for i in 0..60u64 {
+        leader
+            .append(&[Record::new(format!("value-{i:040}")).with_key(format!("k{}", i % 3))])
+            .unwrap();
+    }
+    leader.roll().unwrap();
+    leader.compact_at(i64::MAX / 2, true).unwrap();
+    let bytes = batches_from(&leader, 0);
+    let follower = Partition::open(fd.path(), c).unwrap();
+    let first = leader.read_uncommitted(Offset(0), 1 << 20).unwrap();
+    let first = first.batches()[0].base_offset();
+    assert!(first > Offset(0), "compaction left no gap: {first:?}");
+    match follower.append_batches(&bytes) {
+        Err(Error::OffsetGapUnsupported { expected, found }) => {
+            assert_eq!((expected, found), (Offset(0), first));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(follower.log_end_offset(), Offset(0));
+    // An overlap is still a `NonContiguousAppend`.
+    follower.append(&[Record::new("v").with_key("k")]).unwrap();
+    assert!(matches!(
+        follower.append_batches(&batches_from(&follower, 0)),
+        Err(Error::NonContiguousAppend { .. })
+    ));
 }

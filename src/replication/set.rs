@@ -486,8 +486,19 @@ impl ReplicaSet {
         }
         let read = match leader.read_uncommitted(from, self.config.fetch_bytes_max) {
             Ok(read) => read,
-            // The leader's log moved under us (a truncation): try again later.
-            Err(Error::OffsetOutOfRange { .. }) => return Ok(0),
+            Err(Error::OffsetOutOfRange { .. }) => {
+                let start = leader.log_start_offset();
+                if from < start {
+                    // The leader deleted what this follower lacks (retention,
+                    // `delete_records_before`): as Kafka's follower does, restart the log
+                    // empty at the leader's log start and fetch from there (the leader's
+                    // start only moves up, towards `leader_end`, so this ends).
+                    follower.truncate_fully_and_start_at(start)?;
+                    return self.copy_from(leader, follower, leader_end);
+                }
+                // Otherwise the leader's log moved under us (a truncation): try again later.
+                return Ok(0);
+            }
             Err(e) => return Err(e),
         };
         let bytes: Vec<u8> = read

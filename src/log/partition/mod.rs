@@ -931,7 +931,6 @@ impl Partition {
             }
             doomed
         };
-        self.persist_epochs()?;
         // Readers that still hold these segments keep their open file handles; nothing else
         // does, so the space is freed when they let go.
         let removal = doomed
@@ -948,6 +947,7 @@ impl Partition {
             // close until reopened; the open recovers them.
             return self.fail(e);
         }
+        self.persist_epochs()?; // after the removal: a failure must not skip its fence
         Ok(plan)
     }
 

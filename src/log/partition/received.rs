@@ -4,13 +4,15 @@
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::batch::{self, Batch, TimestampType};
 use crate::format::record::now_ms;
+use crate::log::epoch::EPOCH_NONE;
 use crate::log::partition::{AppendInfo, Partition};
 
 impl Partition {
     /// Append one record batch encoded by a client (Kafka's `ProduceRequest` payload for one
     /// partition): exactly one whole batch of magic 2, base offset 0, offsets dense from 0, a
     /// valid CRC and well-formed records. It is written byte for byte as received except for
-    /// the base offset (outside the CRC) and, under `LogAppendTime`, `maxTimestamp` and the
+    /// the base offset and the partition leader epoch (both outside the CRC; the epoch becomes
+    /// the partition's leading epoch or none, never the client's) and, under `LogAppendTime`, `maxTimestamp` and the
     /// timestamp-type bit (the CRC is recomputed, as Kafka's broker does). Nothing is written
     /// when a check fails: [`Error::Corrupt`] (CRC, magic, structure, offsets),
     /// [`Error::BatchTooLarge`] past the partition's `batch_bytes_max`, [`Error::MissingKey`]
@@ -50,6 +52,15 @@ impl Partition {
             batch::check_crc(&buf).map_err(corrupt)?
         } else {
             header
+        };
+        // A client's `partitionLeaderEpoch` is never trusted (Kafka's `LogValidator` overwrites
+        // it): it would enter the epoch cache and could poison it (an epoch far in the future
+        // makes every later `assign_leader_epoch` fail). The field is outside the CRC; the
+        // append stamps the partition's leading epoch, if any.
+        batch::set_partition_leader_epoch(&mut buf, EPOCH_NONE);
+        let header = batch::BatchHeader {
+            partition_leader_epoch: EPOCH_NONE,
+            ..header
         };
         let appended = self.append_encoded(&mut buf, header)?;
         self.after_append(&appended)?;

@@ -21,6 +21,23 @@ use crate::log::epoch::{EpochCache, EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 use crate::log::segment::{Scan, LOG_EXT};
 use crate::offset::Offset;
 
+/// Why batch `h` cannot be appended where offset `expected` comes next: a gap (a
+/// compacted leader's batches, refused until a follower append writes a batch witness) or an
+/// overlap.
+fn not_following(expected: u64, h: &BatchHeader) -> Error {
+    if h.base_offset > expected {
+        Error::OffsetGapUnsupported {
+            expected: Offset(expected),
+            found: Offset(h.base_offset),
+        }
+    } else {
+        Error::NonContiguousAppend {
+            expected: Offset(expected),
+            found: Offset(h.base_offset),
+        }
+    }
+}
+
 /// A callback told the new durable end (every offset below it is on disk) after each fsync,
 /// on the thread that ran it, with no partition lock held. It must not block for long: the
 /// appenders that shared the fsync wait for it.
@@ -33,11 +50,15 @@ impl Partition {
     /// covered, or `None` for empty input.
     ///
     /// Each batch is checked like input before anything is written: header, size (at most
-    /// `batch_bytes_max`), CRC and every record. The first must start at the log end (offsets
-    /// known dense) or above it (a partition with gaps); each next one right after the
-    /// previous one; epochs may not decrease, nor fall below the partition's latest epoch.
-    /// Any failure is a typed error ([`Error::InvalidBatch`], [`Error::NonContiguousAppend`],
-    /// [`Error::LeaderEpochRegression`]) and writes nothing. The bytes are stored as given
+    /// `batch_bytes_max`), CRC and every record. The first must start exactly at the log end,
+    /// each next one right after the previous one; epochs may not decrease, nor fall below
+    /// the partition's latest epoch. Any failure is a typed error ([`Error::InvalidBatch`],
+    /// [`Error::NonContiguousAppend`], [`Error::LeaderEpochRegression`]) and writes nothing.
+    ///
+    /// Offset gaps (a compacted leader's batches) are refused with
+    /// [`Error::OffsetGapUnsupported`]: a gap is accepted only where the segment's batch
+    /// witness lists it (see `docs/format.md`, "Batch witness"), and a follower append does
+    /// not write one yet, so a compacted leader cannot be followed. The bytes are stored as given
     /// (no re-stamping of offsets, epochs or timestamps), under the partition's durability.
     pub fn append_batches(&self, bytes: &[u8]) -> Result<Option<AppendInfo>> {
         let headers = self.check_follower_batches(bytes)?;
@@ -51,10 +72,7 @@ impl Partition {
         let mut w = self.writer.lock();
         self.check_writable()?;
         if !first.follows(w.next_offset, self.config.offset_gaps) {
-            return Err(Error::NonContiguousAppend {
-                expected: Offset(w.next_offset),
-                found: Offset(first.base_offset),
-            });
+            return Err(not_following(w.next_offset, first));
         }
         let latest = self.epochs.lock().cache.latest_epoch();
         if first.partition_leader_epoch < latest {
@@ -67,7 +85,7 @@ impl Partition {
         let mut appended = None;
         for h in &headers {
             let len = h.total_len();
-            // A gap compaction left on the leader is kept.
+            // Batches follow each other exactly (gaps were refused above).
             w.next_offset = h.base_offset;
             match self.write_locked(&mut w, &bytes[at..at + len], h) {
                 Ok(a) => appended = Some(a),
@@ -99,10 +117,7 @@ impl Partition {
             }
             if let Some(prev) = headers.last() {
                 if !h.follows(prev.last_offset() + 1, self.config.offset_gaps) {
-                    return Err(Error::NonContiguousAppend {
-                        expected: Offset(prev.last_offset() + 1),
-                        found: Offset(h.base_offset),
-                    });
+                    return Err(not_following(prev.last_offset() + 1, &h));
                 }
                 if h.partition_leader_epoch < prev.partition_leader_epoch {
                     return Err(Error::LeaderEpochRegression {
@@ -217,6 +232,9 @@ impl Partition {
                 reason: "the high watermark follows appends unless high_watermark_external",
             });
         }
+        // Held from the lookup to the advance: a truncation in between would leave the
+        // watermark above the log end.
+        let w = self.writer.lock();
         let v = self.view();
         if offset.0 <= v.high_watermark().offset {
             return Ok(Offset(v.high_watermark().offset));
@@ -227,7 +245,7 @@ impl Partition {
                 reason: "beyond the log end",
             });
         }
-        let at = self.boundary_at_or_below(offset.0)?;
+        let at = self.boundary_at_or_below_locked(&w, offset.0)?;
         if at.offset != offset.0 {
             return Err(Error::InvalidOffset {
                 offset,
@@ -235,6 +253,7 @@ impl Partition {
             });
         }
         self.view.write().bounds_mut().advance_high_watermark(at);
+        drop(w);
         self.notify_waiters();
         Ok(Offset(self.view.read().high_watermark().offset))
     }
@@ -249,14 +268,18 @@ impl Partition {
     /// The last batch boundary at or below `offset` (at most the log end) and where it lies:
     /// from the recent batch ends, or by a scan of the segment holding `offset`.
     fn boundary_at_or_below(&self, offset: u64) -> Result<Position> {
-        {
-            let w = self.writer.lock();
-            if offset >= w.next_offset {
-                return Ok(w.position());
-            }
-            if let Ok(i) = w.recent_ends.binary_search_by_key(&offset, |p| p.offset) {
-                return Ok(w.recent_ends[i]);
-            }
+        let w = self.writer.lock();
+        self.boundary_at_or_below_locked(&w, offset)
+    }
+
+    /// [`boundary_at_or_below`](Self::boundary_at_or_below) with `writer` held by the caller
+    /// (so no truncation moves the log meanwhile).
+    fn boundary_at_or_below_locked(&self, w: &super::Writer, offset: u64) -> Result<Position> {
+        if offset >= w.next_offset {
+            return Ok(w.position());
+        }
+        if let Ok(i) = w.recent_ends.binary_search_by_key(&offset, |p| p.offset) {
+            return Ok(w.recent_ends[i]);
         }
         let v = self.view();
         let i = v

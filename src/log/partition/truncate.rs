@@ -8,12 +8,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::compact::CLEANER_FILE;
 use super::open::{first_timestamp, remove_segments, scan_segment, settle};
-use super::{Partition, Writer, RECOVERY_POINT_FILE};
+use super::state::LogBounds;
+use super::{Partition, Writer, HIGH_WATERMARK_FILE, RECOVERY_POINT_FILE};
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint;
 use crate::io::fs::OpenFlags;
-use crate::log::segment::{Scan, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::log::segment::{IndexCursor, Scan, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::offset::Offset;
 
 /// Where a truncation cuts: a batch boundary in one segment.
@@ -35,8 +37,9 @@ impl Partition {
     /// the batch before it). Segments after the one holding the cut are deleted; that one is
     /// cut at the batch boundary, its indexes are rebuilt by rescanning it (the scan recovery
     /// uses), and it becomes the active segment. The high watermark and the durable end are
-    /// clamped to the new end; the recovery point checkpoint is lowered first if it lies above
-    /// (so a crash part way never finds flushed data missing). Everything is fsynced before
+    /// clamped to the new end; the recovery point, high-watermark and cleaner checkpoints are
+    /// lowered first to the new end if they lie above (so a crash part way never finds flushed
+    /// data missing, records written after the cut committed, or them taken for compacted). Everything is fsynced before
     /// this returns.
     ///
     /// An `offset` above the log end is a no-op; one at the log end removes only the epochs
@@ -89,6 +92,97 @@ impl Partition {
             Ok(()) => Ok(Offset(cut.end)),
             Err(e) => self.fail(e),
         }
+    }
+
+    /// Remove every record and restart the log, empty, at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): what a follower does when its log ends below its leader's
+    /// log start (the leader deleted the records it lacks, by retention or
+    /// [`delete_records_before`](Partition::delete_records_before)), so it can fetch again
+    /// from there. The log start, log end, high watermark and durable end all become
+    /// `offset`; the leader epoch cache is emptied.
+    ///
+    /// `offset` must be at or above the log end ([`Error::InvalidOffset`] otherwise: cut
+    /// with [`truncate_to`](Partition::truncate_to) first), so that a crash at any point is
+    /// recovered: the epoch checkpoint is emptied first, then the log start is persisted (both
+    /// copies) before any segment goes, and an open that finds the log ending below its
+    /// persisted start restarts it empty there. Then the old segments are deleted, a new
+    /// active segment is created at `offset` and the recovery point and the high-watermark
+    /// checkpoint are written at `offset`. Everything is fsynced before this returns. A
+    /// reader holding older segments keeps their (unlinked) files; an append waiting for its
+    /// fsync fails with [`Error::Truncated`].
+    pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<()> {
+        let _structure = self.retention.lock();
+        self.check_structure()?;
+        let _sync_slot = self.claim_sync_slot();
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        if offset.0 < w.next_offset {
+            return Err(Error::InvalidOffset {
+                offset,
+                reason: "below the log end: truncate_to it first",
+            });
+        }
+        match self.restart_locked(&mut w, offset.0) {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Carry out a restart at `start`. Caller holds the structure lock, the sync slot and
+    /// `writer`.
+    fn restart_locked(&self, w: &mut Writer, start: u64) -> Result<()> {
+        let fs = &self.config.fs;
+        {
+            let mut e = self.epochs.lock();
+            if e.cache.truncate_from_end(0) {
+                e.dirty = true;
+            }
+        }
+        self.persist_epochs()?;
+        // The commit point: from here on an open restarts the log at `start`.
+        super::write_log_start(fs, &self.dir, start)?;
+        self.truncations.fetch_add(1, Ordering::SeqCst);
+        let doomed = w.segments.clone();
+        for seg in doomed.iter() {
+            seg.mark_removed();
+            seg.release_deleted();
+        }
+        w.unsynced_sealed.clear();
+        self.loaded.lock().clear();
+        remove_segments(doomed.iter().map(|s| &**s))?;
+        checkpoint::sync_dir_in(fs, &self.dir)?;
+        let active = Arc::new(Segment::create_active(
+            fs,
+            &self.dir,
+            Offset(start),
+            self.config.index_bytes_max,
+        )?);
+        checkpoint::sync_dir_in(fs, &self.dir)?;
+        checkpoint::write(fs, &self.dir.join(RECOVERY_POINT_FILE), start)?;
+        let hw_path = self.dir.join(HIGH_WATERMARK_FILE);
+        if self.config.high_watermark_external || fs.exists(&hw_path).at(&hw_path)? {
+            checkpoint::write(fs, &hw_path, start)?;
+        }
+        w.files = active
+            .loaded_files()
+            .expect("a new active segment is loaded");
+        w.segments = Arc::new(vec![active.clone()]);
+        w.active = active;
+        w.cursor = IndexCursor::new(self.config.index_interval_bytes);
+        w.next_offset = start;
+        w.size = 0;
+        w.preallocated = 0;
+        w.first_timestamp = None;
+        w.unsynced_records = 0;
+        w.unsynced_bytes = 0;
+        w.unsynced_since = None;
+        w.dir_dirty = false;
+        w.recent_ends.clear();
+        self.pending_appends.store(0, Ordering::SeqCst);
+        let mut v = self.view.write();
+        v.replace_segments(w.segments.clone());
+        *v.bounds_mut() = LogBounds::new(start, w.position(), start);
+        Ok(())
     }
 
     /// Find the first batch holding an offset at or above `offset` (scanning its segment from
@@ -177,13 +271,24 @@ impl Partition {
         fs.rename(&tmp, &path).at(&path)
     }
 
+    /// Lower the recovery point, high-watermark and cleaner checkpoints to `end` where they
+    /// lie above, before records from `end` on go: none may claim them (flushed data found
+    /// missing after a crash, records written after the cut shown as committed after a
+    /// reopen, or taken for already compacted).
+    fn lower_checkpoints(&self, end: u64) -> Result<()> {
+        for name in [RECOVERY_POINT_FILE, HIGH_WATERMARK_FILE, CLEANER_FILE] {
+            let path = self.dir.join(name);
+            let saved = checkpoint::read(&self.config.fs, &path).ok().flatten();
+            if saved.is_some_and(|saved| saved > end) {
+                checkpoint::write(&self.config.fs, &path, end)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Carry out a cut. Caller holds the structure lock, the sync slot and `writer`.
     fn cut_at(&self, w: &mut Writer, cut: Cut) -> Result<()> {
-        let rp_path = self.dir.join(RECOVERY_POINT_FILE);
-        let rp = checkpoint::read(&self.config.fs, &rp_path).ok().flatten();
-        if rp.is_some_and(|rp| rp > cut.end) {
-            checkpoint::write(&self.config.fs, &rp_path, cut.end)?;
-        }
+        self.lower_checkpoints(cut.end)?;
         self.truncate_epochs(cut.end)?;
         // From here on appends waiting for an fsync learn that their batch may be gone.
         self.truncations.fetch_add(1, Ordering::SeqCst);
