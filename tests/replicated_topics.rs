@@ -4,14 +4,17 @@
 //! the high watermark; the replicas resume after a reopen, vanish with the topic, refuse
 //! acks=all below `min_insync_replicas`, and fail over when the leader crashes.
 
+mod support;
+use support::log_of;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seglog::{
     Acks, AutoOffsetReset, Consumer, ConsumerConfig, Durability, Error, GroupCoordinator, LogStore,
-    MemoryOffsetStore, Offset, Partition, PartitionConfig, Producer, ProducerConfig, Record,
-    ReplicaSet, Replicator, StoreConfig, Topic, TopicConfig,
+    MemoryOffsetStore, Offset, PartitionConfig, Producer, ProducerConfig, Record, ReplicaSet,
+    Replicator, StoreConfig, Topic, TopicConfig,
 };
 
 /// A partition directory's lock file (`Partition::open` creates it first).
@@ -60,24 +63,6 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 fn wait_in_sync(set: &ReplicaSet, n: usize) {
     wait_for("the in-sync replicas", || set.in_sync_replicas() >= n);
-}
-
-/// Every record of `p` up to its log end: (offset, value).
-fn log_of(p: &Partition) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.log_end_offset() {
-        let read = p.read_uncommitted(next, 1 << 20).unwrap();
-        for r in read.records() {
-            let r = r.unwrap();
-            out.push((
-                r.offset.0,
-                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
-            ));
-        }
-        next = read.next_offset();
-    }
-    out
 }
 
 /// Wait until every replica holds the leader's whole log, then check they are identical.

@@ -5,6 +5,9 @@
 //! (KIP-101 and KIP-279 divergence scenarios by name), refuses unclean elections unless asked;
 //! and with real threads it survives a leader killed under concurrent producers and consumers.
 
+mod support;
+use support::log_of;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,24 +56,6 @@ fn rec(v: &str) -> Vec<Record> {
 
 fn meta() -> BatchMeta {
     BatchMeta::default()
-}
-
-/// Every record of `p` up to its log end: (offset, value).
-fn log_of(p: &Partition) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut next = p.log_start_offset();
-    while next < p.log_end_offset() {
-        let read = p.read_uncommitted(next, 1 << 20).unwrap();
-        for r in read.records() {
-            let r = r.unwrap();
-            out.push((
-                r.offset.0,
-                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
-            ));
-        }
-        next = read.next_offset();
-    }
-    out
 }
 
 /// Fetch every follower until nothing moves.

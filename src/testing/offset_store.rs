@@ -2,9 +2,10 @@
 //!
 //! [`offset_store_conformance`] checks the contract every store must keep (validation and its
 //! exact limits, atomicity, ordering, group independence, sorted consistent `fetch_group`,
-//! concurrent use); [`durable_offset_store_conformance`] adds the checks of a durable store:
-//! everything acknowledged survives a reopen, whole and in order, checked against a model over
-//! a seeded random sequence of commits.
+//! concurrent use, `delete` where supported); [`durable_offset_store_conformance`] adds the
+//! checks of a durable store: everything acknowledged (commits and deletions) survives a
+//! reopen, whole and in order, checked against a model over a seeded random sequence of
+//! commits.
 //!
 //! ```
 //! use seglog::{FileOffsetStore, FileOffsetStoreConfig};
@@ -58,6 +59,7 @@ pub fn offset_store_conformance<S: OffsetStore>(mut new_store: impl FnMut() -> S
     metadata_limit(&new_store());
     commit_size_limit(&new_store());
     concurrent_commits(&new_store());
+    delete_removes_only_what_it_names(&new_store());
 }
 
 /// Run [`offset_store_conformance`], then the checks of a durable store.
@@ -74,6 +76,7 @@ pub fn durable_offset_store_conformance<S: OffsetStore>(
     reopen_keeps_nothing_rejected(new_store(), &mut reopen);
     reopen_after_concurrent_commits(new_store(), &mut reopen);
     random_commits_match_a_model(new_store(), &mut reopen);
+    reopen_keeps_a_deletion(new_store(), &mut reopen);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,6 +537,80 @@ fn check_snapshot(c: &str, snapshot: &[(TopicPartition, CommittedOffset)], seen:
 
 // ---------------------------------------------------------------------------------------------
 // Checks on durable stores
+
+/// Seed two groups for the deletion checks: `g` with three partitions, `other` with one.
+/// Returns `false` (and checks nothing more) for a store that does not support `delete`.
+fn seed_for_delete<S: OffsetStore>(s: &S, c: &str) -> bool {
+    commit(
+        s,
+        c,
+        "g",
+        &[
+            (tp("a", 0), at(1)),
+            (tp("a", 1), at(2)),
+            (tp("b", 0), at(3)),
+        ],
+    );
+    commit(s, c, "other", &[(tp("a", 0), at(9))]);
+    match s.delete("g", Some(&[tp("a", 1), tp("zz", 7)])) {
+        Err(Error::Unsupported { .. }) => false,
+        r => {
+            ok(
+                r,
+                c,
+                "delete of g's a-1 (and a partition it never committed)",
+            );
+            true
+        }
+    }
+}
+
+/// `delete` removes exactly the named entries (unknown ones ignored), or the whole group.
+fn delete_removes_only_what_it_names<S: OffsetStore>(s: &S) {
+    let c = "delete_removes_only_what_it_names";
+    if !seed_for_delete(s, c) {
+        return;
+    }
+    assert_eq!(fetch(s, c, "g", &tp("a", 1)), None, "{c}: deleted entry");
+    assert_eq!(
+        fetch_group(s, c, "g"),
+        vec![(tp("a", 0), at(1)), (tp("b", 0), at(3))],
+        "{c}: the rest of the group"
+    );
+    ok(s.delete("g", None), c, "delete of all of g");
+    assert!(fetch_group(s, c, "g").is_empty(), "{c}: whole group");
+    assert_eq!(
+        fetch_group(s, c, "other"),
+        vec![(tp("a", 0), at(9))],
+        "{c}: another group"
+    );
+    ok(s.delete("never", None), c, "delete of an unknown group");
+    commit(s, c, "g", &[(tp("a", 1), at(5))]);
+    assert_eq!(
+        fetch(s, c, "g", &tp("a", 1)),
+        Some(at(5)),
+        "{c}: commit after"
+    );
+}
+
+/// A deletion a durable store acknowledged survives a reopen.
+fn reopen_keeps_a_deletion<S: OffsetStore>(s: S, reopen: &mut impl FnMut(S) -> S) {
+    let c = "reopen_keeps_a_deletion";
+    if !seed_for_delete(&s, c) {
+        return;
+    }
+    let s = reopen(s);
+    assert_eq!(
+        fetch_group(&s, c, "g"),
+        vec![(tp("a", 0), at(1)), (tp("b", 0), at(3))],
+        "{c}: after reopen"
+    );
+    assert_eq!(
+        fetch_group(&s, c, "other"),
+        vec![(tp("a", 0), at(9))],
+        "{c}"
+    );
+}
 
 fn reopen_empty<S: OffsetStore>(s: S, reopen: &mut impl FnMut(S) -> S) {
     let c = "reopen_empty";

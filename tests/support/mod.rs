@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use seglog::Partition;
+
 /// A tiny deterministic xorshift64 generator: no extra crates, reproducible from the seed.
 pub struct Rng(u64);
 
@@ -79,4 +81,22 @@ pub fn kill_after(mut child: Child, delay: Duration, ctx: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every record of `p` up to its log end (a follower's read, past the high watermark): (offset, value).
+pub fn log_of(p: &Partition) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut next = p.log_start_offset();
+    while next < p.log_end_offset() {
+        let read = p.read_uncommitted(next, 1 << 20).unwrap();
+        for r in read.records() {
+            let r = r.unwrap();
+            out.push((
+                r.offset.0,
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
+        }
+        next = read.next_offset();
+    }
+    out
 }

@@ -156,7 +156,7 @@ impl Partition {
         // The active segment is mapped to its full configured size once, not on every read.
         let map_len = files
             .sealed_size()
-            .unwrap_or(self.live_limits().segment_bytes);
+            .unwrap_or_else(|| self.live_limits().segment_bytes);
         let data = files.mapped(limit, map_len).at(&path())?;
         let base = seg.base_offset().0;
         let rel = u32::try_from(offset.0.saturating_sub(base)).unwrap_or(u32::MAX);
