@@ -7,7 +7,8 @@
 //! compaction settings, a small open-segment budget — and a sequence of operations on a
 //! `Partition` living on a `SimFs`: append (keys, values, tombstones, headers, several records
 //! per batch, timestamps out of order), read at offsets chosen relative to the log, time
-//! lookups, roll, retention at a chosen time, `delete_records_before`, compaction, flush,
+//! lookups, roll, retention at a chosen time, `delete_records_before`, compaction,
+//! `truncate_to` (a follower's cut, at any offset, also inside compacted segments), flush,
 //! clean close and reopen (optionally with a fault during the open), a process crash, a power
 //! loss (clean or torn), and an injected `EIO`/`ENOSPC` at a countdown during another
 //! operation. Each result is checked against a plain in-memory model:
@@ -195,6 +196,9 @@ struct Model {
     clock_ms: i64,
     /// Compaction has removed records at some point (segment timestamps may have shrunk).
     compacted: bool,
+    /// Batch boundaries: 0 and the end offset of every batch appended (compaction keeps a
+    /// batch's offsets or drops the whole batch; it never moves a boundary).
+    bounds: BTreeSet<u64>,
 }
 
 impl Model {
@@ -311,7 +315,9 @@ impl World {
     /// of its key's records with it.
     fn check_compacted_view(&self, start: u64, end: u64, read: &[u64], extra: &[Rec]) {
         let mut newest: BTreeMap<&Bytes, u64> = BTreeMap::new();
-        for o in start..end {
+        // A record compaction already removed stays removed: after `truncate_to` cut away a
+        // key's newer records, its newest left may be one of those (as in Kafka).
+        for o in (start..end).filter(|o| !self.m.gone.contains(o)) {
             if let Some(k) = &self.expected_rec(o, extra).key {
                 newest.insert(k, o);
             }
@@ -416,6 +422,8 @@ impl World {
         history.extend(undecided.pending.iter().cloned());
         history.truncate(usize::try_from(end).expect("small"));
         m.history = history;
+        m.bounds.retain(|&b| b <= end);
+        m.bounds.insert(end);
         let read: BTreeSet<u64> = read.into_iter().collect();
         m.gone = (start..end).filter(|o| !read.contains(o)).collect();
         m.compacted |= !m.gone.is_empty();
@@ -476,6 +484,7 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), Failed> {
             assert_eq!(info.last_offset, Offset(end + recs.len() as u64 - 1));
             w.m.history.extend(recs);
             let end = w.m.end();
+            w.m.bounds.insert(end);
             w.m.durable_end = match &w.config.durability {
                 Durability::SyncEachAppend => end,
                 Durability::SyncThreshold {
@@ -508,7 +517,11 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), Failed> {
             w.disarm();
             rolled.map_err(|e| Box::new((e, NOTHING)))?;
             let after = w.p().segment_base_offsets();
-            if *before.last().expect("a segment") < Offset(end) {
+            let last = before.last().expect("a segment").0;
+            // After `truncate_to`, the active segment can be one compaction emptied: it covers
+            // offsets but holds no bytes, and a roll leaves it be.
+            let emptied = (last..end).all(|o| w.m.gone.contains(&o)) && after == before;
+            if last < end && !emptied {
                 assert_eq!(after.len(), before.len() + 1, "roll of a non-empty segment");
                 assert_eq!(*after.last().expect("a segment"), Offset(end));
             } else {
@@ -622,12 +635,65 @@ fn step(w: &mut World, op: u8, input: &mut Input) -> Result<(), Failed> {
             w.check_all(700);
         }
         13 => w.reopen_and_reconcile(Restart::Crash, &NOTHING),
+        15 => {
+            let o = pick(input, start, end);
+            let r = w.p().truncate_to(Offset(o));
+            w.disarm();
+            check_truncate(w, o, r)?;
+        }
         _ => {
             let torn = input.u8();
             let seed = (torn & 1 != 0).then(|| u64::from(input.u16()));
             w.reopen_and_reconcile(Restart::PowerLoss(seed), &NOTHING);
         }
     }
+    Ok(())
+}
+
+/// `truncate_to(o)` cuts before the batch holding `o`, at a batch boundary no higher than that
+/// batch's base and never below the log start; only batches compaction dropped whole (no record
+/// present) may lie between the cut and that base. Everything is durable afterwards.
+fn check_truncate(w: &mut World, o: u64, r: seglog::Result<Offset>) -> Result<(), Failed> {
+    let (start, end) = (w.m.start, w.m.end());
+    if o >= end {
+        assert_eq!(
+            r.map_err(|e| Box::new((e, NOTHING)))?,
+            Offset(end),
+            "truncate_to({o}) at or past the end"
+        );
+        return Ok(());
+    }
+    let present = w.m.present();
+    let none_present = |a: u64, b: u64| !present.iter().any(|&x| x >= a && x < b);
+    let base = *w.m.bounds.range(..=o).next_back().expect("0 is a boundary");
+    let new_end = match r {
+        Err(Error::InvalidOffset { .. }) => {
+            assert!(
+                o < start || none_present(start, base),
+                "truncate_to({o}) refused, log start {start}, batch base {base}"
+            );
+            return Ok(());
+        }
+        other => other.map_err(|e| Box::new((e, NOTHING)))?.0,
+    };
+    assert!(
+        o >= start && base >= start,
+        "truncate_to({o}) below the log start {start} cut at {new_end}"
+    );
+    assert!(
+        new_end >= start && new_end <= base && w.m.bounds.contains(&new_end),
+        "truncate_to({o}) cut at {new_end}: batch base {base}, log start {start}"
+    );
+    assert!(
+        none_present(new_end, base),
+        "truncate_to({o}) cut at {new_end} removed records below {base}"
+    );
+    let m = &mut w.m;
+    m.history.truncate(usize::try_from(new_end).expect("small"));
+    m.gone.retain(|&g| g < new_end);
+    m.bounds.retain(|&b| b <= new_end);
+    m.durable_end = new_end;
+    w.check_all(500);
     Ok(())
 }
 
@@ -784,6 +850,7 @@ pub fn partition_ops(data: &[u8]) {
             durable_end: 0,
             clock_ms: BASE_TS,
             compacted: false,
+            bounds: BTreeSet::from([0]),
         },
         armed: None,
         fired: false,

@@ -605,21 +605,49 @@ impl Segment {
         *slot = None;
     }
 
-    /// fsync the log file of a sealed segment: through its loaded files, or, if they were
-    /// closed to keep within `open_segments_max`, by reopening it (an fsync covers the file,
-    /// whichever descriptor wrote it). A segment removed since has nothing left to make
-    /// durable.
+    /// fsync a sealed segment's log, offset index and time index, as Kafka's
+    /// `LogSegment.flush` does before the recovery point passes a segment: an open trusts the
+    /// indexes of segments below the recovery point, so a power loss must not take back the
+    /// entries sealing wrote (the time index's last entry is the segment's newest timestamp,
+    /// which retention and `offset_for_timestamp` rely on). The log goes through its loaded
+    /// files or, if they were closed to keep within `open_segments_max`, by reopening it (an
+    /// fsync covers the file, whichever descriptor wrote it); the indexes by reopening them. A
+    /// segment removed since has nothing left to make durable.
     pub(crate) fn sync_log(&self) -> Result<()> {
         let path = self.path(LOG_EXT);
         if let Some(f) = self.loaded_files() {
-            return f.log.sync_data().at(&path);
-        }
-        if self.removed.load(Ordering::Acquire) {
+            f.log.sync_data().at(&path)?;
+        } else if !self.sync_file(LOG_EXT)? {
             return Ok(());
         }
+        self.sync_indexes()
+    }
+
+    /// fsync a sealed segment's offset and time index (by reopening them): recovery and
+    /// compaction call it for the indexes they rebuilt before the recovery point passes them.
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
+        self.sync_indexes_named("")
+    }
+
+    /// [`sync_indexes`](Self::sync_indexes) of index files named with `suffix` after their
+    /// extension (compaction's `.cleaned` output).
+    pub(crate) fn sync_indexes_named(&self, suffix: &str) -> Result<()> {
+        for ext in [INDEX_EXT, TIME_INDEX_EXT] {
+            self.sync_file(&format!("{ext}{suffix}"))?;
+        }
+        Ok(())
+    }
+
+    /// fsync one of the segment's files by reopening it; `false` if it is gone (removed
+    /// segments have nothing left to make durable).
+    fn sync_file(&self, ext: &str) -> Result<bool> {
+        let path = self.path(ext);
+        if self.removed.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         match self.fs.open(&path, OpenFlags::READ) {
-            Ok(log) => log.sync_data().at(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Ok(f) => f.sync_data().at(&path).map(|()| true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(path, e)),
         }
     }
@@ -861,6 +889,25 @@ impl Segment {
         }
         files.set_witness(fitted.map(Arc::new));
         Ok(())
+    }
+
+    /// Make the segment's witness describe its log cut at `size` bytes ending at offset `end`
+    /// ([`Witness::cut`]; temporary name, fsync, rename; the caller fsyncs the directory), or
+    /// remove it if it cannot. Without this, a cut that keeps every batch of a compacted
+    /// segment would keep the empty offsets the witness lists after them.
+    pub(crate) fn cut_witness(&self, size: u64, end: u64) -> Result<()> {
+        let path = self.path(WITNESS_EXT);
+        let Some(raw) = Witness::load(&self.fs, &path, self.base_offset.0)? else {
+            return Ok(());
+        };
+        match raw.cut(size, end) {
+            Some(w) => {
+                let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
+                w.write_to(&self.fs, &tmp)?;
+                self.fs.rename(&tmp, &path).at(&path)
+            }
+            None => self.fs.remove_file(&path).at(&path),
+        }
     }
 
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first

@@ -141,6 +141,24 @@ impl Witness {
         Some(self)
     }
 
+    /// This witness for a log cut at `size` bytes whose offsets now end at `end`: a
+    /// `truncate_to` that lands in the offsets compaction left empty after a segment's last
+    /// batch keeps every batch but not those offsets. `None` if `size` is not a batch
+    /// boundary or `end` lies inside a kept batch or past the old end. A cut past the bytes
+    /// the witness covers (in the dense appends after them) leaves it as it is.
+    pub fn cut(self, size: u64, end: u64) -> Option<Self> {
+        if size > self.log_len {
+            return (end >= self.next_offset).then_some(self);
+        }
+        let mut w = self.fitted(size, None)?;
+        let kept_end = w.base + w.entries.last().map_or(0, |e| e.relative_last() + 1);
+        if end < kept_end || end > w.next_offset {
+            return None;
+        }
+        w.next_offset = end;
+        Some(w)
+    }
+
     /// The file's bytes.
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER_LEN + self.entries.len() * ENTRY_LEN + CRC_LEN);
@@ -297,6 +315,33 @@ mod tests {
         );
         let none_left = w.clone().fitted(0, None).unwrap();
         assert_eq!((none_left.log_len, none_left.next_offset), (0, 100));
-        assert_eq!(w.fitted(81, None), None, "not a boundary: not this log");
+        assert_eq!(
+            w.clone().fitted(81, None),
+            None,
+            "not a boundary: not this log"
+        );
+    }
+
+    #[test]
+    fn cut_lowers_the_end_of_trailing_empty_offsets() {
+        let w = sample();
+        // Every batch kept, the empty offsets after the last one cut.
+        let cut = w.clone().cut(230, 115).unwrap();
+        assert_eq!((cut.log_len, cut.next_offset), (230, 115));
+        let prefix = w.clone().cut(80, 104).unwrap();
+        assert_eq!(
+            (prefix.log_len, prefix.next_offset, prefix.entries.len()),
+            (80, 104, 1)
+        );
+        assert_eq!(w.clone().cut(80, 103), None, "inside a kept batch");
+        assert_eq!(w.clone().cut(230, 121), None, "past the old end");
+        assert_eq!(w.clone().cut(81, 104), None, "not a boundary");
+        // Past the witnessed bytes the log is dense: the witness stays as it was.
+        assert_eq!(w.clone().cut(400, 130), Some(w.clone()));
+        assert_eq!(
+            w.cut(400, 119),
+            None,
+            "dense appends end before the witness does"
+        );
     }
 }

@@ -402,6 +402,7 @@ impl Partition {
         }
         new_seg.seal(&files, &cursor, end, size)?;
         files.log.sync_data().at(&new_seg.path(LOG_EXT))?;
+        new_seg.sync_indexes_named(CLEANED)?;
         self.write_witness(&new_seg, &files, Witness::new(base.0, witnessed, size, end))?;
         report.bytes_written += size;
         report.segments_written += 1;

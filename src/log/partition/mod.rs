@@ -1066,6 +1066,8 @@ impl Partition {
                 w.dir_dirty = false;
             }
             w.active.close_active(&w.files, &w.cursor, w.next_offset)?;
+            // The clean-shutdown marker vouches for the indexes too: make them durable first.
+            w.active.sync_indexes()?;
             self.persist_epochs()?;
             if self.config.high_watermark_external {
                 let hw = self.view.read().high_watermark().offset;

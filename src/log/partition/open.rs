@@ -546,6 +546,7 @@ fn seal_scanned(
     witness_kept(config, &s, size, end_offset)?;
     s.seg.seal(&s.files, &s.cursor, end_offset, size)?;
     rewrite_and_sync(&s.files.log, &s.seg.path(LOG_EXT))?;
+    s.seg.sync_indexes()?;
     drop(s.files);
     s.seg.unload();
     Ok(Arc::new(s.seg))
@@ -698,6 +699,8 @@ fn act(
         cut_log(&s.files, &s.seg, at.size)?;
         witness_kept(config, &s, at.size, at.end_offset)?;
         s.seg.seal(&s.files, &s.cursor, at.end_offset, at.size)?;
+        // The rebuilt indexes are trusted once the recovery point passes them (as the log is).
+        s.seg.sync_indexes()?;
         kept.push(s.files.clone());
         segments.push(Arc::new(s.seg));
     }

@@ -299,6 +299,7 @@ impl Partition {
         }
         remove_segments(w.segments[cut.segment + 1..].iter().rev().map(|s| &**s))?;
         self.rewrite_prefix(&seg, cut.position)?;
+        seg.cut_witness(cut.position, cut.end)?;
         let s = scan_segment(&self.dir, &self.config, base, base.0, None)?;
         if s.facts.damage.is_some() || s.facts.next_offset != cut.end {
             return Err(Error::Corrupt {
