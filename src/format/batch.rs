@@ -671,13 +671,20 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
 /// Header plus CRC check of the batch at the front of `buf` (records are not walked).
 pub(crate) fn check_crc(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
     let header = BatchHeader::parse(buf)?;
+    check_crc_of(&header, buf)?;
+    Ok(header)
+}
+
+/// CRC check of the batch at the front of `buf` whose header was already parsed: the read
+/// path parses every header once.
+pub(crate) fn check_crc_of(header: &BatchHeader, buf: &[u8]) -> Result<(), CorruptKind> {
     let batch = buf
         .get(..header.total_len())
         .ok_or(CorruptKind::Truncated)?;
     if batch_crc(batch) != header.crc {
         return Err(CorruptKind::Crc);
     }
-    Ok(header)
+    Ok(())
 }
 
 /// The decompressed record section of a compressed batch.

@@ -421,7 +421,7 @@ impl Cursor {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode_one<'a>(&mut self, section: &'a [u8]) -> Result<RecordRef<'a>, CorruptKind> {
         let mut rest = Reader(section.get(self.pos..self.end).ok_or(BAD)?);
         let before = rest.0.len();
@@ -469,35 +469,59 @@ impl Cursor {
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, CorruptKind> {
         let (&b, rest) = self.0.split_first().ok_or(BAD)?;
         self.0 = rest;
         Ok(b)
     }
 
-    #[inline]
+    /// A varint: one byte inline (the common case), longer ones out of line.
+    #[inline(always)]
     fn varint(&mut self) -> Result<i32, CorruptKind> {
+        match self.0.split_first() {
+            Some((&b, rest)) if b < 0x80 => {
+                self.0 = rest;
+                Ok(varint::unzigzag32(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<i32, CorruptKind> {
         let (v, n) = varint::get_i32(self.0).ok_or(BAD)?;
         self.0 = self.0.get(n..).ok_or(BAD)?;
         Ok(v)
     }
 
-    #[inline]
+    /// A varlong: one byte inline, longer ones out of line.
+    #[inline(always)]
     fn varlong(&mut self) -> Result<i64, CorruptKind> {
+        match self.0.split_first() {
+            Some((&b, rest)) if b < 0x80 => {
+                self.0 = rest;
+                Ok(i64::from(varint::unzigzag32(b)))
+            }
+            _ => self.varlong_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varlong_long(&mut self) -> Result<i64, CorruptKind> {
         let (v, n) = varint::get_i64(self.0).ok_or(BAD)?;
         self.0 = self.0.get(n..).ok_or(BAD)?;
         Ok(v)
     }
 
     /// A non-negative varint length.
-    #[inline]
+    #[inline(always)]
     fn len(&mut self) -> Result<usize, CorruptKind> {
         usize::try_from(self.varint()?).map_err(|_| BAD)
     }
 
     /// The next `n` bytes.
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], CorruptKind> {
         let (taken, rest) = self.0.split_at_checked(n).ok_or(BAD)?;
         self.0 = rest;
@@ -505,7 +529,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint length (-1 = null) and that many bytes.
-    #[inline]
+    #[inline(always)]
     fn opt_bytes(&mut self) -> Result<Option<&'a [u8]>, CorruptKind> {
         match self.varint()? {
             -1 => Ok(None),
@@ -517,7 +541,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A header: a key (never null) and an optional value.
-    #[inline]
+    #[inline(always)]
     fn header(&mut self) -> Result<HeaderRef<'a>, CorruptKind> {
         let key = self.opt_bytes()?.ok_or(BAD)?;
         let value = self.opt_bytes()?;

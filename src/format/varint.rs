@@ -19,6 +19,13 @@ fn unzigzag64(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// The value of a one-byte varint (`b < 0x80`), either width.
+#[inline(always)]
+pub(crate) fn unzigzag32(b: u8) -> i32 {
+    let b = i32::from(b);
+    (b >> 1) ^ -(b & 1)
+}
+
 /// Bytes needed to encode `v` as a varlong.
 #[inline]
 pub(crate) fn len_i64(v: i64) -> usize {
@@ -226,6 +233,14 @@ mod tests {
         let long = [0xffu8; 12];
         for len in 0..=12 {
             assert_eq!(get_unsigned(&long[..len], 10), reference(&long[..len], 10));
+        }
+    }
+
+    #[test]
+    fn one_byte_values_match_the_general_decoder() {
+        for b in 0u8..0x80 {
+            assert_eq!(get_i32(&[b]), Some((unzigzag32(b), 1)));
+            assert_eq!(get_i64(&[b]), Some((i64::from(unzigzag32(b)), 1)));
         }
     }
 

@@ -208,7 +208,7 @@ impl Partition {
                 if !out.is_empty() && taken + total > max_bytes {
                     break;
                 }
-                batch::check_crc(&rest[..total]).map_err(|k| corrupt(pos, k))?;
+                batch::check_crc_of(&header, &rest[..total]).map_err(|k| corrupt(pos, k))?;
                 let batch = Batch::from_checked(header, data.slice(pos..pos + total));
                 // Compaction may have removed every record of the batch at or past `offset`:
                 // such a batch must not stand in for "the next record that exists".
