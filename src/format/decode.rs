@@ -476,16 +476,33 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// A varint: one byte inline (the common case), longer ones out of line.
+    /// A varint: one or two bytes inline (lengths up to 8191 and deltas up to 8191 take at
+    /// most two), longer ones out of line.
     #[inline(always)]
     fn varint(&mut self) -> Result<i32, CorruptKind> {
-        match self.0.split_first() {
-            Some((&b, rest)) if b < 0x80 => {
-                self.0 = rest;
-                Ok(varint::unzigzag32(b))
-            }
-            _ => self.varint_long(),
+        match self.short() {
+            Some(v) => Ok(v),
+            None => self.varint_long(),
         }
+    }
+
+    /// A one- or two-byte varint (either width) at the front, consumed; `None` otherwise.
+    #[inline(always)]
+    fn short(&mut self) -> Option<i32> {
+        let s = self.0;
+        let b0 = *s.first()?;
+        if b0 < 0x80 {
+            self.0 = &s[1..];
+            return Some(varint::unzigzag_short(u16::from(b0)));
+        }
+        let b1 = *s.get(1)?;
+        if b1 < 0x80 {
+            self.0 = &s[2..];
+            return Some(varint::unzigzag_short(
+                u16::from(b0 & 0x7f) | (u16::from(b1) << 7),
+            ));
+        }
+        None
     }
 
     #[inline(never)]
@@ -495,15 +512,12 @@ impl<'a> Reader<'a> {
         Ok(v)
     }
 
-    /// A varlong: one byte inline, longer ones out of line.
+    /// A varlong: one or two bytes inline, longer ones out of line.
     #[inline(always)]
     fn varlong(&mut self) -> Result<i64, CorruptKind> {
-        match self.0.split_first() {
-            Some((&b, rest)) if b < 0x80 => {
-                self.0 = rest;
-                Ok(i64::from(varint::unzigzag32(b)))
-            }
-            _ => self.varlong_long(),
+        match self.short() {
+            Some(v) => Ok(i64::from(v)),
+            None => self.varlong_long(),
         }
     }
 
