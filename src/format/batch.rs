@@ -207,11 +207,13 @@ impl BatchHeader {
     }
 
     /// The codec of the records (attributes bits 0-2).
+    #[inline]
     pub fn compression(&self) -> Compression {
         Compression::from_attributes(self.attributes).unwrap_or_default()
     }
 
     /// How record timestamps are read (attributes bit 3).
+    #[inline]
     pub fn timestamp_type(&self) -> TimestampType {
         if self.attributes & ATTR_LOG_APPEND_TIME != 0 {
             TimestampType::LogAppendTime
@@ -783,6 +785,7 @@ impl Batch {
     /// }
     /// # Ok(bytes) }
     /// ```
+    #[inline]
     pub fn decoded(&self) -> Result<DecodedRecords<'_>> {
         DecodedRecords::new(self)
     }

@@ -158,19 +158,23 @@ pub struct DecodedRecords<'a> {
 impl<'a> DecodedRecords<'a> {
     /// Decompress `batch`'s records if it is compressed (bounded by
     /// [`DECOMPRESSED_BYTES_LIMIT`](crate::DECOMPRESSED_BYTES_LIMIT)).
+    #[inline]
     pub(crate) fn new(batch: &'a Batch) -> Result<Self> {
         let header = batch.header();
-        let codec = header.compression();
         // An empty batch (count 0: Kafka's cleaner keeps such headers) has nothing to decompress.
-        let plain = if codec == Compression::None || header.record_count == 0 {
-            None
-        } else {
-            Some(Bytes::from(crate::format::batch::decompress_records(
-                header,
-                batch.as_bytes(),
-            )?))
-        };
-        Ok(DecodedRecords { batch, plain })
+        if header.record_count == 0 || header.compression() == Compression::None {
+            return Ok(DecodedRecords { batch, plain: None });
+        }
+        Self::decompressed(batch)
+    }
+
+    #[inline(never)]
+    fn decompressed(batch: &'a Batch) -> Result<Self> {
+        let plain = crate::format::batch::decompress_records(batch.header(), batch.as_bytes())?;
+        Ok(DecodedRecords {
+            batch,
+            plain: Some(Bytes::from(plain)),
+        })
     }
 
     /// The batch these records belong to.
@@ -180,6 +184,7 @@ impl<'a> DecodedRecords<'a> {
 
     /// Iterate over the records (a control batch's marker record included). An item is an
     /// error ([`Error::Corrupt`]) if the record bytes are malformed; iteration ends after it.
+    #[inline]
     pub fn iter(&self) -> RecordRefs<'_> {
         let (section, start) = self.section();
         RecordRefs {
@@ -207,6 +212,7 @@ impl<'a> DecodedRecords<'a> {
     }
 
     /// The bytes the records are in, and where they start.
+    #[inline]
     fn section(&self) -> (&[u8], usize) {
         match &self.plain {
             Some(p) => (p, 0),
@@ -219,6 +225,7 @@ impl<'b> IntoIterator for &'b DecodedRecords<'_> {
     type Item = Result<RecordRef<'b>>;
     type IntoIter = RecordRefs<'b>;
 
+    #[inline]
     fn into_iter(self) -> RecordRefs<'b> {
         self.iter()
     }
@@ -376,6 +383,7 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     /// A cursor over the records in `[start, end)` of a section, for the batch `header`.
+    #[inline]
     pub(crate) fn new(header: &BatchHeader, start: usize, end: usize) -> Self {
         let timestamp_type = header.timestamp_type();
         Cursor {
