@@ -43,7 +43,11 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::option::of(bytes(10)),
         prop::option::weighted(0.8, bytes(300)),
         prop::collection::vec((bytes(5), prop::option::of(bytes(8))), 0..4),
-        prop_oneof![Just(-1i64), 0i64..1_000, 1_700_000_000_000i64..1_700_000_001_000],
+        prop_oneof![
+            Just(-1i64),
+            0i64..1_000,
+            1_700_000_000_000i64..1_700_000_001_000
+        ],
     )
         .prop_map(|(key, value, headers, timestamp_ms)| Spec {
             key,

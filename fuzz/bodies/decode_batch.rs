@@ -124,18 +124,31 @@ pub fn views_agree(batch: &Batch, owned: &[seglog::Result<LogRecord>]) {
         Ok(d) => d,
         Err(e) => {
             // Decompression failed: the owned path reports the same as its only item.
-            assert_eq!(owned.len(), 1, "decoded() failed ({e}) but records() did not");
+            assert_eq!(
+                owned.len(),
+                1,
+                "decoded() failed ({e}) but records() did not"
+            );
             let same = matches!(
                 (&e, &owned[0]),
-                (seglog::Error::CodecUnavailable { .. }, Err(seglog::Error::CodecUnavailable { .. }))
-                    | (seglog::Error::Corrupt { .. }, Err(seglog::Error::Corrupt { .. }))
+                (
+                    seglog::Error::CodecUnavailable { .. },
+                    Err(seglog::Error::CodecUnavailable { .. })
+                ) | (
+                    seglog::Error::Corrupt { .. },
+                    Err(seglog::Error::Corrupt { .. })
+                )
             );
             assert!(same, "decoded() error {e:?} vs records() {:?}", owned[0]);
             return;
         }
     };
     let views: Vec<_> = decoded.iter().collect();
-    assert_eq!(views.len(), owned.len(), "views and owned records differ in number");
+    assert_eq!(
+        views.len(),
+        owned.len(),
+        "views and owned records differ in number"
+    );
     for (v, o) in views.iter().zip(owned) {
         match (v, o) {
             (Ok(v), Ok(o)) => {
@@ -150,7 +163,10 @@ pub fn views_agree(batch: &Batch, owned: &[seglog::Result<LogRecord>]) {
                 assert!(headers.eq(want), "headers differ");
                 assert_eq!(&decoded.to_log_record(v), o);
             }
-            (Err(seglog::Error::Corrupt { reason: a, .. }), Err(seglog::Error::Corrupt { reason: b, .. })) => {
+            (
+                Err(seglog::Error::Corrupt { reason: a, .. }),
+                Err(seglog::Error::Corrupt { reason: b, .. }),
+            ) => {
                 assert_eq!(a, b);
             }
             (v, o) => panic!("view {v:?} vs owned {o:?}"),

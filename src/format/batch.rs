@@ -261,6 +261,7 @@ impl BatchHeader {
 
     /// Parse the fixed header from the front of `buf` and check what can be checked without
     /// the rest of the batch: magic, length bounds, attributes, counts. Never reads past `buf`.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
         let h = buf.get(..BATCH_HEADER_LEN).ok_or(CorruptKind::Truncated)?;
         // Magic first (as Kafka): older formats, seglog's own v1 included, are named as such.
@@ -718,6 +719,7 @@ impl Batch {
         Ok(Batch { header, bytes })
     }
 
+    #[inline]
     pub(crate) fn from_checked(header: BatchHeader, bytes: Bytes) -> Batch {
         debug_assert_eq!(header.total_len(), bytes.len());
         Batch { header, bytes }

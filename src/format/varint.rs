@@ -20,6 +20,7 @@ fn unzigzag64(v: u64) -> i64 {
 }
 
 /// The value of a one- or two-byte varint of either width, from its 14 payload bits `z`.
+#[allow(clippy::inline_always)] // a shift and a xor, on the decoder's hot path
 #[inline(always)]
 pub(crate) fn unzigzag_short(z: u16) -> i32 {
     let z = i32::from(z);

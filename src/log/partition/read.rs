@@ -273,10 +273,10 @@ impl Partition {
                 if b.max_timestamp() < timestamp_ms {
                     continue;
                 }
-                for r in b.records() {
+                for r in &b.decoded()? {
                     let r = r?;
-                    if r.offset >= next && r.timestamp_ms >= timestamp_ms {
-                        return Ok(Some(r.offset));
+                    if r.offset() >= next && r.timestamp_ms() >= timestamp_ms {
+                        return Ok(Some(r.offset()));
                     }
                 }
             }
@@ -340,8 +340,8 @@ fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
     {
         return Ok(true);
     }
-    for r in batch.records() {
-        if r?.offset >= offset {
+    for r in &batch.decoded()? {
+        if r?.offset() >= offset {
             return Ok(true);
         }
     }
