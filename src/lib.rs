@@ -52,10 +52,11 @@ pub use client::consumer::{
 pub use client::producer::{Producer, ProducerConfig, SendHandle, LINGER_MAX};
 pub use error::{CorruptKind, Error, Result};
 pub use format::batch::{
-    Batch, BatchHeader, BatchMeta, ControlKind, ControlMarker, Records, TimestampType,
-    BATCH_BYTES_LIMIT, BATCH_HEADER_LEN, DECOMPRESSED_BYTES_LIMIT, FORMAT_VERSION,
+    Batch, BatchHeader, BatchMeta, ControlKind, ControlMarker, TimestampType, BATCH_BYTES_LIMIT,
+    BATCH_HEADER_LEN, DECOMPRESSED_BYTES_LIMIT, FORMAT_VERSION,
 };
 pub use format::compression::Compression;
+pub use format::decode::{DecodedRecords, HeaderRef, Headers, RecordRef, RecordRefs, Records};
 pub use format::record::{now_ms, Header, LogRecord, Record};
 pub use group::offset_store::{
     validate_group_id, validate_offset_commit, CommittedOffset, FileOffsetStore,

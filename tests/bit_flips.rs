@@ -5,7 +5,8 @@
 //! segment file (`.log`, `.index`, `.timeindex`, `.batches`) is flipped, one at a time, with a
 //! few XOR masks. Each damaged copy is opened (on the simulated file system, so no fsync slows
 //! it) and read in full: by batch-sized reads, by 1 MiB reads, at every offset, and by
-//! `offset_for_timestamp` at a few times.
+//! `offset_for_timestamp` at a few times. Every full read walks both the owned records and the
+//! borrowed views (`for_each_record`), which must agree record for record and fail together.
 //!
 //! What must hold: every record returned is at its true offset with its true key, value and
 //! timestamp (compared with what an undamaged copy returns); records come in offset order
@@ -164,13 +165,33 @@ fn read_all(p: &Partition, max_bytes: usize) -> (Vec<(u64, Rec)>, bool) {
         if r.is_empty() {
             break;
         }
+        let mut owned = Vec::new();
+        let mut failed = false;
         for rec in r.records() {
             let Ok(rec) = rec else {
-                return (out, true);
+                failed = true;
+                break;
             };
             let key = rec.key.as_ref().map(|k| k.to_vec());
             let value = rec.value.as_ref().map(|v| v.to_vec());
-            out.push((rec.offset.0, (key, value, rec.timestamp_ms)));
+            owned.push((rec.offset.0, (key, value, rec.timestamp_ms)));
+        }
+        // The borrowed views of the same read: the same records, failing at the same place.
+        let mut views = Vec::new();
+        let walked = r.for_each_record(|rec| {
+            let key = rec.key().map(<[u8]>::to_vec);
+            let value = rec.value().map(<[u8]>::to_vec);
+            views.push((rec.offset().0, (key, value, rec.timestamp_ms())));
+        });
+        assert_eq!(
+            walked.is_err(),
+            failed,
+            "views and owned records disagree on damage"
+        );
+        assert!(views == owned, "views and owned records differ");
+        out.extend(owned);
+        if failed {
+            return (out, true);
         }
         if r.next_offset() <= next {
             panic!("read at {next:?} made no progress");

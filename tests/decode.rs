@@ -2,7 +2,9 @@
 //! never panic on arbitrary bytes, on arbitrary bytes under a valid header and CRC, or on real
 //! batches (appended to a partition and read back) after bit flips, byte writes, truncation
 //! and extension, with or without the CRC recomputed; the two checkers agree with each other,
-//! and every untouched batch read back decodes to exactly the records appended. The fuzz
+//! the borrowed record views (`Batch::decoded`) agree with the owned records field by field
+//! (and fail where they fail), and every untouched batch read back decodes to exactly the
+//! records appended. The fuzz
 //! target's body (`fuzz/bodies/decode_batch.rs`) runs here on proptest's inputs too.
 
 use bytes::Bytes;
@@ -31,7 +33,9 @@ fn exercise(bytes: &[u8]) -> Option<Vec<LogRecord>> {
             assert!(batch.encoded_len() <= bytes.len());
             let mut out = Vec::new();
             let mut failed = false;
-            for r in batch.records() {
+            let owned: Vec<seglog::Result<LogRecord>> = batch.records().collect();
+            fuzz_body::views_agree(batch, &owned);
+            for r in owned {
                 assert!(!failed, "records() yielded an item after an error");
                 match r {
                     Ok(r) => out.push(r),

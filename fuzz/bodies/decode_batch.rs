@@ -1,8 +1,10 @@
 //! The body of the `decode_batch` fuzz target, a plain function that `tests/decode.rs` also
 //! runs (`#[path]` module) so it is built and exercised by `cargo test`.
 //!
-//! `Batch::decode`, record iteration, `control_marker` and `check_batch` on arbitrary bytes
-//! must never panic, and the two checkers must agree on whether a batch is valid. Each input
+//! `Batch::decode`, record iteration (owned `records()` and borrowed `decoded()` views),
+//! `control_marker` and `check_batch` on arbitrary bytes must never panic, the two checkers
+//! must agree on whether a batch is valid, and the views must agree with the owned records
+//! field by field (same records, same error at the same place). Each input
 //! is tried as given, with its CRC recomputed, with a header forced into shape (magic, length,
 //! attributes, counts) plus a recomputed CRC so the fuzzer spends its time in the record
 //! parser, and as the compressed record section of a batch of each codec (gzip, snappy, lz4,
@@ -10,7 +12,7 @@
 
 use bytes::Bytes;
 use seglog::testing::check_batch;
-use seglog::Batch;
+use seglog::{Batch, LogRecord};
 
 const HEADER_LEN: usize = seglog::BATCH_HEADER_LEN;
 
@@ -79,7 +81,9 @@ pub fn exercise(data: &[u8]) -> bool {
             let _ = batch.control_marker();
             let mut ok = true;
             let mut count = 0usize;
-            for r in batch.records() {
+            let owned: Vec<seglog::Result<LogRecord>> = batch.records().collect();
+            views_agree(&batch, &owned);
+            for r in owned {
                 assert!(ok, "records() yielded an item after an error");
                 match r {
                     Ok(r) => {
@@ -109,6 +113,65 @@ pub fn exercise(data: &[u8]) -> bool {
         );
     }
     valid
+}
+
+/// The borrowed views of `batch` (`Batch::decoded`) against its owned records (`owned`, as
+/// `records()` yielded them): the same records field by field, an error where the owned path
+/// has one (of the same kind), and nothing after it. Also converts each view back to an owned
+/// record through `DecodedRecords::to_log_record`, which must give the same record.
+pub fn views_agree(batch: &Batch, owned: &[seglog::Result<LogRecord>]) {
+    let decoded = match batch.decoded() {
+        Ok(d) => d,
+        Err(e) => {
+            // Decompression failed: the owned path reports the same as its only item.
+            assert_eq!(
+                owned.len(),
+                1,
+                "decoded() failed ({e}) but records() did not"
+            );
+            let same = matches!(
+                (&e, &owned[0]),
+                (
+                    seglog::Error::CodecUnavailable { .. },
+                    Err(seglog::Error::CodecUnavailable { .. })
+                ) | (
+                    seglog::Error::Corrupt { .. },
+                    Err(seglog::Error::Corrupt { .. })
+                )
+            );
+            assert!(same, "decoded() error {e:?} vs records() {:?}", owned[0]);
+            return;
+        }
+    };
+    let views: Vec<_> = decoded.iter().collect();
+    assert_eq!(
+        views.len(),
+        owned.len(),
+        "views and owned records differ in number"
+    );
+    for (v, o) in views.iter().zip(owned) {
+        match (v, o) {
+            (Ok(v), Ok(o)) => {
+                assert_eq!(v.offset(), o.offset);
+                assert_eq!(v.timestamp_ms(), o.timestamp_ms);
+                assert_eq!(v.timestamp_type(), o.timestamp_type);
+                assert_eq!(v.key(), o.key.as_deref());
+                assert_eq!(v.value(), o.value.as_deref());
+                assert_eq!(v.header_count(), o.headers.len());
+                let headers = v.headers().map(|h| (h.key(), h.value()));
+                let want = o.headers.iter().map(|h| (&h.key[..], h.value.as_deref()));
+                assert!(headers.eq(want), "headers differ");
+                assert_eq!(&decoded.to_log_record(v), o);
+            }
+            (
+                Err(seglog::Error::Corrupt { reason: a, .. }),
+                Err(seglog::Error::Corrupt { reason: b, .. }),
+            ) => {
+                assert_eq!(a, b);
+            }
+            (v, o) => panic!("view {v:?} vs owned {o:?}"),
+        }
+    }
 }
 
 /// The fuzz target's body.

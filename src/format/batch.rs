@@ -33,13 +33,12 @@
 //! append lock after the batch was encoded and checksummed outside it (Kafka does the same);
 //! recovery checks the base offset against the offsets around it instead.
 
-use std::path::PathBuf;
-
 use bytes::Bytes;
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::compression::{self, Compression};
-use crate::format::record::{Header, LogRecord, Record};
+use crate::format::decode::{corrupt, Cursor, DecodedRecords, Records};
+use crate::format::record::{LogRecord, Record};
 use crate::format::varint;
 use crate::offset::Offset;
 
@@ -208,11 +207,13 @@ impl BatchHeader {
     }
 
     /// The codec of the records (attributes bits 0-2).
+    #[inline]
     pub fn compression(&self) -> Compression {
         Compression::from_attributes(self.attributes).unwrap_or_default()
     }
 
     /// How record timestamps are read (attributes bit 3).
+    #[inline]
     pub fn timestamp_type(&self) -> TimestampType {
         if self.attributes & ATTR_LOG_APPEND_TIME != 0 {
             TimestampType::LogAppendTime
@@ -260,6 +261,7 @@ impl BatchHeader {
 
     /// Parse the fixed header from the front of `buf` and check what can be checked without
     /// the rest of the batch: magic, length bounds, attributes, counts. Never reads past `buf`.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
         let h = buf.get(..BATCH_HEADER_LEN).ok_or(CorruptKind::Truncated)?;
         // Magic first (as Kafka): older formats, seglog's own v1 included, are named as such.
@@ -662,7 +664,7 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
         }
         (plain.as_ref(), 0)
     };
-    let mut cursor = RecordCursor::new(&header, start, section.len());
+    let mut cursor = Cursor::new(&header, start, section.len());
     while let Some(r) = cursor.next_record(section) {
         r?;
     }
@@ -672,30 +674,29 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
 /// Header plus CRC check of the batch at the front of `buf` (records are not walked).
 pub(crate) fn check_crc(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
     let header = BatchHeader::parse(buf)?;
+    check_crc_of(&header, buf)?;
+    Ok(header)
+}
+
+/// CRC check of the batch at the front of `buf` whose header was already parsed: the read
+/// path parses every header once.
+pub(crate) fn check_crc_of(header: &BatchHeader, buf: &[u8]) -> Result<(), CorruptKind> {
     let batch = buf
         .get(..header.total_len())
         .ok_or(CorruptKind::Truncated)?;
     if batch_crc(batch) != header.crc {
         return Err(CorruptKind::Crc);
     }
-    Ok(header)
+    Ok(())
 }
 
 /// The decompressed record section of a compressed batch.
-fn decompress_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn decompress_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<u8>> {
     compression::decompress(
         header.compression(),
         &batch[BATCH_HEADER_LEN..],
         DECOMPRESSED_BYTES_LIMIT,
     )
-}
-
-fn corrupt(reason: CorruptKind) -> Error {
-    Error::Corrupt {
-        path: PathBuf::default(),
-        position: 0,
-        reason,
-    }
 }
 
 /// A whole batch read from the log (or decoded from a buffer), CRC-checked, holding its bytes.
@@ -718,6 +719,7 @@ impl Batch {
         Ok(Batch { header, bytes })
     }
 
+    #[inline]
     pub(crate) fn from_checked(header: BatchHeader, bytes: Bytes) -> Batch {
         debug_assert_eq!(header.total_len(), bytes.len());
         Batch { header, bytes }
@@ -766,31 +768,28 @@ impl Batch {
     /// its records are then slices of the decompressed buffer. A codec that is not compiled
     /// in, or damage, is the first item's error.
     pub fn records(&self) -> Records {
-        let codec = self.header.compression();
-        // An empty batch (count 0: Kafka's cleaner keeps such headers) has nothing to decompress.
-        if codec == Compression::None || self.header.record_count == 0 {
-            return Records {
-                bytes: self.bytes.clone(),
-                inner: RecordCursor::new(&self.header, BATCH_HEADER_LEN, self.bytes.len()),
-                error: None,
-            };
-        }
-        match decompress_records(&self.header, &self.bytes) {
-            Ok(plain) => Records {
-                inner: RecordCursor::new(&self.header, 0, plain.len()),
-                bytes: Bytes::from(plain),
-                error: None,
-            },
-            Err(e) => Records {
-                bytes: Bytes::new(),
-                inner: RecordCursor::new(&self.header, 0, 0),
-                error: Some(match e {
-                    Error::CodecUnavailable { codec } => Failure::Codec(codec),
-                    Error::Corrupt { reason, .. } => Failure::Corrupt(reason),
-                    _ => Failure::Corrupt(CorruptKind::Compression),
-                }),
-            },
-        }
+        Records::new(self)
+    }
+
+    /// The records as borrowed [`RecordRef`](crate::RecordRef)s, the fast path: keys,
+    /// values and headers are `&[u8]` slices of this batch (or of its records, decompressed
+    /// once here for a compressed batch, bounded by [`DECOMPRESSED_BYTES_LIMIT`]), with no
+    /// reference counting and no allocation per record. The checks are those of
+    /// [`Batch::records`]. A codec that is not compiled in is [`Error::CodecUnavailable`],
+    /// damage in the compressed stream [`Error::Corrupt`].
+    ///
+    /// ```
+    /// # fn walk(batch: &seglog::Batch) -> seglog::Result<usize> {
+    /// let decoded = batch.decoded()?;
+    /// let mut bytes = 0;
+    /// for record in &decoded {
+    ///     bytes += record?.value().map_or(0, <[u8]>::len);
+    /// }
+    /// # Ok(bytes) }
+    /// ```
+    #[inline]
+    pub fn decoded(&self) -> Result<DecodedRecords<'_>> {
+        DecodedRecords::new(self)
     }
 
     /// The transaction marker of a control batch; `None` for a data batch. A control batch
@@ -801,9 +800,10 @@ impl Batch {
             return Ok(None);
         }
         let bad = || corrupt(CorruptKind::BadRecords);
-        let record = self.records().next().ok_or_else(bad)??;
-        let key = record.key.as_deref().ok_or_else(bad)?;
-        let value = record.value.as_deref().ok_or_else(bad)?;
+        let decoded = self.decoded()?;
+        let record = decoded.iter().next().ok_or_else(bad)??;
+        let key = record.key().ok_or_else(bad)?;
+        let value = record.value().ok_or_else(bad)?;
         if key.len() < 4 || value.len() < 6 || i16::from_be_bytes([key[0], key[1]]) < 0 {
             return Err(bad());
         }
@@ -820,218 +820,10 @@ impl Batch {
     }
 }
 
-/// Iterator over a batch's records, yielding [`LogRecord`]s whose bytes are slices of the
-/// batch (or of its decompressed records).
-#[derive(Debug, Clone)]
-pub struct Records {
-    bytes: Bytes,
-    inner: RecordCursor,
-    /// Decompression failed: yielded once, then the iterator ends.
-    error: Option<Failure>,
-}
-
-impl Iterator for Records {
-    type Item = Result<LogRecord>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            self.inner.failed = true;
-            return Some(Err(match e {
-                Failure::Corrupt(reason) => corrupt(reason),
-                Failure::Codec(codec) => Error::CodecUnavailable { codec },
-            }));
-        }
-        let bytes = &self.bytes;
-        let timestamp_type = self.inner.timestamp_type;
-        self.inner.next_record(bytes).map(|r| {
-            r.map(|raw| raw.into_record(bytes, timestamp_type))
-                .map_err(corrupt)
-        })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.inner.remaining as usize;
-        (0, Some(left))
-    }
-}
-
-/// Why a compressed batch's records could not be decompressed.
-#[derive(Debug, Clone, Copy)]
-enum Failure {
-    Corrupt(CorruptKind),
-    Codec(&'static str),
-}
-
-/// Decoding state over a batch's record section; positions index the section's buffer.
-#[derive(Debug, Clone)]
-struct RecordCursor {
-    pos: usize,
-    end: usize,
-    remaining: u32,
-    base_offset: u64,
-    last_offset_delta: u32,
-    base_timestamp: i64,
-    /// `Some(maxTimestamp)` under `LogAppendTime`: every record's timestamp.
-    append_time: Option<i64>,
-    timestamp_type: TimestampType,
-    prev_delta: Option<u32>,
-    failed: bool,
-}
-
-/// A byte range `[start, end)` into a batch.
-type Span = (usize, usize);
-
-/// One record's fields as byte ranges into the batch.
-struct RawRecord {
-    offset: u64,
-    timestamp: i64,
-    key: Option<Span>,
-    value: Option<Span>,
-    headers: Vec<(Span, Option<Span>)>,
-}
-
-impl RawRecord {
-    fn into_record(self, bytes: &Bytes, timestamp_type: TimestampType) -> LogRecord {
-        let slice = |(s, e): (usize, usize)| bytes.slice(s..e);
-        LogRecord {
-            offset: Offset(self.offset),
-            timestamp_ms: self.timestamp,
-            timestamp_type,
-            key: self.key.map(slice),
-            value: self.value.map(slice),
-            headers: if self.headers.is_empty() {
-                Vec::new()
-            } else {
-                self.headers
-                    .into_iter()
-                    .map(|(k, v)| Header {
-                        key: slice(k),
-                        value: v.map(slice),
-                    })
-                    .collect()
-            },
-        }
-    }
-}
-
-impl RecordCursor {
-    fn new(header: &BatchHeader, start: usize, end: usize) -> Self {
-        let timestamp_type = header.timestamp_type();
-        RecordCursor {
-            pos: start,
-            end,
-            remaining: header.record_count,
-            base_offset: header.base_offset,
-            last_offset_delta: header.last_offset_delta,
-            base_timestamp: header.base_timestamp,
-            append_time: (timestamp_type == TimestampType::LogAppendTime)
-                .then_some(header.max_timestamp),
-            timestamp_type,
-            prev_delta: None,
-            failed: false,
-        }
-    }
-
-    fn next_record(&mut self, buf: &[u8]) -> Option<Result<RawRecord, CorruptKind>> {
-        if self.failed {
-            return None;
-        }
-        if self.remaining == 0 {
-            if self.pos != self.end {
-                self.failed = true;
-                return Some(Err(CorruptKind::BadRecords));
-            }
-            return None;
-        }
-        let r = self.decode_one(buf);
-        match &r {
-            Ok(_) => self.remaining -= 1,
-            Err(_) => self.failed = true,
-        }
-        Some(r)
-    }
-
-    fn decode_one(&mut self, buf: &[u8]) -> Result<RawRecord, CorruptKind> {
-        let bad = CorruptKind::BadRecords;
-        let buf = buf.get(..self.end).ok_or(bad)?;
-        let mut p = self.pos;
-        let body_len = take_i32(buf, &mut p)?;
-        let body_len = usize::try_from(body_len).map_err(|_| bad)?;
-        let record_end = p
-            .checked_add(body_len)
-            .filter(|&e| e <= buf.len())
-            .ok_or(bad)?;
-        let body = &buf[..record_end];
-        let _attributes = *body.get(p).ok_or(bad)?;
-        p += 1;
-        let ts_delta = take_i64(body, &mut p)?;
-        let offset_delta = u32::try_from(take_i32(body, &mut p)?).map_err(|_| bad)?;
-        if offset_delta > self.last_offset_delta
-            || self.prev_delta.is_some_and(|d| offset_delta <= d)
-        {
-            return Err(bad);
-        }
-        let key = take_opt(body, &mut p)?;
-        let value = take_opt(body, &mut p)?;
-        let header_count = usize::try_from(take_i32(body, &mut p)?).map_err(|_| bad)?;
-        // Each header takes at least two bytes: bound the count before allocating.
-        if header_count > (record_end - p) / 2 {
-            return Err(bad);
-        }
-        let mut headers = Vec::with_capacity(header_count);
-        for _ in 0..header_count {
-            let k = take_opt(body, &mut p)?.ok_or(bad)?;
-            let v = take_opt(body, &mut p)?;
-            headers.push((k, v));
-        }
-        if p != record_end {
-            return Err(bad);
-        }
-        self.pos = record_end;
-        self.prev_delta = Some(offset_delta);
-        Ok(RawRecord {
-            offset: self.base_offset + u64::from(offset_delta),
-            timestamp: self
-                .append_time
-                .unwrap_or(self.base_timestamp.wrapping_add(ts_delta)),
-            key,
-            value,
-            headers,
-        })
-    }
-}
-
-fn take_i32(buf: &[u8], p: &mut usize) -> Result<i32, CorruptKind> {
-    let (v, n) = varint::get_i32(buf.get(*p..).unwrap_or(&[])).ok_or(CorruptKind::BadRecords)?;
-    *p += n;
-    Ok(v)
-}
-
-fn take_i64(buf: &[u8], p: &mut usize) -> Result<i64, CorruptKind> {
-    let (v, n) = varint::get_i64(buf.get(*p..).unwrap_or(&[])).ok_or(CorruptKind::BadRecords)?;
-    *p += n;
-    Ok(v)
-}
-
-/// A length-prefixed optional byte string: returns its range.
-fn take_opt(buf: &[u8], p: &mut usize) -> Result<Option<(usize, usize)>, CorruptKind> {
-    let len = take_i32(buf, p)?;
-    if len == -1 {
-        return Ok(None);
-    }
-    let len = usize::try_from(len).map_err(|_| CorruptKind::BadRecords)?;
-    let end = p
-        .checked_add(len)
-        .filter(|&e| e <= buf.len())
-        .ok_or(CorruptKind::BadRecords)?;
-    let range = (*p, end);
-    *p = end;
-    Ok(Some(range))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::record::Header;
 
     const PLAIN: EncodeOptions = EncodeOptions {
         compression: Compression::None,

@@ -8,5 +8,6 @@
 pub(crate) mod batch;
 pub(crate) mod compression;
 pub(crate) mod crc;
+pub(crate) mod decode;
 pub(crate) mod record;
 pub(crate) mod varint;

@@ -19,6 +19,14 @@ fn unzigzag64(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// The value of a one- or two-byte varint of either width, from its 14 payload bits `z`.
+#[allow(clippy::inline_always)] // a shift and a xor, on the decoder's hot path
+#[inline(always)]
+pub(crate) fn unzigzag_short(z: u16) -> i32 {
+    let z = i32::from(z);
+    (z >> 1) ^ -(z & 1)
+}
+
 /// Bytes needed to encode `v` as a varlong.
 #[inline]
 pub(crate) fn len_i64(v: i64) -> usize {
@@ -117,14 +125,30 @@ pub(crate) fn get_i32(buf: &[u8]) -> Option<(i32, usize)> {
     i32::try_from(v).ok().map(|v| (v, n))
 }
 
+/// One byte is the common case (small deltas, short lengths, the attributes' neighbours):
+/// it returns without a loop; longer encodings take [`get_unsigned_long`].
 #[inline]
 fn get_unsigned(buf: &[u8], max_len: usize) -> Option<(u64, usize)> {
+    match buf.first() {
+        Some(&b) if b < 0x80 => Some((u64::from(b), 1)),
+        Some(_) => get_unsigned_long(buf, max_len),
+        None => None,
+    }
+}
+
+/// A varint of two or more bytes, at most `max_len`: a plain indexed loop, no adaptors.
+#[inline]
+fn get_unsigned_long(buf: &[u8], max_len: usize) -> Option<(u64, usize)> {
+    let n = buf.len().min(max_len);
     let mut value: u64 = 0;
-    for (i, &b) in buf.iter().take(max_len).enumerate() {
+    let mut i = 0;
+    while i < n {
+        let b = buf[i];
         value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
+        if b < 0x80 {
             return Some((value, i + 1));
         }
+        i += 1;
     }
     None
 }
@@ -176,6 +200,52 @@ mod tests {
         }
         assert_eq!(len_i64(i64::MIN), MAX_VARLONG_LEN);
         assert_eq!(len_i32(i32::MIN), MAX_VARINT_LEN);
+    }
+
+    /// The decoder as it was (iterator adaptors): the tight one must agree on every input.
+    fn reference(buf: &[u8], max_len: usize) -> Option<(u64, usize)> {
+        let mut value: u64 = 0;
+        for (i, &b) in buf.iter().take(max_len).enumerate() {
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some((value, i + 1));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn tight_decoder_agrees_with_the_reference_on_every_short_input() {
+        let bytes = [0x00, 0x01, 0x7f, 0x80, 0x81, 0xfe, 0xff];
+        let mut buf = Vec::new();
+        for len in 0..=6usize {
+            let combos = bytes.len().pow(u32::try_from(len).unwrap());
+            for mut k in 0..combos {
+                buf.clear();
+                for _ in 0..len {
+                    buf.push(bytes[k % bytes.len()]);
+                    k /= bytes.len();
+                }
+                for max in [MAX_VARINT_LEN, MAX_VARLONG_LEN] {
+                    assert_eq!(get_unsigned(&buf, max), reference(&buf, max), "{buf:02x?}");
+                }
+            }
+        }
+        let long = [0xffu8; 12];
+        for len in 0..=12 {
+            assert_eq!(get_unsigned(&long[..len], 10), reference(&long[..len], 10));
+        }
+    }
+
+    #[test]
+    fn short_values_match_the_general_decoder() {
+        for z in 0u16..(1 << 14) {
+            let mut out = Vec::new();
+            put_i64(&mut out, unzigzag64(u64::from(z)));
+            assert!(out.len() <= 2);
+            let v = i64::from(unzigzag_short(z));
+            assert_eq!(get_i64(&out), Some((v, out.len())), "{z}");
+        }
     }
 
     #[test]

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{Batch, Records};
+use crate::format::batch::Batch;
+use crate::format::decode::Records;
 use crate::group::coordinator::GroupCoordinator;
 use crate::group::offset_store::CommittedOffset;
 use crate::log::partition::Partition;

@@ -121,10 +121,10 @@ impl Partition {
                 if best.is_some_and(|(t, _)| batch.max_timestamp() <= t) {
                     continue;
                 }
-                for r in batch.records() {
+                for r in &batch.decoded()? {
                     let r = r?;
-                    if r.offset >= next && best.is_none_or(|(t, _)| r.timestamp_ms > t) {
-                        best = Some((r.timestamp_ms, r.offset));
+                    if r.offset() >= next && best.is_none_or(|(t, _)| r.timestamp_ms() > t) {
+                        best = Some((r.timestamp_ms(), r.offset()));
                     }
                 }
             }
