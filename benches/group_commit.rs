@@ -21,6 +21,8 @@ struct Run {
     records_per_sec: f64,
     fsyncs_per_sec: f64,
     appends_per_fsync: f64,
+    /// Process CPU time (user + system, every thread) per append, microseconds.
+    cpu_us_per_append: f64,
     /// One-thread runs only: median and p99 append latency, microseconds.
     latency_p50_us: f64,
     latency_p99_us: f64,
@@ -35,6 +37,7 @@ fn run(threads: usize, secs: f64) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let before = p.group_commit_stats();
+    let cpu_before = cpu_secs();
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -61,6 +64,7 @@ fn run(threads: usize, secs: f64) -> Run {
         .flat_map(|h| h.join().unwrap())
         .collect();
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu_before;
     let after = p.group_commit_stats();
     let fsyncs = (after.fsyncs - before.fsyncs) as f64;
     let appends = (after.appends - before.appends) as f64;
@@ -70,13 +74,33 @@ fn run(threads: usize, secs: f64) -> Run {
             .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0.0, |d| d.as_secs_f64() * 1e6)
     };
+    let records = count.load(Ordering::Relaxed) as f64;
     Run {
-        records_per_sec: count.load(Ordering::Relaxed) as f64 / elapsed,
+        records_per_sec: records / elapsed,
+        cpu_us_per_append: cpu * 1e6 / records.max(1.0),
         fsyncs_per_sec: fsyncs / elapsed,
         appends_per_fsync: if fsyncs > 0.0 { appends / fsyncs } else { 0.0 },
         latency_p50_us: pct(0.5),
         latency_p99_us: pct(0.99),
     }
+}
+
+/// CPU time of this process so far (user + system, all threads), from `/proc/self/stat`
+/// (clock ticks of 10 ms: fine over runs of a second or more); 0 where it does not exist.
+fn cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with the last ')'): utime and stime are the
+    // 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -103,8 +127,8 @@ fn main() {
         for (i, &t) in threads.iter().enumerate() {
             let r = run(t, secs);
             eprintln!(
-                "round {round} threads {t:>3}: {:>9.0} records/s {:>7.0} fsyncs/s {:>6.2} appends/fsync",
-                r.records_per_sec, r.fsyncs_per_sec, r.appends_per_fsync
+                "round {round} threads {t:>3}: {:>9.0} records/s {:>7.0} fsyncs/s {:>6.2} appends/fsync {:>6.1} CPU us/append",
+                r.records_per_sec, r.fsyncs_per_sec, r.appends_per_fsync, r.cpu_us_per_append
             );
             runs[i].push(r);
         }
@@ -122,9 +146,10 @@ fn main() {
     for (i, &t) in threads.iter().enumerate() {
         let rate = med(i, |r| r.records_per_sec);
         println!(
-            "| {t} | {rate:.0} | {:.0} | {:.2} | {:.2}x |",
+            "| {t} | {rate:.0} | {:.0} | {:.2} | {:.1} | {:.2}x |",
             med(i, |r| r.fsyncs_per_sec),
             med(i, |r| r.appends_per_fsync),
+            med(i, |r| r.cpu_us_per_append),
             rate / base
         );
     }

@@ -77,27 +77,26 @@ pub(super) struct SyncState {
 }
 
 impl SyncState {
-    /// The followers to wake after an fsync that made everything below `end` durable: those
-    /// it covered, told so, and the oldest one it did not, to lead the next fsync (and any
-    /// `claim_sync_slot` waiting for the slot).
+    /// The followers to wake after an fsync that made everything below `end` durable: first
+    /// the oldest one it did not cover, to lead the next fsync while the others are being
+    /// woken (and any `claim_sync_slot` waiting for the slot), then those it covered, told so.
     fn take_covered(&mut self, end: u64) -> Vec<(Arc<Slot>, u8)> {
-        let mut wake = Vec::new();
-        let mut next_leader = None;
+        let mut wake = Vec::with_capacity(self.waiters.len());
+        let mut covered = Vec::with_capacity(self.waiters.len());
+        let mut leader_found = false;
         self.waiters.retain(|w| {
             if w.target <= end {
-                wake.push((w.slot.clone(), DURABLE));
+                covered.push((w.slot.clone(), DURABLE));
                 false
-            } else if w.target == CLAIM {
+            } else if w.target == CLAIM || !leader_found {
+                leader_found |= w.target != CLAIM;
                 wake.push((w.slot.clone(), RECHECK));
-                false
-            } else if next_leader.is_none() {
-                next_leader = Some(w.slot.clone());
                 false
             } else {
                 true
             }
         });
-        wake.extend(next_leader.map(|slot| (slot, RECHECK)));
+        wake.append(&mut covered);
         wake
     }
 
