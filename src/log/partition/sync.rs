@@ -394,3 +394,86 @@ impl Drop for SyncSlot<'_> {
         wake_all(wake);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(targets: &[u64]) -> (SyncState, Vec<Arc<Slot>>) {
+        let slots: Vec<Arc<Slot>> = targets.iter().map(|_| Arc::new(Slot::new())).collect();
+        let waiters = targets
+            .iter()
+            .zip(&slots)
+            .map(|(&target, slot)| Waiter {
+                target,
+                slot: slot.clone(),
+            })
+            .collect();
+        let s = SyncState {
+            waiters,
+            ..SyncState::default()
+        };
+        (s, slots)
+    }
+
+    /// Which slots (by index) `wake` holds, with their outcome, in order.
+    fn woken(wake: &[(Arc<Slot>, u8)], slots: &[Arc<Slot>]) -> Vec<(usize, u8)> {
+        wake.iter()
+            .map(|(w, state)| {
+                let i = slots.iter().position(|s| Arc::ptr_eq(s, w)).unwrap();
+                (i, *state)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_fsync_wakes_the_next_leader_first_then_exactly_the_followers_it_covered() {
+        let (mut s, slots) = state(&[5, 12, CLAIM, 20, 10, 11]);
+        let wake = s.take_covered(10);
+        assert_eq!(
+            woken(&wake, &slots),
+            [(1, RECHECK), (2, RECHECK), (0, DURABLE), (4, DURABLE)],
+            "the oldest uncovered follower (and a claim) to look again, then those below 10"
+        );
+        let left: Vec<u64> = s.waiters.iter().map(|w| w.target).collect();
+        assert_eq!(left, [20, 11], "the others wait for the next fsync");
+    }
+
+    #[test]
+    fn an_fsync_covering_everyone_leaves_no_leader_to_wake() {
+        let (mut s, slots) = state(&[3, 1, 2]);
+        let wake = s.take_covered(3);
+        assert_eq!(
+            woken(&wake, &slots),
+            [(0, DURABLE), (1, DURABLE), (2, DURABLE)]
+        );
+        assert!(s.waiters.is_empty());
+    }
+
+    #[test]
+    fn a_failure_wakes_every_follower_to_look_again() {
+        let (mut s, slots) = state(&[5, 12, CLAIM]);
+        let wake = s.take_all();
+        assert_eq!(
+            woken(&wake, &slots),
+            [(0, RECHECK), (1, RECHECK), (2, RECHECK)],
+            "none is told its batch is durable"
+        );
+        assert!(s.waiters.is_empty());
+    }
+
+    #[test]
+    fn a_parked_follower_gets_the_outcome_it_was_woken_with() {
+        let slot = Arc::new(Slot::new());
+        let waker = {
+            let slot = slot.clone();
+            std::thread::spawn(move || slot.wake(DURABLE))
+        };
+        assert_eq!(slot.wait(), DURABLE);
+        waker.join().unwrap();
+        // Woken before it waits: returns at once.
+        let slot = Slot::new();
+        slot.wake(RECHECK);
+        assert_eq!(slot.wait(), RECHECK);
+    }
+}
