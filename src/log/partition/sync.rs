@@ -8,9 +8,12 @@
 //! parks; it takes no lock while parked and none when it is released.
 //!
 //! When the fsync ends, the leader publishes the new durable end (readers see those batches
-//! now) and wakes exactly the followers it covered, with their outcome; of the followers that
-//! wrote after it captured the log end it wakes the oldest one, which becomes the next leader
-//! at once and covers all the others (and whoever wrote meanwhile) with one fsync. A failed
+//! now). Of the followers that wrote after it captured the log end it wakes the oldest one
+//! first, which becomes the next leader at once and covers all the others (and whoever wrote
+//! meanwhile) with one fsync. Then it tells exactly the followers it covered, as a tree: it
+//! wakes two, each of which wakes two more before returning, and so on, so the wake-ups (a
+//! futex call each, and often a context switch as the woken thread preempts its waker) are
+//! spread over the woken threads instead of stalling the leader one after the other. A failed
 //! fsync fences the partition and wakes every follower: those it covered, and the later ones,
 //! fail with [`Error::PreviousIoFailed`] (the leader with the fsync's own error); no append
 //! is acknowledged that the failed fsync was meant to cover.
@@ -131,6 +134,8 @@ const RECHECK: u8 = 2;
 struct Slot {
     thread: Thread,
     state: AtomicU8,
+    /// Covered followers this one wakes in turn once woken (see `relay_durable`).
+    relay: Mutex<Vec<Arc<Slot>>>,
 }
 
 impl Slot {
@@ -138,6 +143,7 @@ impl Slot {
         Slot {
             thread: std::thread::current(),
             state: AtomicU8::new(WAITING),
+            relay: Mutex::new(Vec::new()),
         }
     }
 
@@ -158,9 +164,32 @@ impl Slot {
     }
 }
 
+/// Wake `slots`: those to look again at once, in order (the next leader first), the covered
+/// ones as a tree (`relay_durable`).
 fn wake_all(slots: Vec<(Arc<Slot>, u8)>) {
+    let mut durable = Vec::new();
     for (slot, state) in slots {
-        slot.wake(state);
+        if state == DURABLE {
+            durable.push(slot);
+        } else {
+            slot.wake(state);
+        }
+    }
+    relay_durable(durable);
+}
+
+/// Tell covered followers so, as a tree: wake the first of each half of `slots`, handing it
+/// the rest of its half to wake the same way once it runs. The wake-ups (a futex call each,
+/// and a context switch when the woken thread preempts its waker) are then spread over the
+/// woken threads rather than made one after the other by the leader.
+fn relay_durable(mut slots: Vec<Arc<Slot>>) {
+    let second = slots.split_off(slots.len().div_ceil(2));
+    for half in [slots, second] {
+        let mut rest = half.into_iter();
+        if let Some(head) = rest.next() {
+            *head.relay.lock() = rest.collect();
+            head.wake(DURABLE);
+        }
     }
 }
 
@@ -218,6 +247,7 @@ impl Partition {
             });
             drop(s);
             if slot.wait() == DURABLE {
+                relay_durable(std::mem::take(&mut *slot.relay.lock()));
                 return Ok(());
             }
             s = self.sync.lock();
@@ -468,6 +498,36 @@ mod tests {
             "none is told its batch is durable"
         );
         assert!(s.waiters.is_empty());
+    }
+
+    #[test]
+    fn covered_followers_are_woken_as_a_tree_each_exactly_once() {
+        let slots: Vec<Arc<Slot>> = (0..11).map(|_| Arc::new(Slot::new())).collect();
+        relay_durable(slots.clone());
+        let woken = |slots: &[Arc<Slot>]| {
+            slots
+                .iter()
+                .filter(|s| s.state.load(Ordering::Acquire) == DURABLE)
+                .count()
+        };
+        assert_eq!(woken(&slots), 2, "the leader wakes the heads of two halves");
+        // Play the followers: each woken one passes its relay on (as `sync_to` does).
+        let mut depth = 1;
+        loop {
+            let relays: Vec<Vec<Arc<Slot>>> = slots
+                .iter()
+                .filter(|s| s.state.load(Ordering::Acquire) == DURABLE)
+                .map(|s| std::mem::take(&mut *s.relay.lock()))
+                .filter(|r| !r.is_empty())
+                .collect();
+            if relays.is_empty() {
+                break;
+            }
+            relays.into_iter().for_each(relay_durable);
+            depth += 1;
+        }
+        assert_eq!(woken(&slots), slots.len(), "every covered follower is told");
+        assert!(depth <= 4, "a tree, not a chain: depth {depth}");
     }
 
     #[test]
