@@ -139,10 +139,10 @@ fn main() {
         "\ngroup commit, SyncEachAppend, one {VALUE_LEN} B record per append, medians of {rounds} rounds of {secs} s"
     );
     println!(
-        "| threads | records/s | fsyncs/s | appends/fsync | vs {} thread(s) |",
+        "| threads | records/s | fsyncs/s | appends/fsync | CPU us/append | vs {} thread(s) |",
         threads[0]
     );
-    println!("|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|");
     for (i, &t) in threads.iter().enumerate() {
         let rate = med(i, |r| r.records_per_sec);
         println!(
