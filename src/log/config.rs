@@ -27,8 +27,19 @@ pub enum Durability {
     /// retention deletes are closed at once, so their disk space is freed.
     NoSync,
     /// When `append` returns, the batch and everything before it is on disk (`fdatasync`).
-    /// Concurrent appenders share fsyncs (group commit), and the high watermark only covers
-    /// synced batches.
+    /// The high watermark only covers synced batches: readers never see a batch a power loss
+    /// could take back.
+    ///
+    /// Concurrent appenders share fsyncs (group commit). An append that finds no fsync running
+    /// fsyncs everything written so far, for itself and everyone who wrote before it; one
+    /// that finds an fsync running queues behind it, and the next fsync covers everyone who
+    /// wrote meanwhile. Each appender returns when an fsync that started after its write
+    /// succeeds. A failed fsync fails every append it was to cover (one gets the I/O error,
+    /// the others [`Error::PreviousIoFailed`](crate::Error::PreviousIoFailed)), and the
+    /// partition then refuses appends until reopened. With several appenders, the thread
+    /// about to fsync may first wait for those the previous fsync released, at most as long as
+    /// that fsync took (and 2 ms), so that one fsync covers them all; a lone appender never
+    /// waits.
     SyncEachAppend,
     /// fsync once the unsynced data reaches any of the thresholds (`None` = no threshold).
     /// When `append` returns, everything except at most the last `records - 1` records,

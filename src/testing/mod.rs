@@ -31,6 +31,8 @@ pub use crate::format::batch::check_batch;
 pub use crate::format::compression::{compress, decompress};
 /// The simulated file system and its fault vocabulary.
 pub use crate::io::sim::{SimError, SimFs, SimOp, SECTOR_BYTES};
+/// What [`Partition::group_commit_stats`](crate::Partition::group_commit_stats) returns.
+pub use crate::log::partition::GroupCommitStats;
 pub use crate::topic::partitioner::partitioner_conformance;
 pub use assignor::assignor_conformance;
 #[cfg(feature = "kafka-server")]

@@ -3,8 +3,9 @@
 //! Locks, from outermost to innermost, and what each guards:
 //! - `retention`: serialises retention, `delete_records_before`, compaction and truncation;
 //! - `writer`: the append lock — active segment, next offset, unsynced bookkeeping;
-//! - `sync`: group-commit state; taken without `writer` held while fsyncing; the durable end
-//!   changes only with it held (waiters check it under `sync`);
+//! - `sync`: group-commit state and the queue of parked followers (`sync::GroupCommit`); not
+//!   held while fsyncing; the durable end changes only with it held (appenders check it
+//!   under `sync` before they queue; a queued one is told its outcome by the fsync's leader);
 //! - `view`: what readers see: the segment list and the bounds (`state::LogBounds`: log
 //!   start, high watermark, durable end, log end), changed only through their methods, which
 //!   assert `log_start <= high_watermark <= log_end` and `durable_end <= log_end`. Readers
@@ -27,6 +28,7 @@ mod received;
 mod recover;
 mod replica;
 mod state;
+mod sync;
 mod timestamps;
 mod truncate;
 
@@ -36,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{
@@ -57,6 +59,8 @@ pub use compact::CompactionReport;
 pub use live::ConfigUpdate;
 pub use read::ReadBatches;
 pub use replica::DurableListener;
+#[cfg(feature = "testing")]
+pub use sync::GroupCommitStats;
 pub use timestamps::{OffsetSpec, NO_TIMESTAMP};
 
 /// File holding the recovery point: every offset below it had been fsynced.
@@ -180,16 +184,6 @@ pub(crate) struct EpochState {
     pub leading: Option<i32>,
 }
 
-#[derive(Debug, Default)]
-struct SyncState {
-    /// A thread is fsyncing right now; others wait for it rather than sync themselves.
-    syncing: bool,
-    /// Appends the last fsync covered, and how long it took: a leader about to fsync for
-    /// concurrent appenders waits a little for them (see `gather`).
-    last_covered: u64,
-    last_sync: Duration,
-}
-
 /// One partition: an append-only, offset-addressed log in its own directory.
 ///
 /// `Partition` is `Send + Sync`: share it with an `Arc` and append and read from any thread.
@@ -204,8 +198,8 @@ pub struct Partition {
     dir_lock: Mutex<Option<FsLock>>,
     writer: Mutex<Writer>,
     view: RwLock<View>,
-    sync: Mutex<SyncState>,
-    sync_done: Condvar,
+    /// The `sync` lock and the group-commit queue (see `sync`).
+    sync: sync::GroupCommit,
     retention: Mutex<()>,
     /// Sealed segments loaded on demand, oldest load first; bounded by `open_segments_max`.
     loaded: Mutex<VecDeque<Arc<Segment>>>,
@@ -220,9 +214,6 @@ pub struct Partition {
     /// Truncations so far: an append waiting for its fsync checks that none happened since it
     /// wrote, or its batch may be gone (and its offsets reused).
     truncations: AtomicU64,
-    /// A group-commit leader is waiting for appenders (`gather`); they signal `gathered`.
-    gathering: AtomicBool,
-    gathered: Condvar,
     waiters: AtomicUsize,
     notify: Mutex<()>,
     notify_cond: Condvar,
@@ -483,29 +474,6 @@ impl Partition {
         })
     }
 
-    /// After the append lock is released: wake readers, fsync if the policy says so.
-    fn after_append(&self, appended: &Appended) -> Result<()> {
-        if self.config.durability != Durability::SyncEachAppend {
-            self.notify_waiters();
-        }
-        if self.epochs.lock().dirty {
-            self.persist_epochs()?;
-        }
-        if appended.need_sync {
-            if self.gathering.load(Ordering::SeqCst) {
-                let _s = self.sync.lock();
-                self.gathered.notify_one();
-            }
-            self.sync_to(appended.end.offset)?;
-            if self.truncations.load(Ordering::SeqCst) != appended.truncations {
-                return Err(Error::Truncated {
-                    offset: appended.info.base_offset,
-                });
-            }
-        }
-        Ok(())
-    }
-
     fn write_at(&self, files: &SegmentFiles, buf: &[u8], position: u64) -> Result<()> {
         let path = || self.dir.join("<active segment>");
         files
@@ -646,120 +614,6 @@ impl Partition {
             self.sync_to(end)?;
         }
         Ok(due)
-    }
-
-    /// Group commit: return once every offset below `target` is on disk. One thread fsyncs
-    /// on behalf of all waiting ones; the others wait on a condition variable.
-    fn sync_to(&self, target: u64) -> Result<()> {
-        let mut s = self.sync.lock();
-        loop {
-            if self.view.read().bounds().durable_end() >= target {
-                return Ok(());
-            }
-            if self.failed.load(Ordering::Acquire) {
-                return Err(Error::PreviousIoFailed);
-            }
-            if !s.syncing {
-                break;
-            }
-            self.sync_done.wait(&mut s);
-        }
-        s.syncing = true;
-        self.gather(&mut s);
-        drop(s);
-        let started = Instant::now();
-        let result = self.sync_now();
-        let mut s = self.sync.lock();
-        s.syncing = false;
-        s.last_sync = started.elapsed();
-        let out = match result {
-            Ok((end, covered)) => {
-                s.last_covered = covered;
-                let publish = self.config.durability == Durability::SyncEachAppend;
-                self.publish_durable(end, publish);
-                Ok(end.offset)
-            }
-            Err(e) => {
-                self.failed.store(true, Ordering::Release);
-                Err(e)
-            }
-        };
-        self.sync_done.notify_all();
-        drop(s);
-        self.notify_waiters();
-        out.map(|end| self.notify_durable(end))
-    }
-
-    /// Before fsyncing on behalf of concurrent appenders, give those that are on their way
-    /// (woken by the previous fsync, about to append again) a moment to write, so that one
-    /// fsync covers them all instead of alternating between one appender and the rest. Waits
-    /// only when the previous fsync covered several appends, at most as long as it took
-    /// (capped at 2 ms), sleeping on a condition variable rather than spinning so the
-    /// appenders get the CPU.
-    fn gather(&self, s: &mut MutexGuard<'_, SyncState>) {
-        if s.last_covered < 2 {
-            return;
-        }
-        let target = s.last_covered;
-        let deadline = Instant::now() + s.last_sync.min(Duration::from_millis(2));
-        // Appenders see `gathering` and signal `gathered` after each write (see `append`);
-        // SeqCst on both sides: either the appender sees the flag or we see its append.
-        self.gathering.store(true, Ordering::SeqCst);
-        while self.pending_appends.load(Ordering::SeqCst) < target {
-            if self.gathered.wait_until(s, deadline).timed_out() {
-                break;
-            }
-        }
-        self.gathering.store(false, Ordering::SeqCst);
-    }
-
-    /// fsync everything written so far; returns the position it covers and how many appends
-    /// that is.
-    fn sync_now(&self) -> Result<(Position, u64)> {
-        let (end, covered, sealed, dir_dirty, files) = {
-            let mut w = self.writer.lock();
-            let covered = self.pending_appends.swap(0, Ordering::AcqRel);
-            w.unsynced_records = 0;
-            w.unsynced_bytes = 0;
-            w.unsynced_since = None;
-            (
-                w.position(),
-                covered,
-                std::mem::take(&mut w.unsynced_sealed),
-                std::mem::take(&mut w.dir_dirty),
-                w.files.clone(),
-            )
-        };
-        for seg in &sealed {
-            seg.sync_log()?;
-        }
-        files.log.sync_data().at(&self.dir)?;
-        if dir_dirty {
-            checkpoint::sync_dir_in(&self.config.fs, &self.dir)?;
-        }
-        if !sealed.is_empty() {
-            // The epochs of those segments are on disk before the recovery point passes
-            // them: recovery rebuilds the cache only from the recovery point on.
-            self.persist_epochs()?;
-            // Everything before the active segment is now on disk.
-            checkpoint::write(
-                &self.config.fs,
-                &self.dir.join(RECOVERY_POINT_FILE),
-                end.segment_base,
-            )?;
-        }
-        Ok((end, covered))
-    }
-
-    /// An fsync covered everything below `end`: record it, and with `publish` let readers see
-    /// it. The caller holds `sync` (waiters check the durable end under it).
-    fn publish_durable(&self, end: Position, publish: bool) {
-        let mut v = self.view.write();
-        let bounds = v.bounds_mut();
-        bounds.advance_durable(end.offset);
-        if publish && !self.config.high_watermark_external {
-            bounds.advance_high_watermark(end);
-        }
     }
 
     fn notify_waiters(&self) {
@@ -1101,16 +955,6 @@ impl Partition {
         result
     }
 
-    /// Wait until no fsync is running and keep others from starting one until the guard drops.
-    fn claim_sync_slot(&self) -> SyncSlot<'_> {
-        let mut s = self.sync.lock();
-        while s.syncing {
-            self.sync_done.wait(&mut s);
-        }
-        s.syncing = true;
-        SyncSlot(self)
-    }
-
     /// Drop without closing, as if the process had died: no flush, no marker, the directory
     /// lock released (feature `testing`). Pair it with
     /// [`SimFs::power_loss`](crate::testing::SimFs::power_loss) to lose what was not durable.
@@ -1148,16 +992,6 @@ impl Partition {
             self.persist_epochs()?;
         }
         Ok(appended.info)
-    }
-}
-
-/// Holds the group-commit slot for `close` (see `claim_sync_slot`).
-struct SyncSlot<'a>(&'a Partition);
-
-impl Drop for SyncSlot<'_> {
-    fn drop(&mut self) {
-        self.0.sync.lock().syncing = false;
-        self.0.sync_done.notify_all();
     }
 }
 

@@ -10,8 +10,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::state::{LogBounds, Position, View};
 use super::{
-    Partition, RecoveryReport, SyncState, Writer, CLEAN_SHUTDOWN_FILE, DENSE_MARKER_FILE,
-    LOCK_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, STATE_FILE,
+    Partition, RecoveryReport, Writer, CLEAN_SHUTDOWN_FILE, DENSE_MARKER_FILE, LOCK_FILE,
+    LOG_START_FILE, RECOVERY_POINT_FILE, STATE_FILE,
 };
 use crate::error::{CorruptKind, IoContext};
 use crate::error::{Error, Result};
@@ -885,8 +885,7 @@ fn partition_of(
         dir_lock: Mutex::new(Some(lock)),
         writer: Mutex::new(writer),
         view: RwLock::new(view),
-        sync: Mutex::new(SyncState::default()),
-        sync_done: Condvar::new(),
+        sync: super::sync::GroupCommit::new(),
         retention: Mutex::new(()),
         loaded: Mutex::new(VecDeque::new()),
         failed: AtomicBool::new(false),
@@ -895,8 +894,6 @@ fn partition_of(
         skip_close: AtomicBool::new(false),
         pending_appends: AtomicU64::new(0),
         truncations: AtomicU64::new(0),
-        gathering: AtomicBool::new(false),
-        gathered: Condvar::new(),
         waiters: AtomicUsize::new(0),
         notify: Mutex::new(()),
         notify_cond: Condvar::new(),
