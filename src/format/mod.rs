@@ -8,5 +8,7 @@
 pub(crate) mod batch;
 pub(crate) mod compression;
 pub(crate) mod crc;
+#[cfg(test)]
+mod encode_oracle;
 pub(crate) mod record;
 pub(crate) mod varint;
