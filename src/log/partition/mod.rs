@@ -372,38 +372,11 @@ impl Partition {
         // The live limits are read once: the whole append follows one configuration.
         let live = self.live_limits();
         // Plan: encode and checksum before taking the append lock.
-        let (mut buf, header) = self.encode_for_append(records, meta, &live)?;
+        let (mut buf, header) = encode_for_append(records, meta, &live)?;
         // Act: one locked write at the next offset, then wake readers and sync as due.
         let appended = self.append_at_end(&mut buf, &mut [header], &live)?;
         self.after_append(&appended)?;
         Ok(appended.info)
-    }
-
-    /// The plan of an append: check the records against the policy, encode and checksum.
-    fn encode_for_append(
-        &self,
-        records: &[Record],
-        meta: &BatchMeta,
-        live: &LiveLimits,
-    ) -> Result<(Vec<u8>, BatchHeader)> {
-        let limits = EncodeLimits {
-            record_bytes_max: live.record_bytes_max,
-            batch_bytes_max: live.batch_bytes_max,
-        };
-        if live.cleanup_policy.compacts() {
-            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
-                return Err(Error::MissingKey { index });
-            }
-        }
-        timestamps::check_timestamps(records)?;
-        let options = EncodeOptions {
-            compression: live.compression,
-            // Stamped before the CRC is computed: the CRC covers maxTimestamp.
-            log_append_time: (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms),
-        };
-        let buf = batch::encode_batch(records, meta, limits, options)?;
-        let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
-        Ok((buf, header))
     }
 
     /// The locked step of an append: give the encoded batches in `buf` (back to back, their
@@ -459,7 +432,7 @@ impl Partition {
             header.base_offset, w.next_offset,
             "a batch is written at the log end"
         );
-        if self.should_roll(w, header, live)? {
+        if should_roll(w, header, live)? {
             self.roll_locked(w, live)?;
         }
         let position = w.size;
@@ -566,37 +539,6 @@ impl Partition {
         }
         w.preallocated = target;
         Ok(())
-    }
-
-    /// Whether `h` must go into a new segment. An active segment based above the log end is
-    /// a bug recovery must not leave behind: a typed error rather than a wrapped subtraction.
-    fn should_roll(&self, w: &Writer, h: &BatchHeader, live: &LiveLimits) -> Result<bool> {
-        if w.size == 0 {
-            return Ok(false);
-        }
-        let len = h.total_len() as u64;
-        let too_big = w.size + len > live.segment_bytes;
-        let too_old = match (live.segment_ms, w.first_timestamp) {
-            (Some(ms), Some(first)) => {
-                h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
-            }
-            _ => false,
-        };
-        // Relative offsets are Kafka's i32 in the indexes; keep one spare.
-        let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
-            .checked_sub(w.active.base_offset().0)
-            .ok_or_else(|| Error::Corrupt {
-                path: w.active.path(LOG_EXT),
-                position: 0,
-                reason: CorruptKind::BadOffset,
-            })?;
-        let offsets_full = relative_last >= RELATIVE_OFFSET_MAX - 1;
-        // The time index keeps room for the entry sealing adds.
-        let index_full = w.files.index.read().is_full() || {
-            let t = w.files.time_index.read();
-            t.len() + 1 >= t.capacity()
-        };
-        Ok(too_big || too_old || offsets_full || index_full)
     }
 
     /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
@@ -1173,7 +1115,7 @@ impl Partition {
         meta: &BatchMeta,
     ) -> Result<AppendInfo> {
         let live = self.live_limits();
-        let (mut buf, header) = self.encode_for_append(records, meta, &live)?;
+        let (mut buf, header) = encode_for_append(records, meta, &live)?;
         let appended = self.append_at_end(&mut buf, &mut [header], &live)?;
         self.notify_waiters();
         if appended.new_epoch {
@@ -1181,6 +1123,63 @@ impl Partition {
         }
         Ok(appended.info)
     }
+}
+
+/// The plan of an append: check the records against the policy, encode and checksum.
+fn encode_for_append(
+    records: &[Record],
+    meta: &BatchMeta,
+    live: &LiveLimits,
+) -> Result<(Vec<u8>, BatchHeader)> {
+    let limits = EncodeLimits {
+        record_bytes_max: live.record_bytes_max,
+        batch_bytes_max: live.batch_bytes_max,
+    };
+    if live.cleanup_policy.compacts() {
+        if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+            return Err(Error::MissingKey { index });
+        }
+    }
+    timestamps::check_timestamps(records)?;
+    let options = EncodeOptions {
+        compression: live.compression,
+        // Stamped before the CRC is computed: the CRC covers maxTimestamp.
+        log_append_time: (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms),
+    };
+    let buf = batch::encode_batch(records, meta, limits, options)?;
+    let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
+    Ok((buf, header))
+}
+
+/// Whether `h` must go into a new segment. An active segment based above the log end is
+/// a bug recovery must not leave behind: a typed error rather than a wrapped subtraction.
+fn should_roll(w: &Writer, h: &BatchHeader, live: &LiveLimits) -> Result<bool> {
+    if w.size == 0 {
+        return Ok(false);
+    }
+    let len = h.total_len() as u64;
+    let too_big = w.size + len > live.segment_bytes;
+    let too_old = match (live.segment_ms, w.first_timestamp) {
+        (Some(ms), Some(first)) => {
+            h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
+        }
+        _ => false,
+    };
+    // Relative offsets are Kafka's i32 in the indexes; keep one spare.
+    let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
+        .checked_sub(w.active.base_offset().0)
+        .ok_or_else(|| Error::Corrupt {
+            path: w.active.path(LOG_EXT),
+            position: 0,
+            reason: CorruptKind::BadOffset,
+        })?;
+    let offsets_full = relative_last >= RELATIVE_OFFSET_MAX - 1;
+    // The time index keeps room for the entry sealing adds.
+    let index_full = w.files.index.read().is_full() || {
+        let t = w.files.time_index.read();
+        t.len() + 1 >= t.capacity()
+    };
+    Ok(too_big || too_old || offsets_full || index_full)
 }
 
 /// Holds the group-commit slot for `close` (see `claim_sync_slot`).

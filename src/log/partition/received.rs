@@ -33,7 +33,7 @@ impl Partition {
     /// nothing):
     /// - the header (magic 2, lengths, attributes), the CRC-32C, and the structure of every
     ///   record (compressed batches are decompressed to check them, bounded by
-    ///   [`DECOMPRESSED_BYTES_LIMIT`](crate::format::batch::DECOMPRESSED_BYTES_LIMIT)):
+    ///   [`DECOMPRESSED_BYTES_LIMIT`](crate::DECOMPRESSED_BYTES_LIMIT)):
     ///   [`Error::InvalidBatch`] with the batch's byte position; a codec not compiled in is
     ///   [`Error::CodecUnavailable`];
     /// - offsets: record offset deltas exactly `0, 1, 2, ...` and `lastOffsetDelta` the last
@@ -59,7 +59,7 @@ impl Partition {
     /// visibility and failure handling are [`append`](Partition::append)'s.
     pub fn append_encoded(&self, batches: &mut [u8]) -> Result<AppendInfo> {
         let live = self.live_limits();
-        let mut headers = self.check_encoded(batches, &live)?;
+        let mut headers = check_encoded(batches, &live)?;
         self.append_checked(batches, &mut headers, &live)
     }
 
@@ -86,7 +86,7 @@ impl Partition {
         // The one copy: offsets and the epoch are written into the batch before it goes to
         // disk.
         let mut buf = received.to_vec();
-        let mut headers = self.check_encoded(&buf, &live).map_err(|e| match e {
+        let mut headers = check_encoded(&buf, &live).map_err(|e| match e {
             Error::InvalidBatch { reason, .. } => corrupt(reason),
             e => e,
         })?;
@@ -120,28 +120,28 @@ impl Partition {
         self.after_append(&appended)?;
         Ok(appended.info)
     }
+}
 
-    /// The plan of `append_encoded`: every batch of `buf` checked, its header parsed; at
-    /// least one batch.
-    fn check_encoded(&self, buf: &[u8], live: &LiveLimits) -> Result<Vec<BatchHeader>> {
-        let mut headers = Vec::with_capacity(1);
-        let mut at = 0;
-        while at < buf.len() {
-            let header = check_one(&buf[at..], live).map_err(|e| match e {
-                Error::Corrupt { reason, .. } => Error::InvalidBatch {
-                    position: at,
-                    reason,
-                },
-                e => e,
-            })?;
-            at += header.total_len();
-            headers.push(header);
-        }
-        if headers.is_empty() {
-            return Err(Error::EmptyBatch);
-        }
-        Ok(headers)
+/// The plan of `append_encoded`: every batch of `buf` checked, its header parsed; at
+/// least one batch.
+fn check_encoded(buf: &[u8], live: &LiveLimits) -> Result<Vec<BatchHeader>> {
+    let mut headers = Vec::with_capacity(1);
+    let mut at = 0;
+    while at < buf.len() {
+        let header = check_one(&buf[at..], live).map_err(|e| match e {
+            Error::Corrupt { reason, .. } => Error::InvalidBatch {
+                position: at,
+                reason,
+            },
+            e => e,
+        })?;
+        at += header.total_len();
+        headers.push(header);
     }
+    if headers.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    Ok(headers)
 }
 
 /// Every check of `append_encoded` on the batch at the front of `buf`.
