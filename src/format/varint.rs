@@ -33,8 +33,8 @@ pub(crate) fn len_i32(v: i32) -> usize {
     len_i64(i64::from(v))
 }
 
-/// Append `v` as a varlong (tests; the encoder gathers varints on the stack, see
-/// `batch::Framing`).
+/// Append `v` as a varlong (tests; the encoder writes varints in place, see
+/// `batch::Writer`).
 #[cfg(test)]
 pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
     let mut z = zigzag64(v);
