@@ -413,7 +413,9 @@ impl Partition {
                 Err(e) => return self.fail(e),
             }
         }
-        let mut appended = last.ok_or(Error::EmptyBatch)?;
+        let Some(mut appended) = last else {
+            return Err(Error::EmptyBatch);
+        };
         appended.info.base_offset = Offset(first);
         Ok(appended)
     }
