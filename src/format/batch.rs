@@ -562,7 +562,7 @@ fn opt_len(b: Option<&Bytes>) -> i32 {
 
 /// Bytes `v` takes as a (zig-zag) varint: branches for the common short ones, which are
 /// cheaper than the general count of significant bits.
-#[inline(always)]
+#[inline]
 fn vlen(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
     if z < 1 << 7 {
@@ -575,7 +575,7 @@ fn vlen(v: i64) -> usize {
 }
 
 /// Bytes a varint-encoded length field of `b` takes plus the bytes of `b`.
-#[inline(always)]
+#[inline]
 fn opt_field_len(b: Option<&Bytes>) -> usize {
     match b {
         Some(b) => vlen(i64::from(b.len() as i32)) + b.len(),
@@ -594,6 +594,9 @@ struct RecordSizes {
 }
 
 impl RecordSizes {
+    // Measured: left to the compiler this is a call per record in each pass (6% of an
+    // append of 100-byte records); inlined, the sizing pass costs half as much.
+    #[allow(clippy::inline_always)]
     #[inline(always)]
     fn of(r: &Record, base_timestamp: i64, offset_delta: u32) -> Self {
         let ts_delta = r.timestamp_ms.wrapping_sub(base_timestamp);

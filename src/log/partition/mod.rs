@@ -128,7 +128,7 @@ struct Appended {
     end: Position,
     /// The policy wants an fsync now.
     need_sync: bool,
-    /// The batch started a leader epoch: the epoch checkpoint is to be written.
+    /// A batch started a leader epoch: the epoch checkpoint is to be written.
     new_epoch: bool,
     /// `Partition::truncations` when the batch was written.
     truncations: u64,
@@ -394,6 +394,7 @@ impl Partition {
         self.check_writable()?;
         let first = w.next_offset;
         let mut last = None;
+        let mut new_epoch = false;
         let mut at = 0;
         for header in headers.iter_mut() {
             let batch = &mut buf[at..at + header.total_len()];
@@ -409,7 +410,10 @@ impl Partition {
                 }
             }
             match self.write_locked(&mut w, batch, header, live) {
-                Ok(appended) => last = Some(appended),
+                Ok(appended) => {
+                    new_epoch |= appended.new_epoch;
+                    last = Some(appended);
+                }
                 Err(e) => return self.fail(e),
             }
         }
@@ -417,6 +421,7 @@ impl Partition {
             return Err(Error::EmptyBatch);
         };
         appended.info.base_offset = Offset(first);
+        appended.new_epoch = new_epoch;
         Ok(appended)
     }
 

@@ -84,18 +84,25 @@ impl Partition {
         }
         let mut at = 0;
         let mut appended = None;
+        let mut new_epoch = false;
         for h in &headers {
             let len = h.total_len();
             // Batches follow each other exactly (gaps were refused above).
             w.next_offset = h.base_offset;
             match self.write_locked(&mut w, &bytes[at..at + len], h, &live) {
-                Ok(a) => appended = Some(a),
+                Ok(a) => {
+                    new_epoch |= a.new_epoch;
+                    appended = Some(a);
+                }
                 Err(e) => return self.fail(e),
             }
             at += len;
         }
         drop(w);
-        self.after_append(&appended.expect("at least one batch"))?;
+        let mut appended = appended.expect("at least one batch");
+        // Any batch may have started an epoch, not only the last.
+        appended.new_epoch = new_epoch;
+        self.after_append(&appended)?;
         Ok(Some(info))
     }
 
