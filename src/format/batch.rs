@@ -448,7 +448,7 @@ fn encode(
             BATCH_HEADER_LEN,
             batch_limit,
         )?;
-        out = vec![0; end];
+        out = zeroed(end);
         write_records(
             &mut out,
             BATCH_HEADER_LEN,
@@ -465,7 +465,7 @@ fn encode(
             0,
             DECOMPRESSED_BYTES_LIMIT,
         )?;
-        let mut plain = vec![0; plain_len];
+        let mut plain = zeroed(plain_len);
         write_records(&mut plain, 0, records, &offset_delta, base_timestamp);
         out = vec![0; BATCH_HEADER_LEN];
         compression::compress(compression, &plain, &mut out)?;
@@ -520,6 +520,15 @@ fn size_records(
         }
     }
     Ok(end)
+}
+
+/// `len` zero bytes. Not `vec![0; len]`: that allocates with `calloc`, which glibc serves
+/// without its per-thread cache (measured: 2% of a one-record append); `malloc` and a
+/// `memset` of what is about to be overwritten cost less.
+fn zeroed(len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    v.resize(len, 0);
+    v
 }
 
 /// Encode every record into `out` from byte `at` on: `out` has exactly the room
