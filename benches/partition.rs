@@ -4,6 +4,7 @@
 //! policies are measured by `examples/throughput.rs` against the disk's own limit.
 
 use std::hint::black_box;
+use std::io::{Seek, Write};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use seglog::{Durability, Offset, Partition, PartitionConfig, Record};
@@ -35,6 +36,71 @@ fn append(c: &mut Criterion) {
                 b.iter(|| p.append(black_box(recs)).unwrap());
             },
         );
+    }
+    group.finish();
+}
+
+/// The encoded bytes `append` writes for `recs` (one batch).
+fn encoded(recs: &[Record]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), config()).unwrap();
+    p.append(recs).unwrap();
+    p.read(Offset(0), 1 << 20).unwrap().batches()[0]
+        .as_bytes()
+        .to_vec()
+}
+
+/// Issue 11's append comparisons, 100 B values: `append` of records, `append_encoded` of the
+/// same batch already encoded, commitlog 0.2.0's `append` of the same payloads (its message
+/// buffer built in the loop, as `append` encodes in it), and a plain sequential `write` of
+/// the bytes `append` writes (the machine's limit). Same throughput unit for all: ratios of
+/// the medians are ratios of time.
+fn append_vs_peers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append_vs");
+    for batch in [100usize, 1] {
+        let recs = records(batch, 100);
+        let bytes = encoded(&recs);
+        group.throughput(Throughput::Bytes((100 * batch) as u64));
+        group.bench_function(BenchmarkId::new("seglog_append", batch), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = Partition::open(dir.path(), config()).unwrap();
+            b.iter(|| p.append(black_box(&recs)).unwrap());
+        });
+        group.bench_function(BenchmarkId::new("seglog_append_encoded", batch), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = Partition::open(dir.path(), config()).unwrap();
+            // Rewritten in place (base offset, epoch): the same buffer serves every append.
+            let mut buf = bytes.clone();
+            b.iter(|| p.append_encoded(black_box(&mut buf)).unwrap());
+        });
+        group.bench_function(BenchmarkId::new("commitlog_append", batch), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut opts = commitlog::LogOptions::new(dir.path());
+            opts.segment_max_bytes(256 << 20);
+            let mut log = commitlog::CommitLog::new(opts).unwrap();
+            b.iter(|| {
+                let mut buf = commitlog::message::MessageBuf::default();
+                for r in &recs {
+                    buf.push(r.value.as_ref().unwrap()).unwrap();
+                }
+                log.append(black_box(&mut buf)).unwrap()
+            });
+        });
+        group.bench_function(BenchmarkId::new("plain_write", batch), |b| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut f = std::fs::File::create(dir.path().join("plain")).unwrap();
+            let mut written = 0u64;
+            b.iter(|| {
+                // Restart before the file outgrows a segment, as the logs roll theirs.
+                if written > 256 << 20 {
+                    f.set_len(0).unwrap();
+                    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+                    written = 0;
+                }
+                f.write_all(black_box(&bytes)).unwrap();
+                written += bytes.len() as u64;
+            });
+        });
     }
     group.finish();
 }
@@ -121,6 +187,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = append, reads, open_clean
+    targets = append, append_vs_peers, reads, open_clean
 }
 criterion_main!(benches);

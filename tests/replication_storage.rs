@@ -791,3 +791,23 @@ fn a_compacted_leaders_gaps_are_refused_with_a_typed_error() {
         Err(Error::NonContiguousAppend { .. })
     ));
 }
+
+#[test]
+fn a_follower_append_writes_the_checkpoint_of_an_epoch_started_before_its_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = Partition::open(dir.path().join("l"), config(Durability::NoSync)).unwrap();
+    leader.assign_leader_epoch(4).unwrap();
+    append(&leader, 2);
+    append(&leader, 3);
+    let bytes = batches_from(&leader, 0);
+    // No fsync on append: only the append itself writes the checkpoint.
+    let path = dir.path().join("f");
+    let follower = Partition::open(&path, config(Durability::NoSync)).unwrap();
+    follower.append_batches(&bytes).unwrap();
+    assert_eq!(pairs(&follower.leader_epochs()), [(4, 0)]);
+    let text = std::fs::read_to_string(path.join(LEADER_EPOCH_CHECKPOINT_FILE)).unwrap();
+    assert_eq!(
+        text, "0\n1\n4 0\n",
+        "epoch 4 began in the first of two batches"
+    );
+}

@@ -9,5 +9,7 @@ pub(crate) mod batch;
 pub(crate) mod compression;
 pub(crate) mod crc;
 pub(crate) mod decode;
+#[cfg(test)]
+mod encode_oracle;
 pub(crate) mod record;
 pub(crate) mod varint;

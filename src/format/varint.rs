@@ -41,7 +41,8 @@ pub(crate) fn len_i32(v: i32) -> usize {
     len_i64(i64::from(v))
 }
 
-/// Append `v` as a varlong (tests; the encoder gathers varints in a [`Scratch`]).
+/// Append `v` as a varlong (tests; the encoder writes varints in place, see
+/// `batch::Writer`).
 #[cfg(test)]
 pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
     let mut z = zigzag64(v);
@@ -50,57 +51,6 @@ pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
         z >>= 7;
     }
     out.push(z as u8);
-}
-
-/// A small stack buffer that varints and short fields are gathered in before one copy into
-/// the output, instead of a capacity-checked push per byte.
-pub(crate) struct Scratch {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Scratch {
-    pub(crate) fn new() -> Self {
-        Scratch {
-            buf: [0; 64],
-            len: 0,
-        }
-    }
-
-    /// Room for one more varint of either width.
-    pub(crate) fn has_room(&self) -> bool {
-        self.len + MAX_VARLONG_LEN <= self.buf.len()
-    }
-
-    #[inline]
-    pub(crate) fn put_i64(&mut self, v: i64) {
-        let mut z = zigzag64(v);
-        while z >= 0x80 {
-            self.buf[self.len] = (z as u8) | 0x80;
-            self.len += 1;
-            z >>= 7;
-        }
-        self.buf[self.len] = z as u8;
-        self.len += 1;
-    }
-
-    #[inline]
-    pub(crate) fn put_i32(&mut self, v: i32) {
-        self.put_i64(i64::from(v));
-    }
-
-    #[inline]
-    pub(crate) fn put_u8(&mut self, v: u8) {
-        self.buf[self.len] = v;
-        self.len += 1;
-    }
-
-    /// Move the gathered bytes to `out`.
-    #[inline]
-    pub(crate) fn flush_into(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.buf[..self.len]);
-        self.len = 0;
-    }
 }
 
 /// Append `v` as a varint (tests).

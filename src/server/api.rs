@@ -319,6 +319,7 @@ pub(super) fn error_code(e: &crate::error::Error) -> i16 {
         Error::BatchTooLarge { .. } | Error::RecordTooLarge { .. } => {
             ResponseError::MessageTooLarge
         }
+        Error::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         Error::InvalidTopicName { .. } | Error::InvalidCommitTopic { .. } => {
             ResponseError::InvalidTopicException
         }

@@ -23,7 +23,6 @@ mod dir_kind;
 mod live;
 mod open;
 mod read;
-#[cfg(feature = "kafka-server")]
 mod received;
 mod recover;
 mod replica;
@@ -53,6 +52,7 @@ use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, SegmentInfo};
 use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
 use crate::offset::Offset;
+use live::LiveLimits;
 use state::{Position, View};
 
 pub use compact::CompactionReport;
@@ -132,6 +132,8 @@ struct Appended {
     end: Position,
     /// The policy wants an fsync now.
     need_sync: bool,
+    /// A batch started a leader epoch: the epoch checkpoint is to be written.
+    new_epoch: bool,
     /// `Partition::truncations` when the batch was written.
     truncations: u64,
 }
@@ -162,6 +164,10 @@ pub(crate) struct Writer {
     /// Where the most recent batches end, oldest first (at most `RECENT_ENDS_MAX`): the high
     /// watermark a replicator sets is looked up here before any scan.
     pub recent_ends: VecDeque<Position>,
+    /// The epoch this partition leads in (`assign_leader_epoch`), stamped on appends that
+    /// carry none; `None` until then (not persisted: a replicator assigns it again). Kept
+    /// here rather than in `EpochState` so that an append reads it without another lock.
+    pub leading: Option<i32>,
 }
 
 impl Writer {
@@ -179,9 +185,6 @@ impl Writer {
 pub(crate) struct EpochState {
     pub cache: EpochCache,
     pub dirty: bool,
-    /// The epoch this partition leads in (`assign_leader_epoch`), stamped on appends that
-    /// carry none; `None` until then (not persisted: a replicator assigns it again).
-    pub leading: Option<i32>,
 }
 
 /// One partition: an append-only, offset-addressed log in its own directory.
@@ -357,83 +360,81 @@ impl Partition {
     /// that epoch. An epoch newer than the cache's latest starts an entry; an older one is
     /// written as given and leaves the cache alone.
     pub fn append_with_meta(&self, records: &[Record], meta: &BatchMeta) -> Result<AppendInfo> {
+        // The live limits are read once: the whole append follows one configuration.
+        let live = self.live_limits();
         // Plan: encode and checksum before taking the append lock.
-        let (mut buf, header) = self.encode_for_append(records, meta)?;
+        let (mut buf, header) = encode_for_append(records, meta, &live)?;
         // Act: one locked write at the next offset, then wake readers and sync as due.
-        let appended = self.append_encoded(&mut buf, header)?;
+        let appended = self.append_at_end(&mut buf, &mut [header], &live)?;
         self.after_append(&appended)?;
         Ok(appended.info)
     }
 
-    /// The plan of an append: check the records against the policy, encode and checksum.
-    fn encode_for_append(
+    /// The locked step of an append: give the encoded batches in `buf` (back to back, their
+    /// parsed headers `headers`, at least one) the next offsets and write them there, each
+    /// without an epoch of its own stamped with the leading one. Base offset and epoch lie
+    /// outside the CRC: setting them does not re-checksum. Returns the last batch's
+    /// `Appended`, its `info` covering every batch.
+    fn append_at_end(
         &self,
-        records: &[Record],
-        meta: &BatchMeta,
-    ) -> Result<(Vec<u8>, BatchHeader)> {
-        let live = self.live_limits();
-        let limits = EncodeLimits {
-            record_bytes_max: live.record_bytes_max,
-            batch_bytes_max: live.batch_bytes_max,
-        };
-        if live.cleanup_policy.compacts() {
-            if let Some(index) = records.iter().position(|r| r.key.is_none()) {
-                return Err(Error::MissingKey { index });
-            }
-        }
-        timestamps::check_timestamps(records)?;
-        let options = EncodeOptions {
-            compression: live.compression,
-            // Stamped before the CRC is computed: the CRC covers maxTimestamp.
-            log_append_time: (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms),
-        };
-        let buf = batch::encode_batch(records, meta, limits, options)?;
-        let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
-        Ok((buf, header))
-    }
-
-    /// The locked step of an append: give the encoded batch in `buf` (whose parsed header is
-    /// `header`) the next offset and write it there. The base offset is not covered by the
-    /// CRC, so setting it does not re-checksum.
-    fn append_encoded(&self, buf: &mut [u8], header: BatchHeader) -> Result<Appended> {
+        buf: &mut [u8],
+        headers: &mut [BatchHeader],
+        live: &LiveLimits,
+    ) -> Result<Appended> {
         let mut w = self.writer.lock();
         self.check_writable()?;
-        let base = w.next_offset;
-        batch::set_base_offset(buf, base);
-        // A leader stamps a batch without an epoch with its own (outside the CRC, like the
-        // base offset); a caller's explicit epoch is kept as given.
-        let leading = self.epochs.lock().leading;
-        let partition_leader_epoch = match leading {
-            Some(epoch) if header.partition_leader_epoch == EPOCH_NONE => {
-                batch::set_partition_leader_epoch(buf, epoch);
-                epoch
+        let first = w.next_offset;
+        let mut last = None;
+        let mut new_epoch = false;
+        let mut at = 0;
+        for header in headers.iter_mut() {
+            let batch = &mut buf[at..at + header.total_len()];
+            at += batch.len();
+            header.base_offset = w.next_offset;
+            batch::set_base_offset(batch, header.base_offset);
+            // A leader stamps a batch without an epoch with its own; a caller's explicit
+            // epoch is kept as given.
+            if let Some(epoch) = w.leading {
+                if header.partition_leader_epoch == EPOCH_NONE {
+                    batch::set_partition_leader_epoch(batch, epoch);
+                    header.partition_leader_epoch = epoch;
+                }
             }
-            _ => header.partition_leader_epoch,
-        };
-        let header = BatchHeader {
-            base_offset: base,
-            partition_leader_epoch,
-            ..header
-        };
-        match self.write_locked(&mut w, buf, &header) {
-            Ok(appended) => Ok(appended),
-            Err(e) => self.fail(e),
+            match self.write_locked(&mut w, batch, header, live) {
+                Ok(appended) => {
+                    new_epoch |= appended.new_epoch;
+                    last = Some(appended);
+                }
+                Err(e) => return self.fail(e),
+            }
         }
+        let Some(mut appended) = last else {
+            return Err(Error::EmptyBatch);
+        };
+        appended.info.base_offset = Offset(first);
+        appended.new_epoch = new_epoch;
+        Ok(appended)
     }
 
     /// Write a batch that already carries its offsets (starting at the next offset) at the end
     /// of the log: roll if due, write, index, account and publish to readers. Caller holds
     /// `writer` and fails the partition on an error. Shared by every kind of append.
-    fn write_locked(&self, w: &mut Writer, buf: &[u8], header: &BatchHeader) -> Result<Appended> {
+    fn write_locked(
+        &self,
+        w: &mut Writer,
+        buf: &[u8],
+        header: &BatchHeader,
+        live: &LiveLimits,
+    ) -> Result<Appended> {
         assert_eq!(
             header.base_offset, w.next_offset,
             "a batch is written at the log end"
         );
-        if self.should_roll(w, header)? {
-            self.roll_locked(w)?;
+        if should_roll(w, header, live)? {
+            self.roll_locked(w, live)?;
         }
         let position = w.size;
-        self.preallocate(w, position + buf.len() as u64)?;
+        self.preallocate(w, position + buf.len() as u64, live)?;
         self.write_at(&w.files, buf, position)?;
         w.cursor.on_batch(&w.active, &w.files, header, position);
         w.first_timestamp.get_or_insert(header.first_timestamp());
@@ -441,7 +442,16 @@ impl Partition {
         w.size += buf.len() as u64;
         w.unsynced_records += u64::from(header.record_count);
         w.unsynced_bytes += buf.len() as u64;
-        w.unsynced_since.get_or_insert_with(Instant::now);
+        // Only an fsync interval reads it: no clock read per append otherwise.
+        if matches!(
+            self.config.durability,
+            Durability::SyncThreshold {
+                interval: Some(_),
+                ..
+            }
+        ) {
+            w.unsynced_since.get_or_insert_with(Instant::now);
+        }
         self.pending_appends.fetch_add(1, Ordering::SeqCst);
         let end = w.position();
         let sync_each = self.config.durability == Durability::SyncEachAppend;
@@ -449,14 +459,17 @@ impl Partition {
             w.recent_ends.pop_front();
         }
         w.recent_ends.push_back(end);
-        {
-            // Only a newer epoch starts an entry: an older one (a caller's explicit epoch) must
-            // not rewrite the cache; followers' appends refuse those before getting here.
+        // Only a newer epoch starts an entry: an older one (a caller's explicit epoch) must
+        // not rewrite the cache; followers' appends refuse those before getting here. A batch
+        // without an epoch (negative) never does: no lock for it.
+        let mut new_epoch = false;
+        if header.partition_leader_epoch >= 0 {
             let mut e = self.epochs.lock();
             if header.partition_leader_epoch > e.cache.latest_epoch() {
                 e.cache
                     .assign(header.partition_leader_epoch, header.base_offset);
                 e.dirty = true;
+                new_epoch = true;
             }
         }
         self.view
@@ -470,6 +483,7 @@ impl Partition {
             },
             end,
             need_sync: sync_each || self.threshold_reached(w),
+            new_epoch,
             truncations: self.truncations.load(Ordering::SeqCst),
         })
     }
@@ -483,9 +497,8 @@ impl Partition {
     }
 
     /// Zero-fill ahead of the write position (see [`PartitionConfig::preallocate_bytes`]).
-    fn preallocate(&self, w: &mut Writer, end: u64) -> Result<()> {
+    fn preallocate(&self, w: &mut Writer, end: u64, live: &LiveLimits) -> Result<()> {
         static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
-        let live = self.live_limits();
         let chunk = live.preallocate_bytes;
         if end <= w.preallocated || chunk == 0 || self.config.durability == Durability::NoSync {
             return Ok(());
@@ -501,42 +514,9 @@ impl Partition {
         Ok(())
     }
 
-    /// Whether `h` must go into a new segment. An active segment based above the log end is
-    /// a bug recovery must not leave behind: a typed error rather than a wrapped subtraction.
-    fn should_roll(&self, w: &Writer, h: &BatchHeader) -> Result<bool> {
-        if w.size == 0 {
-            return Ok(false);
-        }
-        let len = h.total_len() as u64;
-        let live = self.live_limits();
-        let too_big = w.size + len > live.segment_bytes;
-        let too_old = match (live.segment_ms, w.first_timestamp) {
-            (Some(ms), Some(first)) => {
-                h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
-            }
-            _ => false,
-        };
-        // Relative offsets are Kafka's i32 in the indexes; keep one spare.
-        let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
-            .checked_sub(w.active.base_offset().0)
-            .ok_or_else(|| Error::Corrupt {
-                path: w.active.path(LOG_EXT),
-                position: 0,
-                reason: CorruptKind::BadOffset,
-            })?;
-        let offsets_full = relative_last >= RELATIVE_OFFSET_MAX - 1;
-        // The time index keeps room for the entry sealing adds.
-        let index_full = w.files.index.read().is_full() || {
-            let t = w.files.time_index.read();
-            t.len() + 1 >= t.capacity()
-        };
-        Ok(too_big || too_old || offsets_full || index_full)
-    }
-
     /// Seal the active segment and start a new one at the next offset. Caller holds `writer`.
-    fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+    fn roll_locked(&self, w: &mut Writer, live: &LiveLimits) -> Result<()> {
         let end = w.next_offset;
-        let live = self.live_limits();
         if w.preallocated > w.size {
             w.files.log.set_len(w.size).at(&w.active.path(LOG_EXT))?;
         }
@@ -575,7 +555,7 @@ impl Partition {
         if w.size == 0 {
             return Ok(());
         }
-        if let Err(e) = self.roll_locked(&mut w) {
+        if let Err(e) = self.roll_locked(&mut w, &self.live_limits()) {
             return self.fail(e);
         }
         Ok(())
@@ -818,7 +798,7 @@ impl Partition {
         if !unchanged || w.size == 0 {
             return Ok(false);
         }
-        if let Err(e) = self.roll_locked(&mut w) {
+        if let Err(e) = self.roll_locked(&mut w, &self.live_limits()) {
             return self.fail(e);
         }
         Ok(true)
@@ -985,14 +965,72 @@ impl Partition {
         records: &[Record],
         meta: &BatchMeta,
     ) -> Result<AppendInfo> {
-        let (mut buf, header) = self.encode_for_append(records, meta)?;
-        let appended = self.append_encoded(&mut buf, header)?;
+        let live = self.live_limits();
+        let (mut buf, header) = encode_for_append(records, meta, &live)?;
+        let appended = self.append_at_end(&mut buf, &mut [header], &live)?;
         self.notify_waiters();
-        if self.epochs.lock().dirty {
+        if appended.new_epoch {
             self.persist_epochs()?;
         }
         Ok(appended.info)
     }
+}
+
+/// The plan of an append: check the records against the policy, encode and checksum.
+fn encode_for_append(
+    records: &[Record],
+    meta: &BatchMeta,
+    live: &LiveLimits,
+) -> Result<(Vec<u8>, BatchHeader)> {
+    let limits = EncodeLimits {
+        record_bytes_max: live.record_bytes_max,
+        batch_bytes_max: live.batch_bytes_max,
+    };
+    if live.cleanup_policy.compacts() {
+        if let Some(index) = records.iter().position(|r| r.key.is_none()) {
+            return Err(Error::MissingKey { index });
+        }
+    }
+    timestamps::check_timestamps(records)?;
+    let options = EncodeOptions {
+        compression: live.compression,
+        // Stamped before the CRC is computed: the CRC covers maxTimestamp.
+        log_append_time: (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms),
+    };
+    let buf = batch::encode_batch(records, meta, limits, options)?;
+    let header = BatchHeader::parse(&buf).expect("freshly encoded batch parses");
+    Ok((buf, header))
+}
+
+/// Whether `h` must go into a new segment. An active segment based above the log end is
+/// a bug recovery must not leave behind: a typed error rather than a wrapped subtraction.
+fn should_roll(w: &Writer, h: &BatchHeader, live: &LiveLimits) -> Result<bool> {
+    if w.size == 0 {
+        return Ok(false);
+    }
+    let len = h.total_len() as u64;
+    let too_big = w.size + len > live.segment_bytes;
+    let too_old = match (live.segment_ms, w.first_timestamp) {
+        (Some(ms), Some(first)) => {
+            h.max_timestamp.saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
+        }
+        _ => false,
+    };
+    // Relative offsets are Kafka's i32 in the indexes; keep one spare.
+    let relative_last = (w.next_offset + u64::from(h.last_offset_delta))
+        .checked_sub(w.active.base_offset().0)
+        .ok_or_else(|| Error::Corrupt {
+            path: w.active.path(LOG_EXT),
+            position: 0,
+            reason: CorruptKind::BadOffset,
+        })?;
+    let offsets_full = relative_last >= RELATIVE_OFFSET_MAX - 1;
+    // The time index keeps room for the entry sealing adds.
+    let index_full = w.files.index.read().is_full() || {
+        let t = w.files.time_index.read();
+        t.len() + 1 >= t.capacity()
+    };
+    Ok(too_big || too_old || offsets_full || index_full)
 }
 
 impl Drop for Partition {

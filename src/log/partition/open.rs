@@ -864,6 +864,7 @@ fn assemble(
         unsynced_bytes: 0,
         unsynced_since: None,
         recent_ends: VecDeque::new(),
+        leading: None,
     };
     let view = View::new(segments, LogBounds::new(log_start, end, durable));
     partition_of(dir, config, lock, writer, view, o.report)

@@ -1,28 +1,74 @@
-//! Appending a batch that arrives already encoded, as a Kafka producer sends it: validated,
-//! then written as received (no re-encoding). The network server's produce path.
+//! Appending batches that arrive already encoded — from a Kafka client (the network server's
+//! produce path) or from another log — checked in full, given offsets and the leader epoch,
+//! and written as they are: no decoding into records, no re-encoding.
+//!
+//! The plan (`check_encoded`, no lock) walks every batch once: header, CRC, the structure of
+//! every record, and the partition's policy (record and batch limits, keys on a compacted
+//! partition, timestamps). The act is the append's own (`append_at_end`).
 
 use crate::error::{CorruptKind, Error, Result};
-use crate::format::batch::{self, Batch, TimestampType};
+use crate::format::batch::{self, BatchHeader, RecordFacts, TimestampType};
 use crate::format::record::now_ms;
 use crate::log::epoch::EPOCH_NONE;
+use crate::log::partition::live::LiveLimits;
+use crate::log::partition::timestamps;
 use crate::log::partition::{AppendInfo, Partition};
 
+fn corrupt(reason: CorruptKind) -> Error {
+    Error::Corrupt {
+        path: std::path::PathBuf::default(),
+        position: 0,
+        reason,
+    }
+}
+
 impl Partition {
+    /// Append record batches that are already encoded in Kafka's format (magic 2), as a
+    /// Kafka producer sends them or another log stores them: `batches` holds one or more
+    /// whole batches back to back. They get the next offsets, in order, and are written as
+    /// they are: no record is decoded into a [`Record`](crate::Record) or re-encoded, which
+    /// makes this the cheapest way in for data that arrives encoded.
+    ///
+    /// **Checked**, for every batch, before anything is written (any failure writes
+    /// nothing):
+    /// - the header (magic 2, lengths, attributes), the CRC-32C, and the structure of every
+    ///   record (compressed batches are decompressed to check them, bounded by
+    ///   [`DECOMPRESSED_BYTES_LIMIT`](crate::DECOMPRESSED_BYTES_LIMIT)):
+    ///   [`Error::InvalidBatch`] with the batch's byte position; a codec not compiled in is
+    ///   [`Error::CodecUnavailable`];
+    /// - offsets: record offset deltas exactly `0, 1, 2, ...` and `lastOffsetDelta` the last
+    ///   of them, not a control batch ([`Error::InvalidBatch`] with
+    ///   [`CorruptKind::BadOffset`]); at least one record ([`Error::EmptyBatch`]);
+    /// - limits: the batch at most `batch_bytes_max` ([`Error::BatchTooLarge`]), each record's
+    ///   key, value and headers at most `record_bytes_max` ([`Error::RecordTooLarge`]);
+    /// - on a compacted partition, a key on every record ([`Error::MissingKey`]);
+    /// - under [`TimestampType::CreateTime`], each record timestamp `>= 0` or `-1` (as for
+    ///   [`append`](Partition::append)), `maxTimestamp` the largest of them, and the
+    ///   timestamp-type bit clear ([`Error::InvalidTimestamp`]). Under `LogAppendTime` the
+    ///   records' own timestamps are not read (they are replaced on read).
+    ///
+    /// **Rewritten** in place in `batches` (and so on disk): each batch's `baseOffset` (the
+    /// offset it gets; whatever it held is ignored) and `partitionLeaderEpoch` (the epoch
+    /// the partition leads, see [`assign_leader_epoch`](Partition::assign_leader_epoch), or
+    /// -1: a sender's epoch is never trusted, as Kafka's broker does); both lie outside the
+    /// CRC. Under `LogAppendTime` also the timestamp-type bit and `maxTimestamp` (the append
+    /// time), and so the CRC, as Kafka's broker does. Everything else — producer id, epoch
+    /// and sequence, the transactional bit, the codec, the records — is kept byte for byte.
+    ///
+    /// Returns the offsets of the first and last record over all batches. Durability,
+    /// visibility and failure handling are [`append`](Partition::append)'s.
+    pub fn append_encoded(&self, batches: &mut [u8]) -> Result<AppendInfo> {
+        let live = self.live_limits();
+        let mut headers = check_encoded(batches, &live)?;
+        self.append_checked(batches, &mut headers, &live)
+    }
+
     /// Append one record batch encoded by a client (Kafka's `ProduceRequest` payload for one
-    /// partition): exactly one whole batch of magic 2, base offset 0, offsets dense from 0, a
-    /// valid CRC and well-formed records. It is written byte for byte as received except for
-    /// the base offset and the partition leader epoch (both outside the CRC; the epoch becomes
-    /// the partition's leading epoch or none, never the client's) and, under `LogAppendTime`, `maxTimestamp` and the
-    /// timestamp-type bit (the CRC is recomputed, as Kafka's broker does). Nothing is written
-    /// when a check fails: [`Error::Corrupt`] (CRC, magic, structure, offsets),
-    /// [`Error::BatchTooLarge`] past the partition's `batch_bytes_max`, [`Error::MissingKey`]
-    /// on a compacted partition, [`Error::EmptyBatch`] for a batch without records.
+    /// partition): exactly one whole batch with base offset 0, checked and rewritten as
+    /// [`append_encoded`](Partition::append_encoded) does. Damage is [`Error::Corrupt`]
+    /// (which the server maps to Kafka's error codes) rather than `InvalidBatch`.
+    #[cfg(feature = "kafka-server")]
     pub(crate) fn append_received(&self, received: bytes::Bytes) -> Result<AppendInfo> {
-        let corrupt = |reason| Error::Corrupt {
-            path: std::path::PathBuf::default(),
-            position: 0,
-            reason,
-        };
         let live = self.live_limits();
         if received.len() > live.batch_bytes_max {
             return Err(Error::BatchTooLarge {
@@ -30,62 +76,134 @@ impl Partition {
                 limit: live.batch_bytes_max,
             });
         }
-        let batch = Batch::decode(received.clone())?;
-        let header = *batch.header();
+        let header = BatchHeader::parse(&received).map_err(corrupt)?;
         if header.total_len() != received.len() {
             return Err(corrupt(CorruptKind::BadLength));
         }
-        if header.base_offset != 0 || header.is_control() {
+        if header.base_offset != 0 {
             return Err(corrupt(CorruptKind::BadOffset));
         }
-        if header.record_count == 0 {
-            return Err(Error::EmptyBatch);
-        }
-        if u64::from(header.last_offset_delta) + 1 != u64::from(header.record_count) {
-            return Err(corrupt(CorruptKind::BadOffset));
-        }
-        self.check_received_records(&batch)?;
-        // The one copy: the base offset is written into the batch before it goes to disk.
+        // The one copy: offsets and the epoch are written into the batch before it goes to
+        // disk.
         let mut buf = received.to_vec();
-        let header = if live.timestamp_type == TimestampType::LogAppendTime {
-            batch::stamp_log_append_time(&mut buf, now_ms());
-            batch::check_crc(&buf).map_err(corrupt)?
-        } else {
-            header
-        };
-        // A client's `partitionLeaderEpoch` is never trusted (Kafka's `LogValidator` overwrites
-        // it): it would enter the epoch cache and could poison it (an epoch far in the future
-        // makes every later `assign_leader_epoch` fail). The field is outside the CRC; the
-        // append stamps the partition's leading epoch, if any.
-        batch::set_partition_leader_epoch(&mut buf, EPOCH_NONE);
-        let header = batch::BatchHeader {
-            partition_leader_epoch: EPOCH_NONE,
-            ..header
-        };
-        let appended = self.append_encoded(&mut buf, header)?;
+        let mut headers = check_encoded(&buf, &live).map_err(|e| match e {
+            Error::InvalidBatch { reason, .. } => corrupt(reason),
+            e => e,
+        })?;
+        self.append_checked(&mut buf, &mut headers, &live)
+    }
+
+    /// The act of `append_encoded`: stamp what the policy rewrites, then append at the end.
+    fn append_checked(
+        &self,
+        buf: &mut [u8],
+        headers: &mut [BatchHeader],
+        live: &LiveLimits,
+    ) -> Result<AppendInfo> {
+        let append_time = (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
+        let mut at = 0;
+        for header in headers.iter_mut() {
+            let batch = &mut buf[at..at + header.total_len()];
+            at += batch.len();
+            if let Some(now) = append_time {
+                batch::stamp_log_append_time(batch, now);
+                *header = BatchHeader::parse(batch).map_err(corrupt)?;
+            }
+            // A sender's `partitionLeaderEpoch` is never trusted (Kafka's `LogValidator`
+            // overwrites it): it would enter the epoch cache and could poison it (an epoch
+            // far in the future makes every later `assign_leader_epoch` fail). The append
+            // stamps the partition's leading epoch, if any.
+            batch::set_partition_leader_epoch(batch, EPOCH_NONE);
+            header.partition_leader_epoch = EPOCH_NONE;
+        }
+        let appended = self.append_at_end(buf, headers, live)?;
         self.after_append(&appended)?;
         Ok(appended.info)
     }
+}
 
-    /// Record-level checks the header cannot make: offset deltas dense from 0 (Kafka's
-    /// `LogValidator` requires it of a client's batch) and, on a compacted partition, a key
-    /// on every record.
-    fn check_received_records(&self, batch: &Batch) -> Result<()> {
-        let keys = self.live_limits().cleanup_policy.compacts();
-        for (index, record) in batch.records().enumerate() {
-            let record = record?;
-            // Bounded by the header's count, which the cursor enforces.
-            if record.offset.0 != index as u64 {
-                return Err(Error::Corrupt {
-                    path: std::path::PathBuf::default(),
-                    position: 0,
-                    reason: CorruptKind::BadOffset,
-                });
-            }
-            if keys && record.key.is_none() {
-                return Err(Error::MissingKey { index });
-            }
+/// The plan of `append_encoded`: every batch of `buf` checked, its header parsed; at
+/// least one batch.
+fn check_encoded(buf: &[u8], live: &LiveLimits) -> Result<Vec<BatchHeader>> {
+    let mut headers = Vec::with_capacity(1);
+    let mut at = 0;
+    while at < buf.len() {
+        let header = check_one(&buf[at..], live).map_err(|e| match e {
+            Error::Corrupt { reason, .. } => Error::InvalidBatch {
+                position: at,
+                reason,
+            },
+            e => e,
+        })?;
+        at += header.total_len();
+        headers.push(header);
+    }
+    if headers.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    Ok(headers)
+}
+
+/// Every check of `append_encoded` on the batch at the front of `buf`.
+fn check_one(buf: &[u8], live: &LiveLimits) -> Result<BatchHeader> {
+    // The size first: a batch past the limit is refused before its CRC is computed.
+    let header = BatchHeader::parse(buf).map_err(corrupt)?;
+    if header.total_len() > live.batch_bytes_max {
+        return Err(Error::BatchTooLarge {
+            size: header.total_len(),
+            limit: live.batch_bytes_max,
+        });
+    }
+    let keys = live.cleanup_policy.compacts();
+    let create_time = live.timestamp_type == TimestampType::CreateTime;
+    let mut max_timestamp = None;
+    let header = batch::check_batch_records(buf, |r: &RecordFacts| {
+        // Dense from 0 (Kafka's `LogValidator` requires it of a client's batch).
+        if r.offset_delta != r.index as u64 {
+            return Err(corrupt(CorruptKind::BadOffset));
+        }
+        if r.payload > live.record_bytes_max {
+            return Err(Error::RecordTooLarge {
+                size: r.payload,
+                limit: live.record_bytes_max,
+            });
+        }
+        if keys && !r.has_key {
+            return Err(Error::MissingKey { index: r.index });
+        }
+        if create_time {
+            timestamps::check_timestamp(r.timestamp_ms, r.index)?;
+            max_timestamp = max_timestamp.max(Some(r.timestamp_ms));
         }
         Ok(())
+    })?;
+    if header.record_count == 0 {
+        return Err(Error::EmptyBatch);
     }
+    if header.is_control()
+        || u64::from(header.last_offset_delta) + 1 != u64::from(header.record_count)
+    {
+        return Err(corrupt(CorruptKind::BadOffset));
+    }
+    if create_time {
+        check_create_time(&header, max_timestamp)?;
+    }
+    Ok(header)
+}
+
+/// Under `CreateTime`: the batch says so, and its `maxTimestamp` is its records' largest
+/// (the time index and rolling by age read it).
+fn check_create_time(header: &BatchHeader, max_timestamp: Option<i64>) -> Result<()> {
+    let reason = if header.timestamp_type() == TimestampType::LogAppendTime {
+        "the batch is stamped LogAppendTime but the partition keeps CreateTime"
+    } else if max_timestamp != Some(header.max_timestamp) {
+        "maxTimestamp is not the largest record timestamp of its batch"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidTimestamp {
+        timestamp_ms: header.max_timestamp,
+        index: None,
+        reason,
+    })
 }

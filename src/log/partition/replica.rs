@@ -61,7 +61,8 @@ impl Partition {
     /// not write one yet, so a compacted leader cannot be followed. The bytes are stored as given
     /// (no re-stamping of offsets, epochs or timestamps), under the partition's durability.
     pub fn append_batches(&self, bytes: &[u8]) -> Result<Option<AppendInfo>> {
-        let headers = self.check_follower_batches(bytes)?;
+        let live = self.live_limits();
+        let headers = self.check_follower_batches(bytes, live.batch_bytes_max)?;
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
             return Ok(None);
         };
@@ -83,23 +84,30 @@ impl Partition {
         }
         let mut at = 0;
         let mut appended = None;
+        let mut new_epoch = false;
         for h in &headers {
             let len = h.total_len();
             // Batches follow each other exactly (gaps were refused above).
             w.next_offset = h.base_offset;
-            match self.write_locked(&mut w, &bytes[at..at + len], h) {
-                Ok(a) => appended = Some(a),
+            match self.write_locked(&mut w, &bytes[at..at + len], h, &live) {
+                Ok(a) => {
+                    new_epoch |= a.new_epoch;
+                    appended = Some(a);
+                }
                 Err(e) => return self.fail(e),
             }
             at += len;
         }
         drop(w);
-        self.after_append(&appended.expect("at least one batch"))?;
+        let mut appended = appended.expect("at least one batch");
+        // Any batch may have started an epoch, not only the last.
+        appended.new_epoch = new_epoch;
+        self.after_append(&appended)?;
         Ok(Some(info))
     }
 
     /// The plan of `append_batches`: parse and check every batch of `bytes`.
-    fn check_follower_batches(&self, bytes: &[u8]) -> Result<Vec<BatchHeader>> {
+    fn check_follower_batches(&self, bytes: &[u8], limit: usize) -> Result<Vec<BatchHeader>> {
         let mut headers: Vec<BatchHeader> = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
@@ -108,7 +116,6 @@ impl Partition {
                 reason,
             };
             let h = batch::check_batch(&bytes[at..]).map_err(invalid)?;
-            let limit = self.live_limits().batch_bytes_max;
             if h.total_len() > limit {
                 return Err(Error::BatchTooLarge {
                     size: h.total_len(),
@@ -182,7 +189,7 @@ impl Partition {
             });
         }
         {
-            let w = self.writer.lock();
+            let mut w = self.writer.lock();
             self.check_writable()?;
             let mut e = self.epochs.lock();
             let latest = e.cache.latest_epoch();
@@ -192,7 +199,7 @@ impl Partition {
             if e.cache.assign(epoch, w.next_offset) {
                 e.dirty = true;
             }
-            e.leading = Some(epoch);
+            w.leading = Some(epoch);
         }
         self.persist_epochs()
     }
@@ -375,11 +382,7 @@ impl Partition {
             dirty |= self.scan_epochs(from, &mut cache)?;
         }
         dirty |= cache.truncate_from_start(log_start);
-        *self.epochs.lock() = super::EpochState {
-            cache,
-            dirty,
-            leading: None,
-        };
+        *self.epochs.lock() = super::EpochState { cache, dirty };
         self.persist_epochs()
     }
 

@@ -209,7 +209,9 @@ impl Partition {
         if self.config.durability != Durability::SyncEachAppend {
             self.notify_waiters();
         }
-        if self.epochs.lock().dirty {
+        // Only an append that started an epoch writes the checkpoint; whoever else changes
+        // the cache writes it too, and `sync_now` does before the recovery point passes.
+        if appended.new_epoch {
             self.persist_epochs()?;
         }
         if appended.need_sync {

@@ -16,18 +16,24 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// since `ListOffsets` gives `-1`, `-2` and `-3` other meanings and a time index cannot order
 /// them. Batches already on disk (or replicated) are read whatever their timestamps.
 pub(crate) fn check_timestamps(records: &[Record]) -> Result<()> {
-    match records
+    records
         .iter()
-        .position(|r| r.timestamp_ms < 0 && r.timestamp_ms != NO_TIMESTAMP)
-    {
-        Some(index) => Err(Error::InvalidTimestamp {
-            timestamp_ms: records[index].timestamp_ms,
+        .enumerate()
+        .try_for_each(|(index, r)| check_timestamp(r.timestamp_ms, index))
+}
+
+/// [`check_timestamps`] of one record, the `index`th of its batch.
+#[inline]
+pub(crate) fn check_timestamp(timestamp_ms: i64, index: usize) -> Result<()> {
+    if timestamp_ms < 0 && timestamp_ms != NO_TIMESTAMP {
+        return Err(Error::InvalidTimestamp {
+            timestamp_ms,
             index: Some(index),
             reason: "record timestamps are milliseconds since the epoch (>= 0), or -1 for \
                      none, as Kafka requires",
-        }),
-        None => Ok(()),
+        });
     }
+    Ok(())
 }
 
 /// What [`Partition::list_offset`] looks up (Kafka's `OffsetSpec`).

@@ -564,7 +564,9 @@ mod tests {
         )
         .unwrap();
         let header = crate::format::batch::BatchHeader::parse(&buf).unwrap();
-        let appended = p.append_encoded(&mut buf, header).unwrap();
+        let appended = p
+            .append_at_end(&mut buf, &mut [header], &p.live_limits())
+            .unwrap();
         assert_eq!(p.truncate_to(Offset(4)).unwrap(), Offset(4));
         fill(&p, &[1]);
         let err = p.after_append(&appended).unwrap_err();
