@@ -181,7 +181,9 @@ fn commitlog_open(dir: &Path) -> CommitLog {
 
 fn commitlog_append(dir: &Path, shape: &Shape) -> f64 {
     let mut log = commitlog_open(dir);
-    let mut buf: MessageBuf = (0..shape.batch).map(|_| vec![b'v'; shape.value_len]).collect();
+    let mut buf: MessageBuf = (0..shape.batch)
+        .map(|_| vec![b'v'; shape.value_len])
+        .collect();
     timed(|| {
         for _ in 0..shape.appends() {
             log.append(&mut buf).unwrap();
@@ -231,9 +233,8 @@ fn round(shape: &Shape, chunk: &[u8], round: usize, fig: &mut Figures) {
     for k in 0..3 {
         match (round + k) % 3 {
             0 => fig.append[0].push(mb / plain_write(&file, chunk, shape.appends(), false)),
-            1 => fig.append[1].push(
-                mb / seglog_append(&log_dir, Durability::NoSync, shape, shape.appends()),
-            ),
+            1 => fig.append[1]
+                .push(mb / seglog_append(&log_dir, Durability::NoSync, shape, shape.appends())),
             _ => fig.append[2].push(mb / commitlog_append(&cl_dir, shape)),
         }
     }
@@ -318,11 +319,11 @@ fn rss_kib(field: &str) -> u64 {
 fn header() {
     println!();
     println!(
-        "| {:<50} | {:>9} | {:>9} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
+        "| {:<64} | {:>9} | {:>9} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
         "workload", "plain", "seglog", "commitlog", "unit", "/plain", "/peer", "target"
     );
     println!(
-        "|{:-<52}|{:->11}|{:->11}|{:->11}|{:-<11}|{:->9}|{:->9}|{:-<16}|",
+        "|{:-<66}|{:->11}|{:->11}|{:->11}|{:-<11}|{:->9}|{:->9}|{:-<16}|",
         "", "", "", "", "", "", "", ""
     );
 }
@@ -343,7 +344,7 @@ fn ratio(a: f64, b: Option<f64>) -> String {
 
 fn row(name: &str, plain: Option<f64>, seglog: f64, peer: Option<f64>, unit: &str, target: &str) {
     println!(
-        "| {name:<50} | {:>9} | {:>9} | {:>9} | {unit:<9} | {:>7} | {:>7} | {target:<14} |",
+        "| {name:<64} | {:>9} | {:>9} | {:>9} | {unit:<9} | {:>7} | {:>7} | {target:<14} |",
         cell(plain),
         cell(Some(seglog)),
         cell(peer),
@@ -364,15 +365,19 @@ fn print_shape(shape: &Shape, fig: Figures, targets: [&str; 2]) {
         targets[0],
     );
     row(
-        &format!("  append_encoded (batch already encoded) {}", shape.name),
+        "  append_encoded: the same batches, already encoded",
         Some(pa),
         median(fig.append_encoded),
         None,
         "MB/s",
-        if shape.batch > 1 { ">=0.95x plain" } else { "-" },
+        if shape.batch > 1 {
+            ">=0.95x plain"
+        } else {
+            "-"
+        },
     );
     row(
-        &format!("read back {}, every record (owned)", shape.name),
+        "  read back, every record as an owned LogRecord",
         Some(pr),
         sr,
         Some(cr),
@@ -380,7 +385,7 @@ fn print_shape(shape: &Shape, fig: Figures, targets: [&str; 2]) {
         "-",
     );
     row(
-        &format!("  ... through record views"),
+        "  read back, every record through borrowed views",
         Some(pr),
         median(fig.read_views),
         Some(cr),
@@ -388,7 +393,7 @@ fn print_shape(shape: &Shape, fig: Figures, targets: [&str; 2]) {
         targets[1],
     );
     row(
-        "  ... batches only, CRC checked",
+        "  read back, whole batches (CRC checked), no record decoded",
         Some(pr),
         median(fig.read_batches),
         None,
@@ -409,15 +414,18 @@ fn group_rows(secs: f64, rounds: usize) {
         let f = median(v.iter().map(|x| x.1).collect());
         (r, f)
     };
-    let (one, one_f) = med(&runs[0]);
+    let (one, _) = med(&runs[0]);
     for (i, (threads, target)) in [(1, "-"), (8, ">=5x 1 thread"), (64, ">=20x 1 thread")]
         .into_iter()
         .enumerate()
     {
         let (r, f) = med(&runs[i]);
         println!(
-            "| {:<50} | {:>9} | {:>9.0} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
-            format!("durable 1-record appends, {threads} thread(s)"),
+            "| {:<64} | {:>9} | {:>9.0} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
+            format!(
+                "durable 1-record appends, {threads} thread(s): {f:.0} fsyncs/s, {:.1} per fsync",
+                r / f.max(1e-9)
+            ),
             "-",
             r,
             "-",
@@ -425,17 +433,6 @@ fn group_rows(secs: f64, rounds: usize) {
             format!("{:.2}x", r / one),
             "-",
             target
-        );
-        println!(
-            "|   {:<48} | {:>9} | {:>9.0} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
-            format!("fsyncs/s ({:.1} appends per fsync)", r / f.max(1e-9)),
-            "-",
-            f,
-            "-",
-            "fsyncs/s",
-            format!("{:.2}x", f / one_f.max(1e-9)),
-            "-",
-            "-"
         );
     }
 }
@@ -492,7 +489,7 @@ fn main() {
     group_rows(group_secs, 3);
     open_row();
     println!(
-        "| {:<50} | {:>9} | {:>9} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
+        "| {:<64} | {:>9} | {:>9} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
         "anonymous RSS growth over the append/read runs",
         "-",
         anon_after.saturating_sub(anon_start),
@@ -512,7 +509,13 @@ fn fsync_row(shape: &Shape, rounds: usize, n: usize) {
         let dir = tempfile::tempdir().unwrap();
         plain.push(n as f64 / plain_write(&dir.path().join("plain.bin"), &chunk, n, true));
         seg.push(
-            n as f64 / seglog_append(&dir.path().join("log"), Durability::SyncEachAppend, shape, n),
+            n as f64
+                / seglog_append(
+                    &dir.path().join("log"),
+                    Durability::SyncEachAppend,
+                    shape,
+                    n,
+                ),
         );
     }
     row(
@@ -550,5 +553,12 @@ fn open_row() {
             })
             .collect(),
     );
-    row("clean open, 1,000 segments", None, open_ms, None, "ms", "<=20ms");
+    row(
+        "clean open, 1,000 segments",
+        None,
+        open_ms,
+        None,
+        "ms",
+        "<=20ms",
+    );
 }
