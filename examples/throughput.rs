@@ -443,7 +443,7 @@ fn main() {
     let group_secs = if quick { 1.0 } else { 2.0 };
     if std::env::args().any(|a| a == "--group-only") {
         header();
-        group_rows(group_secs, 3);
+        group_rows(group_secs, 5);
         return;
     }
     let scale = if quick { 5 } else { 1 };
@@ -485,8 +485,8 @@ fn main() {
     for ((shape, fig), targets) in shapes.iter().zip(figures).zip(targets) {
         print_shape(shape, fig, targets);
     }
-    fsync_row(&shapes[0], rounds.min(3), if quick { 300 } else { 2_000 });
-    group_rows(group_secs, 3);
+    fsync_row(&shapes[0], rounds, if quick { 300 } else { 2_000 });
+    group_rows(group_secs, rounds);
     open_row();
     println!(
         "| {:<64} | {:>9} | {:>9} | {:>9} | {:<9} | {:>7} | {:>7} | {:<14} |",
@@ -505,18 +505,19 @@ fn main() {
 fn fsync_row(shape: &Shape, rounds: usize, n: usize) {
     let chunk = shape.encoded();
     let (mut plain, mut seg) = (vec![], vec![]);
-    for _ in 0..rounds {
+    for round in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
-        plain.push(n as f64 / plain_write(&dir.path().join("plain.bin"), &chunk, n, true));
-        seg.push(
-            n as f64
-                / seglog_append(
-                    &dir.path().join("log"),
-                    Durability::SyncEachAppend,
-                    shape,
-                    n,
-                ),
-        );
+        let plain_run = || n as f64 / plain_write(&dir.path().join("plain.bin"), &chunk, n, true);
+        let log = dir.path().join("log");
+        let seg_run = || n as f64 / seglog_append(&log, Durability::SyncEachAppend, shape, n);
+        // Alternate which goes first.
+        if round % 2 == 0 {
+            plain.push(plain_run());
+            seg.push(seg_run());
+        } else {
+            seg.push(seg_run());
+            plain.push(plain_run());
+        }
     }
     row(
         "append + fsync per batch of 100 (SyncEachAppend)",
