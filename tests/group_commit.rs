@@ -309,3 +309,49 @@ fn one_appender_gets_one_fsync_per_append() {
         assert_eq!((stats.fsyncs, stats.appends), (i as u64 + 1, i as u64 + 1));
     }
 }
+
+/// A failed write (ENOSPC) while an fsync runs fences the partition; the thread woken to lead
+/// the next fsync then leaves with `PreviousIoFailed`. It must hand its turn on: before the
+/// fix the followers queued behind it were never woken and hung. Syncs take 2 ms here so that
+/// followers queue behind the fsync in progress, as on a real disk.
+#[test]
+fn a_failed_write_while_an_fsync_runs_fails_every_queued_append() {
+    const ROUNDS: usize = 4;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for round in 0..ROUNDS {
+            let fi = Arc::new(SimFs::new());
+            fi.set_sync_delay(Duration::from_millis(2));
+            let p = Partition::open(Path::new(DIR), config(&fi)).unwrap();
+            // A few appends after the fault is set succeed and queue behind an fsync, so the
+            // failing one comes while followers wait.
+            let nth = [3, 6, 9, 12][round];
+            let (outcomes, _) = run(&p, 40, 1_000_000, 1, || {
+                fi.fail_nth(nth, Some(SimOp::Write), SimError::Enospc);
+            });
+            let mut io_errors = 0;
+            for (tid, o) in outcomes.iter().enumerate() {
+                for e in &o.errors {
+                    match e {
+                        Error::Io { .. } => io_errors += 1,
+                        Error::PreviousIoFailed => {}
+                        e => panic!("round {round}: thread {tid}: {e:?}"),
+                    }
+                }
+                assert_eq!(o.errors.len(), 2, "round {round}: thread {tid} fails twice");
+            }
+            assert_eq!(
+                io_errors, 1,
+                "round {round}: the failed write's appender gets it"
+            );
+            tx.send(round).unwrap();
+        }
+    });
+    for round in 0..ROUNDS {
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(60)),
+            Ok(round),
+            "round {round}: appenders hung (or failed) after a failed write"
+        );
+    }
+}

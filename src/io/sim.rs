@@ -246,6 +246,8 @@ struct State {
     /// Operations from this count on fail with `EIO` until the next power loss.
     power_cut_at: Option<u64>,
     faults: Vec<Fault>,
+    /// How long each file sync takes (see [`SimFs::set_sync_delay`]).
+    sync_delay: std::time::Duration,
 }
 
 impl Default for State {
@@ -262,6 +264,7 @@ impl Default for State {
             operations: 0,
             power_cut_at: None,
             faults: Vec::new(),
+            sync_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -668,6 +671,13 @@ impl SimFs {
         Self::default()
     }
 
+    /// Make every file sync (`sync_data`/`sync_all` on a handle) take `delay` before it
+    /// happens, as a real disk does, so that concurrent appenders queue behind an fsync in
+    /// progress (group commit). Zero (the default) makes syncs instant.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.state.lock().sync_delay = delay;
+    }
+
     /// Drop everything that is not durable: unsynced writes, and names not made durable by a
     /// directory sync; release all locks; kill every open handle; end a
     /// [`cut_power_at`](SimFs::cut_power_at).
@@ -984,6 +994,11 @@ impl FileHandle for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        let delay = self.state.lock().sync_delay;
+        if !delay.is_zero() {
+            // Outside the lock: other threads keep writing while this one "waits for the disk".
+            std::thread::sleep(delay);
+        }
         self.with(SimOp::Sync, |i| {
             i.sync();
             Ok(())

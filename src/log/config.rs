@@ -38,8 +38,11 @@ pub enum Durability {
     /// the others [`Error::PreviousIoFailed`](crate::Error::PreviousIoFailed)), and the
     /// partition then refuses appends until reopened. With several appenders, the thread
     /// about to fsync may first wait for those the previous fsync released, at most as long as
-    /// that fsync took (and 2 ms), so that one fsync covers them all; a lone appender never
-    /// waits.
+    /// that fsync took (and 2 ms), so that one fsync covers them all. It waits for as many
+    /// batches as the previous fsync covered: a lone appender of one batch at a time never
+    /// waits, but one whose appends alternate between several batches and fewer (follower
+    /// `append_batches`, multi-batch `append_encoded`) may wait once for batches that do not
+    /// come.
     SyncEachAppend,
     /// fsync once the unsynced data reaches any of the thresholds (`None` = no threshold).
     /// When `append` returns, everything except at most the last `records - 1` records,

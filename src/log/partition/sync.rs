@@ -5,7 +5,8 @@
 //! *leader*: it may wait a moment for appenders on their way (`gather`), then captures the log
 //! end and fsyncs everything written up to there without holding `writer`. If an fsync is
 //! running, it becomes a *follower*: it queues itself (its target offset and its thread) and
-//! parks; it takes no lock while parked and none when it is released.
+//! parks; it takes no lock while parked, and when it is released only its own slot's relay
+//! lock (to pass the wake-up on, see `relay_durable`), never `sync`.
 //!
 //! When the fsync ends, the leader publishes the new durable end (readers see those batches
 //! now). Of the followers that wrote after it captured the log end it wakes the oldest one
@@ -227,15 +228,30 @@ impl Partition {
     }
 
     /// Group commit: return once every offset below `target` is on disk (see the module
-    /// docs). A follower released by the fsync that covered it takes no lock on its way out.
+    /// docs). A follower released by the fsync that covered it does not retake `sync`.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
         let mut s = self.sync.lock();
         loop {
-            if self.view.read().bounds().durable_end() >= target {
-                return Ok(());
-            }
-            if self.failed.load(Ordering::Acquire) {
-                return Err(Error::PreviousIoFailed);
+            let durable = self.view.read().bounds().durable_end();
+            let failed = self.failed.load(Ordering::Acquire);
+            if durable >= target || failed {
+                // A thread woken to lead the next fsync that leaves instead must hand the turn
+                // on, or the followers queued behind it would wait for an fsync nobody makes:
+                // on failure (set by a failed write, say, while an fsync ran) every one of them
+                // looks again and fails; otherwise the covered ones go and the oldest other
+                // one leads.
+                let wake = match (s.syncing, failed) {
+                    (true, _) => Vec::new(),
+                    (false, true) => s.take_all(),
+                    (false, false) => s.take_covered(durable),
+                };
+                drop(s);
+                wake_all(wake);
+                return if failed && durable < target {
+                    Err(Error::PreviousIoFailed)
+                } else {
+                    Ok(())
+                };
             }
             if !s.syncing {
                 break;
@@ -297,7 +313,9 @@ impl Partition {
     /// fsync covers them all instead of alternating between one appender and the rest: wait
     /// until as many appends are pending as the previous fsync covered, at most as long as
     /// that fsync took (capped at `GATHER_MAX`), sleeping on a condition variable so the
-    /// appenders get the CPU. Never with a single appender: it fsyncs at once. (Waiting for
+    /// appenders get the CPU. The count is of batches: a lone appender of one batch at a time
+    /// never waits; one alternating between multi-batch appends and fewer may wait once, at
+    /// most the bound above. (Waiting for
     /// the followers still queued too, everyone who was appending, gave bigger groups but
     /// idled a slow disk longer: 32 threads lost about 13% on a loaded machine.)
     fn gather(&self, s: &mut MutexGuard<'_, SyncState>) {
