@@ -291,6 +291,10 @@ fn check_copy(fx: &Fixture, sim: &Arc<SimFs>, tally: &mut Tally, ctx: &str) {
                 sink_end.is_none(),
                 "{ctx}: read at {o} failed, read_each_record did not"
             );
+            // What it gave before the damage stopped it is right.
+            for (offset, rec) in &sunk {
+                assert_eq!(fx.truth.get(offset), Some(rec), "{ctx}: read_each_record at {o}");
+            }
             errored = true;
             continue;
         };
