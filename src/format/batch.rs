@@ -680,6 +680,7 @@ pub(crate) fn check_crc(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
 
 /// CRC check of the batch at the front of `buf` whose header was already parsed: the read
 /// path parses every header once.
+#[inline]
 pub(crate) fn check_crc_of(header: &BatchHeader, buf: &[u8]) -> Result<(), CorruptKind> {
     let batch = buf
         .get(..header.total_len())

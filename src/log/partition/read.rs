@@ -357,6 +357,7 @@ impl Partition {
 /// Check the batch `h` at byte `at.0`, after a log whose next offset is `at.1`: its base
 /// offset (outside the CRC) must be the witness's, or follow the previous batch exactly,
 /// and it must end below offset `at.2`. Returns the offset the next batch must start at.
+#[inline]
 fn follow(
     witness: Option<&Witness>,
     at: (u64, u64, u64),
@@ -417,6 +418,7 @@ struct EachRecord<F> {
 }
 
 impl<F: FnMut(RecordRef<'_>)> EachRecord<F> {
+    #[inline]
     fn deliver(&mut self, data: &[u8]) -> Result<()> {
         match self.pending.take() {
             Some((h, pos)) if !h.is_control() => {
