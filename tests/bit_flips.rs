@@ -293,7 +293,11 @@ fn check_copy(fx: &Fixture, sim: &Arc<SimFs>, tally: &mut Tally, ctx: &str) {
             );
             // What it gave before the damage stopped it is right.
             for (offset, rec) in &sunk {
-                assert_eq!(fx.truth.get(offset), Some(rec), "{ctx}: read_each_record at {o}");
+                assert_eq!(
+                    fx.truth.get(offset),
+                    Some(rec),
+                    "{ctx}: read_each_record at {o}"
+                );
             }
             errored = true;
             continue;

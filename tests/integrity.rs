@@ -425,7 +425,8 @@ fn read_each_record_gives_no_record_of_a_moved_batch() {
                 .write(true)
                 .open(segment_path(&copy, Offset(*base), "log"))
                 .unwrap();
-            file.write_all_at(&(b - 1).to_be_bytes(), pos as u64).unwrap();
+            file.write_all_at(&(b - 1).to_be_bytes(), pos as u64)
+                .unwrap();
             for max_bytes in [1, 1 << 20] {
                 for &from in truth.keys() {
                     let mut got = Vec::new();
@@ -444,5 +445,9 @@ fn read_each_record_gives_no_record_of_a_moved_batch() {
         }
     }
     assert!(failed > 0, "some reads meet the damage");
-    assert_eq!(wrong, [], "(moved batch, read from, max bytes, wrong record)");
+    assert_eq!(
+        wrong,
+        [],
+        "(moved batch, read from, max bytes, wrong record)"
+    );
 }

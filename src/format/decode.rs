@@ -369,10 +369,21 @@ pub(crate) fn visit_records(
     f: &mut impl FnMut(RecordRef<'_>),
 ) -> Result<()> {
     if header.record_count != 0 && header.compression() != Compression::None {
-        let plain = crate::format::batch::decompress_records(header, batch)?;
-        return visit_section(header, &plain, 0, from, f);
+        return visit_compressed(header, batch, from, f);
     }
     visit_section(header, batch, BATCH_HEADER_LEN, from, f)
+}
+
+/// [`visit_records`] of a compressed batch, out of the hot path.
+#[inline(never)]
+fn visit_compressed(
+    header: &BatchHeader,
+    batch: &[u8],
+    from: Offset,
+    f: &mut impl FnMut(RecordRef<'_>),
+) -> Result<()> {
+    let plain = crate::format::batch::decompress_records(header, batch)?;
+    visit_section(header, &plain, 0, from, f)
 }
 
 #[inline]

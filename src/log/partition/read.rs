@@ -78,8 +78,16 @@ impl ReadBatches {
     /// ```
     pub fn for_each_record(&self, mut f: impl FnMut(RecordRef<'_>)) -> Result<()> {
         for batch in &self.batches {
-            if !batch.header().is_control() {
-                decode::visit_records(batch.header(), batch.as_bytes(), self.start, &mut f)?;
+            if batch.header().is_control() {
+                continue;
+            }
+            let decoded = batch.decoded()?;
+            let skip = batch.base_offset() < self.start;
+            for r in &decoded {
+                let r = r?;
+                if !skip || r.offset() >= self.start {
+                    f(r);
+                }
             }
         }
         Ok(())
