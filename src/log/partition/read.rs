@@ -399,15 +399,18 @@ trait Sink {
 }
 
 impl Sink for Vec<Batch> {
+    #[inline]
     fn is_empty(&self) -> bool {
         <[Batch]>::is_empty(self)
     }
 
+    #[inline]
     fn take(&mut self, h: BatchHeader, data: &Bytes, pos: usize) -> Result<()> {
         self.push(Batch::from_checked(h, data.slice(pos..pos + h.total_len())));
         Ok(())
     }
 
+    #[inline]
     fn finish(&mut self, _: &[u8]) -> Result<()> {
         // The batches reach the caller only with the whole read.
         Ok(())
@@ -439,10 +442,12 @@ impl<F: FnMut(RecordRef<'_>)> EachRecord<F> {
 }
 
 impl<F: FnMut(RecordRef<'_>)> Sink for EachRecord<F> {
+    #[inline]
     fn is_empty(&self) -> bool {
         self.next.is_none()
     }
 
+    #[inline]
     fn take(&mut self, h: BatchHeader, data: &Bytes, pos: usize) -> Result<()> {
         self.deliver(data)?;
         self.next = Some(Offset(h.last_offset()).next());
@@ -450,6 +455,7 @@ impl<F: FnMut(RecordRef<'_>)> Sink for EachRecord<F> {
         Ok(())
     }
 
+    #[inline]
     fn finish(&mut self, data: &[u8]) -> Result<()> {
         self.deliver(data)
     }
