@@ -768,6 +768,7 @@ impl Batch {
     /// A compressed batch is decompressed once, here, bounded by [`DECOMPRESSED_BYTES_LIMIT`];
     /// its records are then slices of the decompressed buffer. A codec that is not compiled
     /// in, or damage, is the first item's error.
+    #[inline]
     pub fn records(&self) -> Records {
         Records::new(self)
     }
