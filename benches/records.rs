@@ -8,6 +8,8 @@
 //! - `owned`: `Partition::read` + `ReadBatches::records()` (a `LogRecord` per record, `Bytes`
 //!   slices for key and value);
 //! - `view`: `Partition::read` + `ReadBatches::for_each_record` (a borrowed `RecordRef`);
+//! - `sink`: `Partition::read_each_record` (the same views, fed by the read walk: no `Batch`
+//!   per batch);
 //! - `commitlog`: `CommitLog::read` (which checks every message's CRC) + iterating the
 //!   messages of each `MessageBuf`; its log holds the same 100,000 payloads.
 //!
@@ -84,6 +86,18 @@ fn seglog_view(p: &Partition) -> usize {
     sum
 }
 
+fn seglog_sink(p: &Partition) -> usize {
+    let (mut next, mut sum) = (Offset(0), 0);
+    while next.0 < RECORDS {
+        next = p
+            .read_each_record(next, READ_BYTES, |r| {
+                sum += r.value().map_or(0, <[u8]>::len);
+            })
+            .unwrap();
+    }
+    sum
+}
+
 fn commitlog_read(log: &CommitLog) -> usize {
     let (mut next, mut sum) = (0, 0);
     while next < RECORDS {
@@ -137,6 +151,7 @@ fn reads(c: &mut Criterion) {
         let p = seglog_partition(dir.path(), per_batch);
         assert_eq!(seglog_owned(&p), RECORDS as usize * VALUE_BYTES);
         assert_eq!(seglog_view(&p), RECORDS as usize * VALUE_BYTES);
+        assert_eq!(seglog_sink(&p), RECORDS as usize * VALUE_BYTES);
         let files = log_files(dir.path());
         let mut buf = vec![0u8; READ_BYTES];
         let mut g = c.benchmark_group(format!("batches_of_{per_batch}"));
@@ -146,6 +161,7 @@ fn reads(c: &mut Criterion) {
         });
         g.bench_function("owned", |b| b.iter(|| black_box(seglog_owned(&p))));
         g.bench_function("view", |b| b.iter(|| black_box(seglog_view(&p))));
+        g.bench_function("sink", |b| b.iter(|| black_box(seglog_sink(&p))));
         g.bench_function("commitlog", |b| b.iter(|| black_box(commitlog_read(&peer))));
         g.finish();
     }

@@ -6,7 +6,8 @@
 //! few XOR masks. Each damaged copy is opened (on the simulated file system, so no fsync slows
 //! it) and read in full: by batch-sized reads, by 1 MiB reads, at every offset, and by
 //! `offset_for_timestamp` at a few times. Every full read walks both the owned records and the
-//! borrowed views (`for_each_record`), which must agree record for record and fail together.
+//! borrowed views (`for_each_record`, and `read_each_record` fed by the read walk), which must
+//! agree record for record and fail together.
 //!
 //! What must hold: every record returned is at its true offset with its true key, value and
 //! timestamp (compared with what an undamaged copy returns); records come in offset order
@@ -152,14 +153,31 @@ fn load(
     sim
 }
 
+/// The records `Partition::read_each_record` gives at `next`, and the offset it returns.
+fn sink_read(p: &Partition, next: Offset, max_bytes: usize) -> (Vec<(u64, Rec)>, Option<Offset>) {
+    let mut got = Vec::new();
+    let end = p.read_each_record(next, max_bytes, |rec| {
+        let key = rec.key().map(<[u8]>::to_vec);
+        let value = rec.value().map(<[u8]>::to_vec);
+        got.push((rec.offset().0, (key, value, rec.timestamp_ms())));
+    });
+    (got, end.ok())
+}
+
 /// Everything a full read of `p` returns, reading `max_bytes` at a time from the log start:
-/// the records in order, and whether the read ended early on an error.
+/// the records in order, and whether the read ended early on an error. Each read is also
+/// made by `read_each_record`, which must agree with it.
 fn read_all(p: &Partition, max_bytes: usize) -> (Vec<(u64, Rec)>, bool) {
     let mut out = Vec::new();
     let hw = p.high_watermark();
     let mut next = p.log_start_offset();
     while next < hw {
+        let (sunk, sink_end) = sink_read(p, next, max_bytes);
         let Ok(r) = p.read(next, max_bytes) else {
+            // It fails too, having given only records in front of the damage: the caller
+            // checks them against the truth.
+            assert!(sink_end.is_none(), "read failed, read_each_record did not");
+            out.extend(sunk);
             return (out, true);
         };
         if r.is_empty() {
@@ -189,6 +207,12 @@ fn read_all(p: &Partition, max_bytes: usize) -> (Vec<(u64, Rec)>, bool) {
             "views and owned records disagree on damage"
         );
         assert!(views == owned, "views and owned records differ");
+        assert!(sunk == owned, "read_each_record and owned records differ");
+        assert_eq!(
+            sink_end,
+            (!failed).then(|| r.next_offset()),
+            "read_each_record and read disagree on the end or on damage"
+        );
         out.extend(owned);
         if failed {
             return (out, true);
@@ -261,10 +285,38 @@ fn check_copy(fx: &Fixture, sim: &Arc<SimFs>, tally: &mut Tally, ctx: &str) {
     // A read at any offset (every third: each trial stays cheap) starts at the first record
     // at or after it.
     for o in (p.log_start_offset().0..p.high_watermark().0).step_by(3) {
+        let (sunk, sink_end) = sink_read(&p, Offset(o), 1);
         let Ok(r) = p.read(Offset(o), 1) else {
+            assert!(
+                sink_end.is_none(),
+                "{ctx}: read at {o} failed, read_each_record did not"
+            );
+            // What it gave before the damage stopped it is right.
+            for (offset, rec) in &sunk {
+                assert_eq!(
+                    fx.truth.get(offset),
+                    Some(rec),
+                    "{ctx}: read_each_record at {o}"
+                );
+            }
             errored = true;
             continue;
         };
+        // The same read by `read_each_record`: the same records from `o`, the same end.
+        let owned: Result<Vec<_>, _> = r.records().collect();
+        match owned {
+            Ok(owned) => {
+                let offsets: Vec<u64> = owned.iter().map(|rec| rec.offset.0).collect();
+                let sunk: Vec<u64> = sunk.iter().map(|(offset, _)| *offset).collect();
+                assert_eq!(sunk, offsets, "{ctx}: read_each_record at {o}");
+                assert_eq!(
+                    sink_end,
+                    Some(r.next_offset()),
+                    "{ctx}: read_each_record at {o}"
+                );
+            }
+            Err(_) => assert!(sink_end.is_none(), "{ctx}: read_each_record at {o}"),
+        }
         let first = r.records().next();
         let want = fx.truth.range(o..).next();
         match (first, want) {

@@ -1,8 +1,9 @@
-//! The borrowed record views (`Batch::decoded`, `ReadBatches::for_each_record`) against the
-//! records appended and against the owned path (`Batch::records`, `ReadBatches::records`):
-//! random records of every field shape (null and empty keys and values, headers with null
-//! values, any timestamp), appended to partitions of every codec and both timestamp types, are
-//! read back and compared field by field, from the start and from an offset inside a batch.
+//! The borrowed record views (`Batch::decoded`, `ReadBatches::for_each_record`,
+//! `Partition::read_each_record`) against the records appended and against the owned path
+//! (`Batch::records`, `ReadBatches::records`): random records of every field shape (null and
+//! empty keys and values, headers with null values, any timestamp), appended to partitions of
+//! every codec and both timestamp types, are read back and compared field by field, from the
+//! start and from an offset inside a batch.
 
 use bytes::Bytes;
 use proptest::prelude::*;
@@ -169,6 +170,16 @@ proptest! {
             seen.push((r.offset(), r.timestamp_ms(), key, value, headers));
         })
         .unwrap();
+        // The same read fed straight from the walk (`read_each_record`).
+        let mut sunk = Vec::new();
+        let next = p
+            .read_each_record(start, usize::MAX >> 8, |r| {
+                let (key, value, headers) = view_fields(&r);
+                sunk.push((r.offset(), r.timestamp_ms(), key, value, headers));
+            })
+            .unwrap();
+        prop_assert_eq!(next, read.next_offset());
+        prop_assert_eq!(&sunk, &seen);
         let want: Vec<_> = owned
             .iter()
             .map(|o| {

@@ -842,6 +842,7 @@ pub(crate) fn check_crc(buf: &[u8]) -> Result<BatchHeader, CorruptKind> {
 
 /// CRC check of the batch at the front of `buf` whose header was already parsed: the read
 /// path parses every header once.
+#[inline]
 pub(crate) fn check_crc_of(header: &BatchHeader, buf: &[u8]) -> Result<(), CorruptKind> {
     let batch = buf
         .get(..header.total_len())
@@ -929,6 +930,7 @@ impl Batch {
     /// A compressed batch is decompressed once, here, bounded by [`DECOMPRESSED_BYTES_LIMIT`];
     /// its records are then slices of the decompressed buffer. A codec that is not compiled
     /// in, or damage, is the first item's error.
+    #[inline]
     pub fn records(&self) -> Records {
         Records::new(self)
     }

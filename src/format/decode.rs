@@ -356,6 +356,55 @@ fn share(owner: &Bytes, slice: &[u8]) -> Bytes {
     }
 }
 
+/// Call `f` with every record of the CRC-checked batch `batch` (whose parsed header is
+/// `header`) at or after offset `from`, as [`RecordRef`]s: the sink of the read walk, with no
+/// [`Batch`] and no reference count per batch. A compressed batch is decompressed once, into a
+/// buffer that lives while its records are visited. The first malformed record ends the walk
+/// with its error; the checks are those of [`DecodedRecords::iter`].
+#[inline]
+pub(crate) fn visit_records(
+    header: &BatchHeader,
+    batch: &[u8],
+    from: Offset,
+    f: &mut impl FnMut(RecordRef<'_>),
+) -> Result<()> {
+    if header.record_count != 0 && header.compression() != Compression::None {
+        return visit_compressed(header, batch, from, f);
+    }
+    visit_section(header, batch, BATCH_HEADER_LEN, from, f)
+}
+
+/// [`visit_records`] of a compressed batch, out of the hot path.
+#[inline(never)]
+fn visit_compressed(
+    header: &BatchHeader,
+    batch: &[u8],
+    from: Offset,
+    f: &mut impl FnMut(RecordRef<'_>),
+) -> Result<()> {
+    let plain = crate::format::batch::decompress_records(header, batch)?;
+    visit_section(header, &plain, 0, from, f)
+}
+
+#[inline]
+fn visit_section(
+    header: &BatchHeader,
+    section: &[u8],
+    start: usize,
+    from: Offset,
+    f: &mut impl FnMut(RecordRef<'_>),
+) -> Result<()> {
+    let mut cursor = Cursor::new(header, start, section.len());
+    let skip = header.base_offset < from.0;
+    while let Some(r) = cursor.next_record(section) {
+        let r = r.map_err(corrupt)?;
+        if !skip || r.offset >= from {
+            f(r);
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn corrupt(reason: CorruptKind) -> Error {
     Error::Corrupt {
         path: std::path::PathBuf::default(),

@@ -1129,6 +1129,7 @@ fn scan(
 /// Whether the batch `h` at byte `pos` may follow a log whose next offset is `expected`: the
 /// batch the witness lists there where the witness covers `pos`, else one that follows
 /// (exactly, unless `gaps`).
+#[inline]
 pub(crate) fn admits(
     witness: Option<&Witness>,
     pos: u64,
@@ -1144,6 +1145,7 @@ pub(crate) fn admits(
 
 /// The offset the batch after one ending at byte `pos_after` with last offset `last` must
 /// start at (see [`Witness::next_after`]).
+#[inline]
 pub(crate) fn next_expected(witness: Option<&Witness>, pos_after: u64, last: u64) -> u64 {
     witness.map_or(last + 1, |w| w.next_after(pos_after, last))
 }

@@ -4,13 +4,14 @@ use super::state::{Position, View};
 use super::Partition;
 use crate::error::{CorruptKind, Error, IoContext, Result};
 use crate::format::batch::{self, Batch, BatchHeader};
-use crate::format::decode::RecordRef;
+use crate::format::decode::{self, RecordRef};
 use crate::format::record::LogRecord;
 use crate::log::segment::{
     admits, index_start, next_expected, start_expected, Segment, SegmentFiles, LOG_EXT,
 };
 use crate::log::witness::Witness;
 use crate::offset::Offset;
+use bytes::Bytes;
 
 /// The result of [`Partition::read`]: whole, CRC-checked batches, the first of which holds the
 /// requested offset.
@@ -106,6 +107,46 @@ impl Partition {
         self.read_below(&view, bound, offset, max_bytes)
     }
 
+    /// The fast path of [`read`](Partition::read) followed by
+    /// [`ReadBatches::for_each_record`]: call `f` with every data record at or after `offset`
+    /// in the batches that read would return, as a borrowed [`RecordRef`], without building
+    /// a [`Batch`] per batch. Returns the offset to read next
+    /// ([`ReadBatches::next_offset`] of that read).
+    ///
+    /// Every check of `read` is made (each batch's CRC, its header, its offsets against the
+    /// segment's witness or the batch before it), and a batch's records reach `f` only once
+    /// the batch after it (or the end of the visible log) has vouched for its offsets. An
+    /// error (those of `read`, or a malformed record as in `for_each_record`) ends the walk:
+    /// `f` has then seen the records of the batches before the damage, all at their true
+    /// offsets, and the caller should treat the read as failed.
+    ///
+    /// ```
+    /// # fn total(p: &seglog::Partition) -> seglog::Result<usize> {
+    /// let mut bytes = 0;
+    /// let next = p.read_each_record(p.log_start_offset(), 1 << 20, |r| {
+    ///     bytes += r.value().map_or(0, <[u8]>::len);
+    /// })?;
+    /// assert!(next <= p.high_watermark());
+    /// # Ok(bytes) }
+    /// ```
+    pub fn read_each_record(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        f: impl FnMut(RecordRef<'_>),
+    ) -> Result<Offset> {
+        let view = self.view();
+        let bound = view.high_watermark();
+        let mut sink = EachRecord {
+            from: offset,
+            f,
+            pending: None,
+            next: None,
+        };
+        self.walk_below(&view, bound, offset, max_bytes, &mut sink)?;
+        Ok(sink.next.unwrap_or(Offset(bound.offset)))
+    }
+
     /// [`read`](Partition::read) of the records below `bound` (the high watermark for
     /// consumers, the log end for followers) in `view`.
     pub(super) fn read_below(
@@ -115,6 +156,24 @@ impl Partition {
         offset: Offset,
         max_bytes: usize,
     ) -> Result<ReadBatches> {
+        let mut batches = Vec::new();
+        self.walk_below(view, bound, offset, max_bytes, &mut batches)?;
+        Ok(ReadBatches {
+            start: offset,
+            end: Offset(bound.offset),
+            batches,
+        })
+    }
+
+    /// The walk of [`read_below`](Partition::read_below), its batches given to `out`.
+    fn walk_below(
+        &self,
+        view: &View,
+        bound: Position,
+        offset: Offset,
+        max_bytes: usize,
+        out: &mut impl Sink,
+    ) -> Result<()> {
         let hw = bound.offset;
         if offset.0 < view.log_start() || offset.0 > hw {
             return Err(Error::OffsetOutOfRange {
@@ -123,13 +182,8 @@ impl Partition {
                 high_watermark: Offset(hw),
             });
         }
-        let mut out = ReadBatches {
-            start: offset,
-            end: Offset(hw),
-            batches: Vec::new(),
-        };
         if offset.0 == hw {
-            return Ok(out);
+            return Ok(());
         }
         let first = view
             .segments()
@@ -154,12 +208,12 @@ impl Partition {
                 end_offset
             };
             let visible = (limit, end_offset, exact_end);
-            self.read_segment(seg, &files, offset, max_bytes, visible, &mut out.batches)?;
-            if !out.batches.is_empty() {
+            self.read_segment(seg, &files, offset, max_bytes, visible, out)?;
+            if !out.is_empty() {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Append to `out` the batches of `seg` from the one holding `offset`, among those below
@@ -173,7 +227,7 @@ impl Partition {
         offset: Offset,
         max_bytes: usize,
         visible: (u64, u64, u64),
-        out: &mut Vec<Batch>,
+        out: &mut impl Sink,
     ) -> Result<()> {
         let (limit, end_offset, exact_end) = visible;
         let (gaps, witness) = (self.config.offset_gaps, files.witness());
@@ -209,21 +263,20 @@ impl Partition {
                     break;
                 }
                 batch::check_crc_of(&header, &rest[..total]).map_err(|k| corrupt(pos, k))?;
-                let batch = Batch::from_checked(header, data.slice(pos..pos + total));
                 // Compaction may have removed every record of the batch at or past `offset`:
                 // such a batch must not stand in for "the next record that exists".
-                if out.is_empty() && !holds_record_from(&batch, offset)? {
+                if out.is_empty() && !holds_record_from(&header, &data, pos, offset)? {
                     pos += total;
                     continue;
                 }
-                out.push(batch);
+                out.take(header, &data, pos)?;
                 taken += total;
                 if taken >= max_bytes {
                     // The next batch vouches for this one's offsets (see `check_follower`).
                     let next = (pos + total, expected, (end_offset, exact_end));
                     check_follower(&data, next, gaps, witness)
                         .map_err(|k| corrupt(pos + total, k))?;
-                    return Ok(());
+                    return out.finish(&data);
                 }
             }
             pos += total;
@@ -233,7 +286,7 @@ impl Partition {
         if pos >= data.len() && expected != exact_end {
             return Err(corrupt(pos, CorruptKind::BadOffset));
         }
-        Ok(())
+        out.finish(&data)
     }
 
     /// The first offset whose record timestamp is `>= timestamp_ms`, or `None` if no visible
@@ -312,6 +365,7 @@ impl Partition {
 /// Check the batch `h` at byte `at.0`, after a log whose next offset is `at.1`: its base
 /// offset (outside the CRC) must be the witness's, or follow the previous batch exactly,
 /// and it must end below offset `at.2`. Returns the offset the next batch must start at.
+#[inline]
 fn follow(
     witness: Option<&Witness>,
     at: (u64, u64, u64),
@@ -329,10 +383,88 @@ fn follow(
     ))
 }
 
-/// Whether `batch` holds a record at or after `offset`. Only a batch of a log with gaps can
-/// fail to (compaction keeps its offset range but not all its records).
-fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
-    let h = batch.header();
+/// Where [`Partition::read_segment`] puts the batches it takes, in order: each CRC-checked,
+/// its offsets admitted after the batch before it.
+trait Sink {
+    /// True until a batch is taken.
+    fn is_empty(&self) -> bool;
+
+    /// Take the batch `h` at byte `pos` of `data` (`h.total_len()` bytes, all in `data`).
+    /// Its offsets are vouched for only by the next batch taken, or by
+    /// [`finish`](Sink::finish).
+    fn take(&mut self, h: BatchHeader, data: &Bytes, pos: usize) -> Result<()>;
+
+    /// The walk of `data` passed its last check: every batch taken is vouched for.
+    fn finish(&mut self, data: &[u8]) -> Result<()>;
+}
+
+impl Sink for Vec<Batch> {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        <[Batch]>::is_empty(self)
+    }
+
+    #[inline]
+    fn take(&mut self, h: BatchHeader, data: &Bytes, pos: usize) -> Result<()> {
+        self.push(Batch::from_checked(h, data.slice(pos..pos + h.total_len())));
+        Ok(())
+    }
+
+    #[inline]
+    fn finish(&mut self, _: &[u8]) -> Result<()> {
+        // The batches reach the caller only with the whole read.
+        Ok(())
+    }
+}
+
+/// The sink of [`Partition::read_each_record`]: a batch's records go to `f` once the batch
+/// after it is taken (it vouches for their offsets), the last batch's at the end of the walk.
+struct EachRecord<F> {
+    from: Offset,
+    f: F,
+    /// The last batch taken (header and position), its records not yet given to `f`.
+    pending: Option<(BatchHeader, usize)>,
+    /// One past the last batch taken.
+    next: Option<Offset>,
+}
+
+impl<F: FnMut(RecordRef<'_>)> EachRecord<F> {
+    #[inline]
+    fn deliver(&mut self, data: &[u8]) -> Result<()> {
+        match self.pending.take() {
+            Some((h, pos)) if !h.is_control() => {
+                let batch = &data[pos..pos + h.total_len()];
+                decode::visit_records(&h, batch, self.from, &mut self.f)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<F: FnMut(RecordRef<'_>)> Sink for EachRecord<F> {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.next.is_none()
+    }
+
+    #[inline]
+    fn take(&mut self, h: BatchHeader, data: &Bytes, pos: usize) -> Result<()> {
+        self.deliver(data)?;
+        self.next = Some(Offset(h.last_offset()).next());
+        self.pending = Some((h, pos));
+        Ok(())
+    }
+
+    #[inline]
+    fn finish(&mut self, data: &[u8]) -> Result<()> {
+        self.deliver(data)
+    }
+}
+
+/// Whether the batch `h` at byte `pos` of `data` holds a record at or after `offset`. Only a
+/// batch of a log with gaps can fail to (compaction keeps its offset range but not all its
+/// records).
+fn holds_record_from(h: &BatchHeader, data: &Bytes, pos: usize, offset: Offset) -> Result<bool> {
     // Without decoding: a batch with records all at or above `offset`, or with no gap inside
     // (one record per offset of its range, which reaches `offset`).
     if h.record_count > 0
@@ -340,6 +472,7 @@ fn holds_record_from(batch: &Batch, offset: Offset) -> Result<bool> {
     {
         return Ok(true);
     }
+    let batch = Batch::from_checked(*h, data.slice(pos..pos + h.total_len()));
     for r in &batch.decoded()? {
         if r?.offset() >= offset {
             return Ok(true);
