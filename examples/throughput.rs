@@ -173,6 +173,23 @@ fn seglog_read_views(p: &Partition) -> (f64, u64) {
     (t, values)
 }
 
+/// Read and walk every record through `read_each_record` (the read walk hands record views
+/// straight to the callback: no `Batch` built); returns (seconds, value bytes).
+fn seglog_read_each(p: &Partition) -> (f64, u64) {
+    let end = p.log_end_offset();
+    let (mut next, mut values) = (Offset(0), 0u64);
+    let t = timed(|| {
+        while next < end {
+            next = p
+                .read_each_record(next, 1 << 20, |rec| {
+                    values += rec.value().map_or(0, |v| v.len() as u64);
+                })
+                .unwrap();
+        }
+    });
+    (t, values)
+}
+
 fn commitlog_open(dir: &Path) -> CommitLog {
     let mut opts = LogOptions::new(dir);
     opts.message_max_bytes(4 << 20);
@@ -217,6 +234,7 @@ struct Figures {
     append: [Vec<f64>; 3],
     read: [Vec<f64>; 3],
     read_views: Vec<f64>,
+    read_each: Vec<f64>,
     read_batches: Vec<f64>,
     append_encoded: Vec<f64>,
 }
@@ -255,6 +273,9 @@ fn round(shape: &Shape, chunk: &[u8], round: usize, fig: &mut Figures) {
     let (t, n) = seglog_read_views(&p);
     assert_eq!(n, expected);
     fig.read_views.push(mb / t);
+    let (t, n) = seglog_read_each(&p);
+    assert_eq!(n, expected);
+    fig.read_each.push(mb / t);
     let (t, n) = commitlog_read(&cl_dir);
     assert_eq!(n, expected);
     fig.read[2].push(mb / t);
@@ -391,6 +412,14 @@ fn print_shape(shape: &Shape, fig: Figures, targets: [&str; 2]) {
         Some(cr),
         "MB/s",
         targets[1],
+    );
+    row(
+        "  read back, every record through read_each_record",
+        Some(pr),
+        median(fig.read_each),
+        Some(cr),
+        "MB/s",
+        "-",
     );
     row(
         "  read back, whole batches (CRC checked), no record decoded",
