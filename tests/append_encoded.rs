@@ -245,30 +245,45 @@ fn create_time_timestamps_are_checked() {
             }
         )
     });
-    // maxTimestamp not the largest record timestamp (the time index would lie).
-    let mut wrong_max = good.clone();
-    wrong_max[35..43].copy_from_slice(&9_999_999i64.to_be_bytes());
-    fix_crc(&mut wrong_max);
-    refused(&p, wrong_max, |e| {
-        matches!(
-            e,
-            Error::InvalidTimestamp {
-                timestamp_ms: 9_999_999,
-                index: None,
-                ..
-            }
-        )
-    });
-    // Stamped LogAppendTime, but the partition keeps CreateTime.
-    let mut append_time = good.clone();
-    append_time[22] |= 0x08;
-    fix_crc(&mut append_time);
-    refused(&p, append_time, |e| {
-        matches!(e, Error::InvalidTimestamp { index: None, .. })
-    });
     // No timestamp (-1) is allowed, as for `append`.
     let none = encoded(quiet(), &[vec![Record::new("v").with_timestamp(-1)]]).remove(0);
     p.append_encoded(&mut none.clone()).unwrap();
+}
+
+/// Under `CreateTime` a batch whose `maxTimestamp` is not its records' largest, or that is
+/// marked `LogAppendTime`, is stored corrected (bit cleared, `maxTimestamp` the largest
+/// record timestamp, CRC recomputed), as Kafka's `LogValidator` does, not refused: the time
+/// index and rolling by age read that field.
+#[test]
+fn create_time_max_timestamp_and_type_are_corrected_as_kafka_does() {
+    let good = encoded(quiet(), &[recs("a", 3, 1_000)]).remove(0);
+    let mut wrong_max = good.clone();
+    wrong_max[35..43].copy_from_slice(&9_999_999i64.to_be_bytes());
+    fix_crc(&mut wrong_max);
+    let mut append_time = good.clone();
+    append_time[22] |= 0x08;
+    fix_crc(&mut append_time);
+    let dir = tempfile::tempdir().unwrap();
+    let p = Partition::open(dir.path(), quiet()).unwrap();
+    for (i, mut input) in [wrong_max, append_time, good.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        let info = p.append_encoded(&mut input).unwrap();
+        let read = p.read(info.base_offset, 1 << 20).unwrap();
+        let batch = &read.batches()[0];
+        assert_eq!(batch.max_timestamp(), 1_002, "case {i}");
+        assert_eq!(
+            batch.header().timestamp_type(),
+            TimestampType::CreateTime,
+            "case {i}"
+        );
+        // Stored as corrected: the same bytes as the good batch but for offset and epoch.
+        assert_eq!(batch.as_bytes()[16..], good[16..], "case {i}");
+        let ts: Vec<i64> = read.records().map(|r| r.unwrap().timestamp_ms).collect();
+        assert_eq!(ts, [1_000, 1_001, 1_002], "case {i}");
+    }
+    assert_eq!(p.offset_for_timestamp(1_002).unwrap(), Some(Offset(2)));
 }
 
 #[test]

@@ -734,17 +734,21 @@ pub(crate) fn set_base_offset(batch: &mut [u8], base_offset: u64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
-/// Stamp a received batch with the log append time, as Kafka's broker does for a topic under
-/// `LogAppendTime`: set attributes bit 3 and `maxTimestamp = now`, then recompute the CRC
-/// (both fields lie inside it). The records are not touched. `buf` holds one whole batch
-/// whose header has been checked. (Used by the append of already-encoded batches.)
-pub(crate) fn stamp_log_append_time(buf: &mut [u8], now: i64) {
+/// Stamp a received batch's timestamp type and `maxTimestamp` as Kafka's broker
+/// (`LogValidator`) does: under `LogAppendTime` attributes bit 3 set and `maxTimestamp = now`;
+/// under `CreateTime` the bit cleared and `maxTimestamp` the records' largest timestamp. The
+/// CRC is recomputed (both fields lie inside it); the records are not touched. `buf` holds one
+/// whole batch whose header has been checked.
+pub(crate) fn stamp_timestamps(buf: &mut [u8], kind: TimestampType, max_timestamp: i64) {
     let attributes = i16::from_be_bytes([buf[CRC_START], buf[CRC_START + 1]]);
-    buf[CRC_START..CRC_START + 2]
-        .copy_from_slice(&(attributes | ATTR_LOG_APPEND_TIME).to_be_bytes());
+    let attributes = match kind {
+        TimestampType::LogAppendTime => attributes | ATTR_LOG_APPEND_TIME,
+        TimestampType::CreateTime => attributes & !ATTR_LOG_APPEND_TIME,
+    };
+    buf[CRC_START..CRC_START + 2].copy_from_slice(&attributes.to_be_bytes());
     // maxTimestamp follows attributes (2), lastOffsetDelta (4) and baseTimestamp (8).
     let at = CRC_START + 14;
-    buf[at..at + 8].copy_from_slice(&now.to_be_bytes());
+    buf[at..at + 8].copy_from_slice(&max_timestamp.to_be_bytes());
     let crc = batch_crc(buf);
     buf[LENGTH_PREFIX_LEN + 5..LENGTH_PREFIX_LEN + 9].copy_from_slice(&crc.to_be_bytes());
 }

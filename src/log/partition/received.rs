@@ -43,24 +43,27 @@ impl Partition {
     ///   key, value and headers at most `record_bytes_max` ([`Error::RecordTooLarge`]);
     /// - on a compacted partition, a key on every record ([`Error::MissingKey`]);
     /// - under [`TimestampType::CreateTime`], each record timestamp `>= 0` or `-1` (as for
-    ///   [`append`](Partition::append)), `maxTimestamp` the largest of them, and the
-    ///   timestamp-type bit clear ([`Error::InvalidTimestamp`]). Under `LogAppendTime` the
-    ///   records' own timestamps are not read (they are replaced on read).
+    ///   [`append`](Partition::append); [`Error::InvalidTimestamp`]). Under `LogAppendTime`
+    ///   the records' own timestamps are not read (they are replaced on read).
     ///
     /// **Rewritten** in place in `batches` (and so on disk): each batch's `baseOffset` (the
     /// offset it gets; whatever it held is ignored) and `partitionLeaderEpoch` (the epoch
     /// the partition leads, see [`assign_leader_epoch`](Partition::assign_leader_epoch), or
     /// -1: a sender's epoch is never trusted, as Kafka's broker does); both lie outside the
-    /// CRC. Under `LogAppendTime` also the timestamp-type bit and `maxTimestamp` (the append
-    /// time), and so the CRC, as Kafka's broker does. Everything else — producer id, epoch
-    /// and sequence, the transactional bit, the codec, the records — is kept byte for byte.
+    /// CRC. Under `LogAppendTime` also the timestamp-type bit (set) and `maxTimestamp` (the
+    /// append time), and so the CRC; under `CreateTime`, where a batch's `maxTimestamp` is not
+    /// its records' largest timestamp or its timestamp-type bit is set, the bit is cleared and
+    /// `maxTimestamp` set to that largest timestamp, and so the CRC — both as Kafka's broker
+    /// (`LogValidator`) does, rather than refusing the batch. Everything else — producer id,
+    /// epoch and sequence, the transactional bit, the codec, the records — is kept byte for
+    /// byte.
     ///
     /// Returns the offsets of the first and last record over all batches. Durability,
     /// visibility and failure handling are [`append`](Partition::append)'s.
     pub fn append_encoded(&self, batches: &mut [u8]) -> Result<AppendInfo> {
         let live = self.live_limits();
-        let mut headers = check_encoded(batches, &live)?;
-        self.append_checked(batches, &mut headers, &live)
+        let checked = check_encoded(batches, &live)?;
+        self.append_checked(batches, checked, &live)
     }
 
     /// Append one record batch encoded by a client (Kafka's `ProduceRequest` payload for one
@@ -86,27 +89,36 @@ impl Partition {
         // The one copy: offsets and the epoch are written into the batch before it goes to
         // disk.
         let mut buf = received.to_vec();
-        let mut headers = check_encoded(&buf, &live).map_err(|e| match e {
+        let checked = check_encoded(&buf, &live).map_err(|e| match e {
             Error::InvalidBatch { reason, .. } => corrupt(reason),
             e => e,
         })?;
-        self.append_checked(&mut buf, &mut headers, &live)
+        self.append_checked(&mut buf, checked, &live)
     }
 
     /// The act of `append_encoded`: stamp what the policy rewrites, then append at the end.
     fn append_checked(
         &self,
         buf: &mut [u8],
-        headers: &mut [BatchHeader],
+        checked: Checked,
         live: &LiveLimits,
     ) -> Result<AppendInfo> {
+        let Checked {
+            mut headers,
+            create_max,
+        } = checked;
         let append_time = (live.timestamp_type == TimestampType::LogAppendTime).then(now_ms);
         let mut at = 0;
-        for header in headers.iter_mut() {
+        for (header, create_max) in headers.iter_mut().zip(create_max) {
             let batch = &mut buf[at..at + header.total_len()];
             at += batch.len();
-            if let Some(now) = append_time {
-                batch::stamp_log_append_time(batch, now);
+            let stamp = match (append_time, create_max) {
+                (Some(now), _) => Some((TimestampType::LogAppendTime, now)),
+                (None, Some(max)) => Some((TimestampType::CreateTime, max)),
+                (None, None) => None,
+            };
+            if let Some((kind, max)) = stamp {
+                batch::stamp_timestamps(batch, kind, max);
                 *header = BatchHeader::parse(batch).map_err(corrupt)?;
             }
             // A sender's `partitionLeaderEpoch` is never trusted (Kafka's `LogValidator`
@@ -116,19 +128,30 @@ impl Partition {
             batch::set_partition_leader_epoch(batch, EPOCH_NONE);
             header.partition_leader_epoch = EPOCH_NONE;
         }
-        let appended = self.append_at_end(buf, headers, live)?;
+        let appended = self.append_at_end(buf, &mut headers, live)?;
         self.after_append(&appended)?;
         Ok(appended.info)
     }
 }
 
+/// What the plan of `append_encoded` found: each batch's header and, under `CreateTime`, the
+/// largest record timestamp of each batch whose `maxTimestamp` or timestamp type says
+/// otherwise (to be stamped, as Kafka's broker does).
+struct Checked {
+    headers: Vec<BatchHeader>,
+    create_max: Vec<Option<i64>>,
+}
+
 /// The plan of `append_encoded`: every batch of `buf` checked, its header parsed; at
 /// least one batch.
-fn check_encoded(buf: &[u8], live: &LiveLimits) -> Result<Vec<BatchHeader>> {
-    let mut headers = Vec::with_capacity(1);
+fn check_encoded(buf: &[u8], live: &LiveLimits) -> Result<Checked> {
+    let mut checked = Checked {
+        headers: Vec::with_capacity(1),
+        create_max: Vec::with_capacity(1),
+    };
     let mut at = 0;
     while at < buf.len() {
-        let header = check_one(&buf[at..], live).map_err(|e| match e {
+        let (header, create_max) = check_one(&buf[at..], live).map_err(|e| match e {
             Error::Corrupt { reason, .. } => Error::InvalidBatch {
                 position: at,
                 reason,
@@ -136,16 +159,19 @@ fn check_encoded(buf: &[u8], live: &LiveLimits) -> Result<Vec<BatchHeader>> {
             e => e,
         })?;
         at += header.total_len();
-        headers.push(header);
+        checked.headers.push(header);
+        checked.create_max.push(create_max);
     }
-    if headers.is_empty() {
+    if checked.headers.is_empty() {
         return Err(Error::EmptyBatch);
     }
-    Ok(headers)
+    Ok(checked)
 }
 
-/// Every check of `append_encoded` on the batch at the front of `buf`.
-fn check_one(buf: &[u8], live: &LiveLimits) -> Result<BatchHeader> {
+/// Every check of `append_encoded` on the batch at the front of `buf`; with it, under
+/// `CreateTime`, the `maxTimestamp` to stamp if the batch's is not its records' largest (or
+/// it is marked `LogAppendTime`).
+fn check_one(buf: &[u8], live: &LiveLimits) -> Result<(BatchHeader, Option<i64>)> {
     // The size first: a batch past the limit is refused before its CRC is computed.
     let header = BatchHeader::parse(buf).map_err(corrupt)?;
     if header.total_len() > live.batch_bytes_max {
@@ -185,25 +211,14 @@ fn check_one(buf: &[u8], live: &LiveLimits) -> Result<BatchHeader> {
     {
         return Err(corrupt(CorruptKind::BadOffset));
     }
-    if create_time {
-        check_create_time(&header, max_timestamp)?;
-    }
-    Ok(header)
-}
-
-/// Under `CreateTime`: the batch says so, and its `maxTimestamp` is its records' largest
-/// (the time index and rolling by age read it).
-fn check_create_time(header: &BatchHeader, max_timestamp: Option<i64>) -> Result<()> {
-    let reason = if header.timestamp_type() == TimestampType::LogAppendTime {
-        "the batch is stamped LogAppendTime but the partition keeps CreateTime"
-    } else if max_timestamp != Some(header.max_timestamp) {
-        "maxTimestamp is not the largest record timestamp of its batch"
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidTimestamp {
-        timestamp_ms: header.max_timestamp,
-        index: None,
-        reason,
-    })
+    // Kafka's `LogValidator` rewrites rather than refuses these two fields: a client that
+    // sent another `maxTimestamp` (or the `LogAppendTime` bit) gets the batch stored with the
+    // records' largest timestamp under `CreateTime`, which the time index and rolling by age
+    // read.
+    let stamp = max_timestamp.filter(|&max| {
+        create_time
+            && (max != header.max_timestamp
+                || header.timestamp_type() == TimestampType::LogAppendTime)
+    });
+    Ok((header, stamp))
 }
