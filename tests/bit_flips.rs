@@ -30,16 +30,16 @@
 //! third offset. `SEGLOG_BIT_FLIPS=full` sweeps every byte of everything with nine masks
 //! (every single bit, and all eight; several minutes).
 
+mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::small_partition_config as small;
 
 use seglog::testing::SimFs;
-use seglog::{
-    CleanupPolicy, CompactionConfig, Durability, Offset, Partition, PartitionConfig, Record,
-};
+use seglog::{CleanupPolicy, Durability, Offset, Partition, PartitionConfig, Record};
 
 /// Where the damaged copies live on the simulated file system.
 const DIR: &str = "/p";
@@ -70,23 +70,6 @@ struct Fixture {
 
 fn full_sweep() -> bool {
     std::env::var("SEGLOG_BIT_FLIPS").is_ok_and(|v| v == "full")
-}
-
-fn small(policy: CleanupPolicy) -> PartitionConfig {
-    PartitionConfig::default()
-        .with_durability(Durability::NoSync)
-        .with_segment_bytes(1024)
-        .with_segment_ms(None)
-        .with_retention_ms(None)
-        .with_index_interval_bytes(100)
-        .with_index_bytes_max(4096)
-        .with_cleanup_policy(policy)
-        .with_compaction(
-            CompactionConfig::default()
-                .with_min_cleanable_dirty_ratio(0.0)
-                .with_min_compaction_lag_ms(0)
-                .with_delete_retention_ms(u64::MAX / 4),
-        )
 }
 
 /// Appends batches of one to three records: keys from a small set (so compaction has work),

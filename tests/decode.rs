@@ -7,13 +7,15 @@
 //! records appended. The fuzz
 //! target's body (`fuzz/bodies/decode_batch.rs`) runs here on proptest's inputs too.
 
+mod support;
 use bytes::Bytes;
 use proptest::prelude::*;
 use seglog::testing::check_batch;
 use seglog::{
-    Batch, BatchMeta, Durability, Error, Header, LogRecord, Offset, Partition, PartitionConfig,
-    Record, BATCH_HEADER_LEN, FORMAT_VERSION,
+    Batch, BatchMeta, Durability, Error, LogRecord, Offset, Partition, PartitionConfig, Record,
+    BATCH_HEADER_LEN, FORMAT_VERSION,
 };
+use support::RecordSpec;
 
 #[path = "../fuzz/bodies/decode_batch.rs"]
 mod fuzz_body;
@@ -75,33 +77,7 @@ fn exercise(bytes: &[u8]) -> Option<Vec<LogRecord>> {
     records
 }
 
-#[derive(Debug, Clone)]
-struct RecSpec {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    timestamp_ms: i64,
-}
-
-impl RecSpec {
-    fn record(&self) -> Record {
-        Record {
-            key: self.key.clone().map(Bytes::from),
-            value: self.value.clone().map(Bytes::from),
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| Header {
-                    key: Bytes::from(k.clone()),
-                    value: v.clone().map(Bytes::from),
-                })
-                .collect(),
-            timestamp_ms: self.timestamp_ms,
-        }
-    }
-}
-
-fn rec_strategy() -> impl Strategy<Value = RecSpec> {
+fn rec_strategy() -> impl Strategy<Value = RecordSpec> {
     let bytes = |n: usize| prop::collection::vec(any::<u8>(), 0..n);
     (
         prop::option::of(bytes(12)),
@@ -113,7 +89,7 @@ fn rec_strategy() -> impl Strategy<Value = RecSpec> {
             1 => prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0i64), Just(-1i64)],
         ],
     )
-        .prop_map(|(key, value, headers, timestamp_ms)| RecSpec {
+        .prop_map(|(key, value, headers, timestamp_ms)| RecordSpec {
             key,
             value,
             headers,
@@ -163,7 +139,7 @@ fn mutation_strategy() -> impl Strategy<Value = Mutation> {
 }
 
 /// Append each record set as one batch and read every batch back as stored on disk.
-fn appended_batches(sets: &[(Vec<RecSpec>, Option<BatchMeta>)]) -> Vec<(Vec<Record>, Batch)> {
+fn appended_batches(sets: &[(Vec<RecordSpec>, Option<BatchMeta>)]) -> Vec<(Vec<Record>, Batch)> {
     let dir = tempfile::tempdir().unwrap();
     let p = Partition::open(
         dir.path(),

@@ -4,37 +4,21 @@
 //! copied from another segment is not trusted; a missing first segment and a deleted log-start
 //! checkpoint are detected, never a silently moved log start.
 
+mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use support::small_partition_config as config;
 
 use seglog::{
-    segment_path, CleanupPolicy, CompactionConfig, Durability, Error, Offset, Partition,
-    PartitionConfig, Record,
+    segment_path, CleanupPolicy, Durability, Error, Offset, Partition, PartitionConfig, Record,
 };
 
 const FAR: i64 = i64::MAX / 4;
 const TS0: i64 = 1_700_000_000_000;
 
 type Rec = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-fn config(policy: CleanupPolicy) -> PartitionConfig {
-    PartitionConfig::default()
-        .with_durability(Durability::NoSync)
-        .with_segment_bytes(1024)
-        .with_segment_ms(None)
-        .with_retention_ms(None)
-        .with_index_interval_bytes(100)
-        .with_index_bytes_max(4096)
-        .with_cleanup_policy(policy)
-        .with_compaction(
-            CompactionConfig::default()
-                .with_min_cleanable_dirty_ratio(0.0)
-                .with_min_compaction_lag_ms(0)
-                .with_delete_retention_ms(u64::MAX / 4),
-        )
-}
 
 /// Batches of one to three keyed records: every third batch's keys are rewritten by later
 /// such batches, so compaction removes those batches whole and leaves gaps between the

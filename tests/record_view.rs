@@ -5,40 +5,16 @@
 //! every codec and both timestamp types, are read back and compared field by field, from the
 //! start and from an offset inside a batch.
 
+mod support;
 use bytes::Bytes;
 use proptest::prelude::*;
 use seglog::{
     Compression, Durability, Header, LogRecord, Offset, Partition, PartitionConfig, Record,
     RecordRef, TimestampType,
 };
+use support::RecordSpec;
 
-#[derive(Debug, Clone)]
-struct Spec {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    timestamp_ms: i64,
-}
-
-impl Spec {
-    fn record(&self) -> Record {
-        Record {
-            key: self.key.clone().map(Bytes::from),
-            value: self.value.clone().map(Bytes::from),
-            headers: self
-                .headers
-                .iter()
-                .map(|(k, v)| Header {
-                    key: Bytes::from(k.clone()),
-                    value: v.clone().map(Bytes::from),
-                })
-                .collect(),
-            timestamp_ms: self.timestamp_ms,
-        }
-    }
-}
-
-fn spec() -> impl Strategy<Value = Spec> {
+fn spec() -> impl Strategy<Value = RecordSpec> {
     let bytes = |n: usize| prop::collection::vec(any::<u8>(), 0..n);
     (
         prop::option::of(bytes(10)),
@@ -50,7 +26,7 @@ fn spec() -> impl Strategy<Value = Spec> {
             1_700_000_000_000i64..1_700_000_001_000
         ],
     )
-        .prop_map(|(key, value, headers, timestamp_ms)| Spec {
+        .prop_map(|(key, value, headers, timestamp_ms)| RecordSpec {
             key,
             value,
             headers,
@@ -118,7 +94,7 @@ proptest! {
         .unwrap();
         let mut appended = Vec::new();
         for set in &sets {
-            let records: Vec<Record> = set.iter().map(Spec::record).collect();
+            let records: Vec<Record> = set.iter().map(RecordSpec::record).collect();
             p.append(&records).unwrap();
             appended.extend(records);
         }

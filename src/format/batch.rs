@@ -578,25 +578,11 @@ fn opt_len(b: Option<&Bytes>) -> i32 {
     b.map_or(-1, |b| b.len() as i32)
 }
 
-/// Bytes `v` takes as a (zig-zag) varint: branches for the common short ones, which are
-/// cheaper than the general count of significant bits.
-#[inline]
-fn vlen(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    if z < 1 << 7 {
-        1
-    } else if z < 1 << 14 {
-        2
-    } else {
-        varint::len_i64(v)
-    }
-}
-
 /// Bytes a varint-encoded length field of `b` takes plus the bytes of `b`.
 #[inline]
 fn opt_field_len(b: Option<&Bytes>) -> usize {
     match b {
-        Some(b) => vlen(i64::from(b.len() as i32)) + b.len(),
+        Some(b) => varint::len_i32(b.len() as i32) + b.len(),
         None => 1,
     }
 }
@@ -624,8 +610,8 @@ impl RecordSizes {
         let mut payload = key.map_or(0, Bytes::len) + value.map_or(0, Bytes::len);
         // attributes, the two deltas, key, value and (for no headers) a one-byte count.
         let mut body = 1
-            + vlen(ts_delta)
-            + vlen(i64::from(offset_delta))
+            + varint::len_i64(ts_delta)
+            + varint::len_i32(offset_delta)
             + opt_field_len(key)
             + opt_field_len(value)
             + 1;
@@ -655,7 +641,7 @@ impl RecordSizes {
                 limit: record_bytes_max,
             });
         }
-        let total = self.body + vlen(i64::from(self.body as i32));
+        let total = self.body + varint::len_i32(self.body as i32);
         if total > record_bytes_max.saturating_add(64) {
             return Err(Error::RecordTooLarge {
                 size: total,
@@ -683,7 +669,7 @@ impl Writer<'_> {
 
     #[inline]
     fn varlong(&mut self, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        let mut z = varint::zigzag64(v);
         while z >= 0x80 {
             self.byte((z as u8) | 0x80);
             z >>= 7;
@@ -774,25 +760,27 @@ pub(crate) struct RecordFacts {
     pub payload: usize,
 }
 
-/// [`check_batch`] of the batch at the front of `buf` that also hands every record's facts
-/// to `visit`, which may refuse it; a compressed batch whose codec is not compiled in is
-/// [`Error::CodecUnavailable`] (its records cannot be checked). Damage is
-/// [`Error::Corrupt`] (no path, position 0: the caller knows where the batch lies).
+/// [`check_batch`] of the batch at the front of `buf`, whose header the caller parsed into
+/// `header`, that also hands every record's facts to `visit`, which may refuse it; a
+/// compressed batch whose codec is not compiled in is [`Error::CodecUnavailable`] (its
+/// records cannot be checked). Damage is [`Error::Corrupt`] (no path, position 0: the caller
+/// knows where the batch lies).
 pub(crate) fn check_batch_records(
+    header: &BatchHeader,
     buf: &[u8],
     mut visit: impl FnMut(&RecordFacts) -> Result<()>,
-) -> Result<BatchHeader> {
-    let header = check_crc(buf).map_err(corrupt)?;
+) -> Result<()> {
+    check_crc_of(header, buf).map_err(corrupt)?;
     let batch = &buf[..header.total_len()];
     let plain;
     let (section, start) = if header.compression() == Compression::None || header.record_count == 0
     {
         (batch, BATCH_HEADER_LEN)
     } else {
-        plain = decompress_records(&header, batch)?;
+        plain = decompress_records(header, batch)?;
         (plain.as_slice(), 0)
     };
-    let mut cursor = Cursor::new(&header, start, section.len());
+    let mut cursor = Cursor::new(header, start, section.len());
     let mut index = 0;
     while let Some(r) = cursor.next_record(section) {
         let r = r.map_err(corrupt)?;
@@ -807,7 +795,7 @@ pub(crate) fn check_batch_records(
         })?;
         index += 1;
     }
-    Ok(header)
+    Ok(())
 }
 
 /// Full check of one batch at the front of `buf`: header, length within `buf`, CRC, and every

@@ -10,7 +10,7 @@ pub(crate) const MAX_VARLONG_LEN: usize = 10;
 pub(crate) const MAX_VARINT_LEN: usize = 5;
 
 #[inline]
-fn zigzag64(v: i64) -> u64 {
+pub(crate) fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
@@ -27,12 +27,19 @@ pub(crate) fn unzigzag_short(z: u16) -> i32 {
     (z >> 1) ^ -(z & 1)
 }
 
-/// Bytes needed to encode `v` as a varlong.
+/// Bytes needed to encode `v` as a varlong: branches for the common short ones (record
+/// lengths, deltas), which are cheaper than the general count of significant bits.
 #[inline]
 pub(crate) fn len_i64(v: i64) -> usize {
     let z = zigzag64(v);
-    let bits = 64 - (z | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    if z < 1 << 7 {
+        1
+    } else if z < 1 << 14 {
+        2
+    } else {
+        let bits = 64 - (z | 1).leading_zeros() as usize;
+        bits.div_ceil(7)
+    }
 }
 
 /// Bytes needed to encode `v` as a varint.

@@ -878,17 +878,24 @@ impl Segment {
         let cut = raw.as_ref().is_some_and(|w| w.log_len() > size);
         let fitted = raw.and_then(|w| w.fitted(size, None));
         if cut {
-            match &fitted {
-                Some(w) => {
-                    let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
-                    w.write_to(&self.fs, &tmp)?;
-                    self.fs.rename(&tmp, &path).at(&path)?;
-                }
-                None => self.fs.remove_file(&path).at(&path)?,
-            }
+            self.replace_witness(fitted.as_ref())?;
         }
         files.set_witness(fitted.map(Arc::new));
         Ok(())
+    }
+
+    /// Write `witness` as the segment's witness file (temporary name, fsync, rename; the
+    /// caller fsyncs the directory), or with `None` remove the file.
+    fn replace_witness(&self, witness: Option<&Witness>) -> Result<()> {
+        let path = self.path(WITNESS_EXT);
+        match witness {
+            Some(w) => {
+                let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
+                w.write_to(&self.fs, &tmp)?;
+                self.fs.rename(&tmp, &path).at(&path)
+            }
+            None => self.fs.remove_file(&path).at(&path),
+        }
     }
 
     /// Make the segment's witness describe its log cut at `size` bytes ending at offset `end`
@@ -900,14 +907,7 @@ impl Segment {
         let Some(raw) = Witness::load(&self.fs, &path, self.base_offset.0)? else {
             return Ok(());
         };
-        match raw.cut(size, end) {
-            Some(w) => {
-                let tmp = path.with_extension(format!("{WITNESS_EXT}.tmp"));
-                w.write_to(&self.fs, &tmp)?;
-                self.fs.rename(&tmp, &path).at(&path)
-            }
-            None => self.fs.remove_file(&path).at(&path),
-        }
+        self.replace_witness(raw.cut(size, end).as_ref())
     }
 
     /// Rebuild both indexes of a sealed segment from its log, then seal them. Stops at the first

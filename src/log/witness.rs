@@ -131,7 +131,7 @@ impl Witness {
                 .binary_search_by_key(&size, |e| u64::from(e.position))
                 .ok()?;
             self.entries.truncate(i);
-            self.next_offset = self.base + self.entries.last().map_or(0, |e| e.relative_last() + 1);
+            self.next_offset = self.batches_end();
             self.log_len = size;
         }
         let whole = self.log_len == size;
@@ -139,6 +139,11 @@ impl Witness {
             return None;
         }
         Some(self)
+    }
+
+    /// One past the last offset of the last batch listed (the base offset if none).
+    fn batches_end(&self) -> u64 {
+        self.base + self.entries.last().map_or(0, |e| e.relative_last() + 1)
     }
 
     /// This witness for a log cut at `size` bytes whose offsets now end at `end`: a
@@ -151,7 +156,7 @@ impl Witness {
             return (end >= self.next_offset).then_some(self);
         }
         let mut w = self.fitted(size, None)?;
-        let kept_end = w.base + w.entries.last().map_or(0, |e| e.relative_last() + 1);
+        let kept_end = w.batches_end();
         if end < kept_end || end > w.next_offset {
             return None;
         }

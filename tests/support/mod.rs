@@ -100,3 +100,53 @@ pub fn log_of(p: &Partition) -> Vec<(u64, String)> {
     }
     out
 }
+
+/// The fields of a record a property test generates, as plain vectors (strategies build it;
+/// `record` makes the [`seglog::Record`] to append).
+#[derive(Debug, Clone)]
+pub struct RecordSpec {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    pub timestamp_ms: i64,
+}
+
+impl RecordSpec {
+    /// The record to append.
+    pub fn record(&self) -> seglog::Record {
+        use bytes::Bytes;
+        seglog::Record {
+            key: self.key.clone().map(Bytes::from),
+            value: self.value.clone().map(Bytes::from),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| seglog::Header {
+                    key: Bytes::from(k.clone()),
+                    value: v.clone().map(Bytes::from),
+                })
+                .collect(),
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+/// A small partition for damage tests: 1 KiB segments, an index entry every 100 bytes, no
+/// fsync, no retention, and under a compacting `policy` compaction that runs at once and
+/// keeps tombstones.
+pub fn small_partition_config(policy: seglog::CleanupPolicy) -> seglog::PartitionConfig {
+    seglog::PartitionConfig::default()
+        .with_durability(seglog::Durability::NoSync)
+        .with_segment_bytes(1024)
+        .with_segment_ms(None)
+        .with_retention_ms(None)
+        .with_index_interval_bytes(100)
+        .with_index_bytes_max(4096)
+        .with_cleanup_policy(policy)
+        .with_compaction(
+            seglog::CompactionConfig::default()
+                .with_min_cleanable_dirty_ratio(0.0)
+                .with_min_compaction_lag_ms(0)
+                .with_delete_retention_ms(u64::MAX / 4),
+        )
+}

@@ -50,7 +50,9 @@ use crate::log::config::{Durability, PartitionConfig};
 use crate::log::epoch::{EpochCache, EPOCH_NONE};
 use crate::log::index::RELATIVE_OFFSET_MAX;
 use crate::log::retention::{self, RetentionPlan, SegmentInfo};
-use crate::log::segment::{IndexCursor, SealedMeta, Segment, SegmentFiles, LOG_EXT};
+use crate::log::segment::{
+    IndexCursor, Scan, ScanOutcome, SealedMeta, Segment, SegmentFiles, LOG_EXT,
+};
 use crate::offset::Offset;
 use live::LiveLimits;
 use state::{Position, View};
@@ -820,6 +822,31 @@ impl Partition {
             .map_err(|e| self.deleted_under_us(e, seg, offset))?;
         self.track_loaded(seg);
         Ok(files)
+    }
+
+    /// Walk the batch headers (and CRCs) of the first `size` bytes of `seg`'s log, as reads see
+    /// them (its witness, the partition's gap rule), calling `visit` with each valid batch and
+    /// its position; the walk stops at the first invalid batch (the outcome says where and
+    /// why). Truncation and the follower's boundary and epoch lookups share it.
+    pub(super) fn scan_headers(
+        &self,
+        seg: &Segment,
+        files: &SegmentFiles,
+        size: u64,
+        visit: &mut dyn FnMut(&BatchHeader, u64),
+    ) -> Result<ScanOutcome> {
+        let base = seg.base_offset().0;
+        let witness = files.witness();
+        Scan {
+            log: &files.log,
+            path: &seg.path(LOG_EXT),
+            base_offset: base,
+            file_len: size,
+            full_check: false,
+            gaps: self.config.offset_gaps,
+            witness: witness.as_deref(),
+        }
+        .run(0, base, visit)
     }
 
     /// Size and newest timestamp of a sealed segment, loading it only if its time index needs

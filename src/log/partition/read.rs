@@ -81,14 +81,7 @@ impl ReadBatches {
             if batch.header().is_control() {
                 continue;
             }
-            let decoded = batch.decoded()?;
-            let skip = batch.base_offset() < self.start;
-            for r in &decoded {
-                let r = r?;
-                if !skip || r.offset() >= self.start {
-                    f(r);
-                }
-            }
+            decode::visit_records(batch.header(), batch.as_bytes(), self.start, &mut f)?;
         }
         Ok(())
     }
@@ -385,6 +378,12 @@ fn follow(
 
 /// Where [`Partition::read_segment`] puts the batches it takes, in order: each CRC-checked,
 /// its offsets admitted after the batch before it.
+///
+/// Contract between the walk and a sink: the walk must pass `take` and the next `finish` the
+/// same buffer `data`, and must call `finish` before it takes a batch from another buffer.
+/// A sink may hold a batch back until the next `take` or `finish`, and must not treat it as
+/// vouched for before then (only the next batch, or the walk's last check, vouches for a
+/// batch's offsets). `is_empty` must stay false once a batch is taken.
 trait Sink {
     /// True until a batch is taken.
     fn is_empty(&self) -> bool;

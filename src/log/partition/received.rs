@@ -8,19 +8,12 @@
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::batch::{self, BatchHeader, RecordFacts, TimestampType};
+use crate::format::decode::corrupt;
 use crate::format::record::now_ms;
 use crate::log::epoch::EPOCH_NONE;
 use crate::log::partition::live::LiveLimits;
 use crate::log::partition::timestamps;
 use crate::log::partition::{AppendInfo, Partition};
-
-fn corrupt(reason: CorruptKind) -> Error {
-    Error::Corrupt {
-        path: std::path::PathBuf::default(),
-        position: 0,
-        reason,
-    }
-}
 
 impl Partition {
     /// Append record batches that are already encoded in Kafka's format (magic 2), as a
@@ -183,7 +176,7 @@ fn check_one(buf: &[u8], live: &LiveLimits) -> Result<(BatchHeader, Option<i64>)
     let keys = live.cleanup_policy.compacts();
     let create_time = live.timestamp_type == TimestampType::CreateTime;
     let mut max_timestamp = None;
-    let header = batch::check_batch_records(buf, |r: &RecordFacts| {
+    batch::check_batch_records(&header, buf, |r: &RecordFacts| {
         // Dense from 0 (Kafka's `LogValidator` requires it of a client's batch).
         if r.offset_delta != r.index as u64 {
             return Err(corrupt(CorruptKind::BadOffset));

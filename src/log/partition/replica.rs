@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::format::batch::{self, BatchHeader};
 use crate::io::checkpoint;
 use crate::log::epoch::{EpochCache, EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
-use crate::log::segment::{Scan, LOG_EXT};
 use crate::offset::Offset;
 
 /// Why batch `h` cannot be appended where offset `expected` comes next: a gap (a
@@ -303,19 +302,8 @@ impl Partition {
             Some(size) => size,
             None => v.log_end().bytes,
         };
-        let path = seg.path(LOG_EXT);
         let mut found = Position::segment_start(base);
-        let witness = files.witness();
-        Scan {
-            log: &files.log,
-            path: &path,
-            base_offset: base,
-            file_len: size,
-            full_check: false,
-            gaps: self.config.offset_gaps,
-            witness: witness.as_deref(),
-        }
-        .run(0, base, &mut |h, pos| {
+        self.scan_headers(&seg, &files, size, &mut |h, pos| {
             if h.last_offset() < offset {
                 found = Position {
                     offset: h.last_offset() + 1,
@@ -399,23 +387,11 @@ impl Partition {
             .saturating_sub(1);
         let before = cache.clone();
         for seg in &v.segments()[first..] {
-            let base = seg.base_offset();
             // Segments loaded only for this scan are closed after it (open stays bounded).
             let was_loaded = seg.loaded_files().is_some();
             let files = seg.files()?;
             let size = files.sealed_size().unwrap_or(v.log_end().bytes);
-            let path = seg.path(LOG_EXT);
-            let witness = files.witness();
-            Scan {
-                log: &files.log,
-                path: &path,
-                base_offset: base.0,
-                file_len: size,
-                full_check: false,
-                gaps: self.config.offset_gaps,
-                witness: witness.as_deref(),
-            }
-            .run(0, base.0, &mut |h, _| {
+            self.scan_headers(seg, &files, size, &mut |h, _| {
                 if h.partition_leader_epoch > cache.latest_epoch() {
                     cache.assign(h.partition_leader_epoch, h.base_offset);
                 }

@@ -15,7 +15,7 @@ use super::{Partition, Writer, HIGH_WATERMARK_FILE, RECOVERY_POINT_FILE};
 use crate::error::{Error, IoContext, Result};
 use crate::io::checkpoint;
 use crate::io::fs::OpenFlags;
-use crate::log::segment::{IndexCursor, Scan, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::log::segment::{IndexCursor, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 use crate::offset::Offset;
 
 /// Where a truncation cuts: a batch boundary in one segment.
@@ -206,17 +206,7 @@ impl Partition {
         let path = seg.path(LOG_EXT);
         let mut kept_end = base;
         let mut cut_at = None;
-        let witness = files.witness();
-        let scan = Scan {
-            log: &files.log,
-            path: &path,
-            base_offset: base,
-            file_len: size,
-            full_check: false,
-            gaps: self.config.offset_gaps,
-            witness: witness.as_deref(),
-        }
-        .run(0, base, &mut |h, pos| {
+        let scan = self.scan_headers(seg, &files, size, &mut |h, pos| {
             if cut_at.is_none() {
                 if h.last_offset() >= offset.0 {
                     cut_at = Some(pos);
